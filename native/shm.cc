@@ -1,0 +1,747 @@
+// shoal_native: the POSIX shared-memory primitives behind a leaf's planned-restart handoff
+// (DESIGN.md "Durability and restart"), plus a CRC-32C for segment headers and a memcpy baseline
+// for benchmarks.
+//
+// What this is: a handful of synchronous syscalls wrapped with argument validation, bounds checks
+// and errors that name the segment and the errno. What it is not: it knows nothing of tables,
+// blocks, headers or layouts; that lives in TypeScript (server/). native/shm.ts is the typed
+// wrapper; nothing else should load this addon directly.
+//
+// Errors. Operating errors (a syscall failed) are Error objects with Node's system-error fields:
+//   message `shm create "/shoal-x": File exists (EEXIST)`, code 'EEXIST', errno 17,
+//   syscall 'shm_open', path '/shoal-x'.
+// Bad arguments (wrong type, a bad name, a range outside the segment) are TypeError / RangeError
+// with code 'ERR_INVALID_ARG_TYPE' / 'ERR_INVALID_ARG_VALUE' / 'ERR_OUT_OF_RANGE', like Node's own.
+//
+// Everything runs on the calling JS thread: a 1 GiB pwrite takes ~0.4 s (see native/README.md),
+// which is acceptable for a leaf that is handing off and no longer serving.
+
+#include <napi.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#define SHOAL_CRC32C_X86 1
+#endif
+
+namespace {
+
+// ---- limits (each: why, and the hard ceiling) ----
+
+// Bytes in a segment name, leading '/' included. POSIX leaves the name's length to NAME_MAX (255
+// on Linux, where the name becomes a file in /dev/shm); 200 leaves room for a suffix a caller may
+// add (".tmp") and catches names built from unbounded input. Ceiling: 255.
+constexpr size_t kNameBytesMax = 200;
+
+// Bytes in one segment. Catches a mistaken size (a bit count, a negative number) before
+// ftruncate; a leaf hands off one column or block per segment, far below this. The real ceiling
+// is the tmpfs behind /dev/shm (by default half of RAM) and Number.MAX_SAFE_INTEGER.
+constexpr uint64_t kSegmentBytesMax = uint64_t{1} << 40;  // 1 TiB
+
+// Names returned by one list() call. /dev/shm is shared with every other program on the machine;
+// this bounds the array built for a stale-segment sweep. A caller that gets exactly this many
+// unlinks them and lists again. Ceiling: the tmpfs inode count.
+constexpr size_t kListNamesMax = 65536;
+
+// Copies in one memcpyBench() call: it blocks the JS thread; 10^4 copies of 1 MiB is ~1 s.
+constexpr uint64_t kBenchRepeatsMax = 10000;
+
+// Bytes copied by one memcpyBench() call: it allocates two buffers of this size.
+constexpr uint64_t kBenchBytesMax = uint64_t{8} << 30;  // 8 GiB
+
+// Retries of a syscall interrupted by a signal (EINTR) before giving up: a bound, not a tuning
+// knob; tmpfs reads and writes are not interruptible in practice.
+constexpr int kEintrRetriesMax = 1000;
+
+// pread/pwrite move at most this much per call (Linux moves at most 0x7ffff000 bytes anyway).
+constexpr size_t kIoChunkBytesMax = size_t{1} << 30;
+
+constexpr double kSafeIntegerMax = 9007199254740991.0;  // 2^53 - 1
+
+// ---- errors ----
+
+const char* ErrnoName(int err) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case EFBIG: return "EFBIG";
+    case ENOSPC: return "ENOSPC";
+    case EROFS: return "EROFS";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOSYS: return "ENOSYS";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    default: return "EUNKNOWN";
+  }
+}
+
+// Throws `shm <op> "<name>": <strerror> (<ENAME>)` with code/errno/syscall/path set.
+[[noreturn]] void ThrowSystem(Napi::Env env, const char* op, const std::string& name,
+                              const char* syscall, int err) {
+  std::string message = std::string("shm ") + op + " \"" + name + "\": " + std::strerror(err) +
+                        " (" + ErrnoName(err) + ")";
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, ErrnoName(err)));
+  error.Set("errno", Napi::Number::New(env, err));
+  error.Set("syscall", Napi::String::New(env, syscall));
+  error.Set("path", Napi::String::New(env, name));
+  throw error;
+}
+
+[[noreturn]] void ThrowArg(Napi::Env env, const char* code, const std::string& message,
+                           bool range) {
+  Napi::Error error = range ? static_cast<Napi::Error>(Napi::RangeError::New(env, message))
+                            : static_cast<Napi::Error>(Napi::TypeError::New(env, message));
+  error.Set("code", Napi::String::New(env, code));
+  throw error;
+}
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  ThrowArg(env, "ERR_INVALID_ARG_TYPE", message, false);
+}
+[[noreturn]] void ThrowValue(Napi::Env env, const std::string& message) {
+  ThrowArg(env, "ERR_INVALID_ARG_VALUE", message, false);
+}
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) {
+  ThrowArg(env, "ERR_OUT_OF_RANGE", message, true);
+}
+
+// ---- arguments ----
+
+// Segment names: '/' then 1..199 of [A-Za-z0-9._-], not "." or "..". POSIX only requires the
+// leading '/' and no other; the narrow alphabet keeps names safe as /dev/shm file names, in logs
+// and in shell commands, and matches shoal's table-name alphabet.
+bool NameCharOk(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+// Returns "" when `name` is valid, else the reason. A prefix (for list) may be just "/".
+std::string NameProblem(const std::string& name, bool is_prefix) {
+  if (name.empty() || name[0] != '/') return "must start with '/'";
+  if (name.size() > kNameBytesMax) {
+    return "is " + std::to_string(name.size()) + " bytes, over the limit of " +
+           std::to_string(kNameBytesMax);
+  }
+  if (!is_prefix && name.size() == 1) return "is empty after the '/'";
+  for (size_t i = 1; i < name.size(); i++) {
+    if (name[i] == '/') return "has a '/' after the first character";
+    if (!NameCharOk(name[i])) {
+      return "has a character outside [A-Za-z0-9._-] at byte " + std::to_string(i);
+    }
+  }
+  if (!is_prefix && (name == "/." || name == "/..")) return "is '.' or '..'";
+  return "";
+}
+
+std::string GetName(const Napi::CallbackInfo& info, size_t index, const char* op,
+                    bool is_prefix = false) {
+  Napi::Env env = info.Env();
+  const char* what = is_prefix ? "prefix" : "name";
+  if (index >= info.Length() || !info[index].IsString()) {
+    ThrowType(env, std::string("shm ") + op + ": the segment " + what + " must be a string");
+  }
+  std::string name = info[index].As<Napi::String>().Utf8Value();
+  std::string problem = NameProblem(name, is_prefix);
+  if (!problem.empty()) {
+    ThrowValue(env, std::string("shm ") + op + " \"" + name + "\": the segment " + what + " " +
+                        problem);
+  }
+  return name;
+}
+
+// A non-negative safe integer no larger than `max`.
+uint64_t GetCount(const Napi::CallbackInfo& info, size_t index, const char* op,
+                  const std::string& name, const char* what, uint64_t max) {
+  Napi::Env env = info.Env();
+  std::string where = std::string("shm ") + op + (name.empty() ? "" : " \"" + name + "\"");
+  if (index >= info.Length() || !info[index].IsNumber()) {
+    ThrowType(env, where + ": " + what + " must be a number");
+  }
+  double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(value) || value != std::floor(value) || value < 0 || value > kSafeIntegerMax) {
+    ThrowRange(env, where + ": " + what + " must be a non-negative integer, got " +
+                        info[index].ToString().Utf8Value());
+  }
+  if (value > static_cast<double>(max)) {
+    ThrowRange(env, where + ": " + what + " " + info[index].ToString().Utf8Value() +
+                        " is over the limit of " + std::to_string(max));
+  }
+  return static_cast<uint64_t>(value);
+}
+
+struct Bytes {
+  uint8_t* data;
+  size_t byte_length;
+};
+
+// Any ArrayBufferView (Buffer, Uint8Array, Float64Array, DataView, ...) or an ArrayBuffer.
+// Uses the C API so views over a SharedArrayBuffer work too.
+Bytes GetBytes(const Napi::CallbackInfo& info, size_t index, const char* op,
+               const std::string& name, const char* what) {
+  Napi::Env env = info.Env();
+  napi_value value = index < info.Length() ? static_cast<napi_value>(info[index]) : nullptr;
+  void* data = nullptr;
+  size_t byte_length = 0;
+  if (value != nullptr && info[index].IsTypedArray()) {
+    napi_typedarray_type type;
+    size_t element_count = 0;
+    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, value, &type, &element_count, &data,
+                                                       nullptr, nullptr),
+                         Bytes{});
+    byte_length = info[index].As<Napi::TypedArray>().ByteLength();
+  } else if (value != nullptr && info[index].IsDataView()) {
+    NAPI_THROW_IF_FAILED(
+        env, napi_get_dataview_info(env, value, &byte_length, &data, nullptr, nullptr), Bytes{});
+  } else if (value != nullptr && info[index].IsArrayBuffer()) {
+    NAPI_THROW_IF_FAILED(env, napi_get_arraybuffer_info(env, value, &data, &byte_length),
+                         Bytes{});
+  } else {
+    std::string where = std::string("shm ") + op + (name.empty() ? "" : " \"" + name + "\"");
+    ThrowType(env, where + ": " + what + " must be a TypedArray, DataView or ArrayBuffer");
+  }
+  return Bytes{static_cast<uint8_t*>(data), byte_length};
+}
+
+// ---- file descriptors ----
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+int OpenSegment(Napi::Env env, const char* op, const std::string& name, int flags) {
+  int fd = shm_open(name.c_str(), flags, 0600);
+  if (fd < 0) ThrowSystem(env, op, name, "shm_open", errno);
+  return fd;
+}
+
+uint64_t SegmentSize(Napi::Env env, const char* op, const std::string& name, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) ThrowSystem(env, op, name, "fstat", errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+void CheckRange(Napi::Env env, const char* op, const std::string& name, uint64_t offset,
+                uint64_t byte_length, uint64_t segment_size) {
+  if (offset > segment_size || byte_length > segment_size - offset) {
+    ThrowRange(env, std::string("shm ") + op + " \"" + name + "\": offset " +
+                        std::to_string(offset) + " + length " + std::to_string(byte_length) +
+                        " exceeds the segment size " + std::to_string(segment_size));
+  }
+}
+
+// ---- create / write / read / size / exists / unlink / list ----
+
+// create(name, byteSize, reserve): a new segment, zero-filled, mode 0600. Fails with EEXIST if
+// the name is taken (callers unlink stale segments first: a segment must never be reused by
+// accident). reserve=true allocates the pages now (posix_fallocate), so a full /dev/shm fails
+// here with ENOSPC instead of later, with SIGBUS, on a write through a writable mapping.
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetName(info, 0, "create");
+  uint64_t byte_size = GetCount(info, 1, "create", name, "byteSize", kSegmentBytesMax);
+  bool reserve = info.Length() > 2 && info[2].ToBoolean().Value();
+  Fd fd(OpenSegment(env, "create", name, O_CREAT | O_EXCL | O_RDWR));
+  // From here on the segment exists: remove it again if it cannot be sized, so a failed create
+  // leaves nothing behind.
+  int err = 0;
+  const char* syscall = nullptr;
+  if (ftruncate(fd.get(), static_cast<off_t>(byte_size)) != 0) {
+    err = errno;
+    syscall = "ftruncate";
+  } else if (reserve && byte_size > 0) {
+    err = posix_fallocate(fd.get(), 0, static_cast<off_t>(byte_size));  // returns the error
+    syscall = "posix_fallocate";
+  }
+  if (err != 0) {
+    shm_unlink(name.c_str());
+    ThrowSystem(env, "create", name, syscall, err);
+  }
+  return env.Undefined();
+}
+
+// write(name, offset, bytes): pwrite all of `bytes` at `offset`; the range must lie inside the
+// segment (a write never grows it).
+Napi::Value Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetName(info, 0, "write");
+  uint64_t offset = GetCount(info, 1, "write", name, "offset", kSegmentBytesMax);
+  Bytes bytes = GetBytes(info, 2, "write", name, "bytes");
+  Fd fd(OpenSegment(env, "write", name, O_RDWR));
+  CheckRange(env, "write", name, offset, bytes.byte_length, SegmentSize(env, "write", name, fd.get()));
+  size_t done = 0;
+  int eintr_count = 0;
+  while (done < bytes.byte_length) {
+    size_t chunk = std::min(bytes.byte_length - done, kIoChunkBytesMax);
+    ssize_t moved = pwrite(fd.get(), bytes.data + done, chunk, static_cast<off_t>(offset + done));
+    if (moved < 0) {
+      if (errno == EINTR && ++eintr_count < kEintrRetriesMax) continue;
+      ThrowSystem(env, "write", name, "pwrite", errno);
+    }
+    if (moved == 0) ThrowSystem(env, "write", name, "pwrite", EIO);
+    done += static_cast<size_t>(moved);
+  }
+  return env.Undefined();
+}
+
+// read(name, offset, target): pread target.byteLength bytes from `offset` into `target` (the copy
+// path, into memory the JS heap owns). Returns the byte count.
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetName(info, 0, "read");
+  uint64_t offset = GetCount(info, 1, "read", name, "offset", kSegmentBytesMax);
+  Bytes target = GetBytes(info, 2, "read", name, "target");
+  Fd fd(OpenSegment(env, "read", name, O_RDONLY));
+  CheckRange(env, "read", name, offset, target.byte_length, SegmentSize(env, "read", name, fd.get()));
+  size_t done = 0;
+  int eintr_count = 0;
+  while (done < target.byte_length) {
+    size_t chunk = std::min(target.byte_length - done, kIoChunkBytesMax);
+    ssize_t moved = pread(fd.get(), target.data + done, chunk, static_cast<off_t>(offset + done));
+    if (moved < 0) {
+      if (errno == EINTR && ++eintr_count < kEintrRetriesMax) continue;
+      ThrowSystem(env, "read", name, "pread", errno);
+    }
+    // 0 means end of file: someone truncated the segment since fstat. Never return short.
+    if (moved == 0) ThrowSystem(env, "read", name, "pread", EIO);
+    done += static_cast<size_t>(moved);
+  }
+  return Napi::Number::New(env, static_cast<double>(done));
+}
+
+Napi::Value Size(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetName(info, 0, "size");
+  Fd fd(OpenSegment(env, "size", name, O_RDONLY));
+  return Napi::Number::New(env, static_cast<double>(SegmentSize(env, "size", name, fd.get())));
+}
+
+Napi::Value Exists(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetName(info, 0, "exists");
+  int fd = shm_open(name.c_str(), O_RDONLY, 0);
+  if (fd >= 0) {
+    close(fd);
+    return Napi::Boolean::New(env, true);
+  }
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  ThrowSystem(env, "exists", name, "shm_open", errno);
+}
+
+// unlink(name): true if removed, false if there was no such segment. Mappings made before stay
+// valid; the memory is freed when the last of them is unmapped.
+Napi::Value Unlink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetName(info, 0, "unlink");
+  if (shm_unlink(name.c_str()) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  ThrowSystem(env, "unlink", name, "shm_unlink", errno);
+}
+
+// list(prefix): names ("/shoal-...") of the segments whose name starts with `prefix`, sorted, at
+// most kListNamesMax. Linux only: it reads /dev/shm, where glibc keeps POSIX segments.
+Napi::Value List(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string prefix = GetName(info, 0, "list", /*is_prefix=*/true);
+  const char* dir_path = "/dev/shm";
+  DIR* dir = opendir(dir_path);
+  if (dir == nullptr) ThrowSystem(env, "list", dir_path, "opendir", errno);
+  std::vector<std::string> names;
+  const std::string bare_prefix = prefix.substr(1);
+  errno = 0;
+  while (names.size() < kListNamesMax) {
+    struct dirent* entry = readdir(dir);
+    if (entry == nullptr) break;
+    if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) continue;
+    std::string name = std::string("/") + entry->d_name;
+    if (name.compare(1, bare_prefix.size(), bare_prefix) != 0) continue;
+    if (!NameProblem(name, false).empty()) continue;  // not a name this addon could open
+    names.push_back(std::move(name));
+  }
+  int err = errno;
+  closedir(dir);
+  if (err != 0) ThrowSystem(env, "list", dir_path, "readdir", err);
+  std::sort(names.begin(), names.end());
+  Napi::Array result = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); i++) result.Set(i, Napi::String::New(env, names[i]));
+  return result;
+}
+
+// ---- map ----
+
+struct Mapping {
+  void* address;
+  size_t byte_length;
+};
+
+void Unmap(Napi::Env, void*, Mapping* mapping) {
+  munmap(mapping->address, mapping->byte_length);
+  delete mapping;
+}
+
+// map(name, writable, populate): the whole segment as an external ArrayBuffer, zero-copy; the
+// mapping is released (munmap) when the ArrayBuffer is garbage-collected.
+//
+// Why MAP_PRIVATE by default: V8 assumes every ArrayBuffer is writable, so an ArrayBuffer over a
+// PROT_READ mapping turns any stray JS write into a SIGSEGV that kills the process. A private
+// (copy-on-write) mapping is writable yet never changes the segment: reads share the segment's
+// pages (zero-copy, no extra memory), and a write copies only the page it touches into memory of
+// this process. So a restored leaf can never corrupt the segment a later restart would read, and
+// a bug cannot crash it. Caveat: on Linux, pages this process has not written still show later
+// changes made to the segment by others (POSIX leaves that unspecified); the handoff never
+// writes a segment after publishing it, so this does not matter there.
+//
+// writable=true: MAP_SHARED, PROT_READ|PROT_WRITE. Writes go to the segment and are seen by every
+// other mapping and by read(). On a segment created without `reserve`, a write that needs a new
+// page while /dev/shm is full raises SIGBUS: create such segments with reserve=true.
+//
+// populate=true: fault the page tables in now (MADV_POPULATE_READ, Linux 5.14+; ignored where
+// unsupported) so first touches are cheap; costs time proportional to the size, as a scan would.
+Napi::Value Map(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetName(info, 0, "map");
+  bool writable = info.Length() > 1 && info[1].ToBoolean().Value();
+  bool populate = info.Length() > 2 && info[2].ToBoolean().Value();
+  Fd fd(OpenSegment(env, "map", name, writable ? O_RDWR : O_RDONLY));
+  uint64_t byte_size = SegmentSize(env, "map", name, fd.get());
+  if (byte_size > kSegmentBytesMax) {
+    ThrowRange(env, "shm map \"" + name + "\": the segment size " + std::to_string(byte_size) +
+                        " is over the limit of " + std::to_string(kSegmentBytesMax));
+  }
+  // mmap rejects a zero length; an empty segment maps to an empty (ordinary) ArrayBuffer.
+  if (byte_size == 0) return Napi::ArrayBuffer::New(env, 0);
+  int flags = writable ? MAP_SHARED : MAP_PRIVATE;
+  void* address = mmap(nullptr, byte_size, PROT_READ | PROT_WRITE, flags, fd.get(), 0);
+  if (address == MAP_FAILED) ThrowSystem(env, "map", name, "mmap", errno);
+#ifdef MADV_POPULATE_READ
+  // Read-populate: for a private mapping it maps the shared pages without breaking copy-on-write
+  // (MAP_POPULATE would copy every page of a private writable mapping).
+  if (populate && madvise(address, byte_size, MADV_POPULATE_READ) != 0 && errno != EINVAL) {
+    int err = errno;
+    munmap(address, byte_size);
+    ThrowSystem(env, "map", name, "madvise", err);
+  }
+#else
+  (void)populate;
+#endif
+  Mapping* mapping = new Mapping{address, static_cast<size_t>(byte_size)};
+  try {
+    return Napi::ArrayBuffer::New(env, address, mapping->byte_length, Unmap, mapping);
+  } catch (...) {
+    munmap(address, byte_size);
+    delete mapping;
+    throw;
+  }
+}
+
+// ---- memcpy baseline ----
+
+// memcpyBench(byteSize, repeats): ns per memcpy of byteSize bytes between two buffers already
+// faulted in, averaged over `repeats` copies after one warm-up copy. The baseline the handoff's
+// copies are quoted against.
+Napi::Value MemcpyBench(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t byte_size = GetCount(info, 0, "memcpyBench", "", "byteSize", kBenchBytesMax);
+  uint64_t repeats = GetCount(info, 1, "memcpyBench", "", "repeats", kBenchRepeatsMax);
+  if (byte_size == 0 || repeats == 0) {
+    ThrowRange(env, "shm memcpyBench: byteSize and repeats must be at least 1");
+  }
+  uint8_t* source = static_cast<uint8_t*>(std::malloc(byte_size));
+  uint8_t* target = static_cast<uint8_t*>(std::malloc(byte_size));
+  if (source == nullptr || target == nullptr) {
+    std::free(source);
+    std::free(target);
+    ThrowSystem(env, "memcpyBench", "", "malloc", ENOMEM);
+  }
+  for (uint64_t i = 0; i < byte_size; i++) source[i] = static_cast<uint8_t>(i * 131 + 7);
+  std::memset(target, 0, byte_size);
+  std::memcpy(target, source, byte_size);  // warm-up
+  auto start = std::chrono::steady_clock::now();
+  for (uint64_t r = 0; r < repeats; r++) {
+    std::memcpy(target, source, byte_size);
+    // Tell the compiler the copy is observed, so it cannot drop or merge the copies.
+    asm volatile("" : : "r"(target) : "memory");
+  }
+  auto end = std::chrono::steady_clock::now();
+  bool same = std::memcmp(source, target, byte_size) == 0;
+  std::free(source);
+  std::free(target);
+  if (!same) ThrowSystem(env, "memcpyBench", "", "memcpy", EIO);
+  double ns = std::chrono::duration<double, std::nano>(end - start).count();
+  return Napi::Number::New(env, ns / static_cast<double>(repeats));
+}
+
+// ---- CRC-32C (Castagnoli) ----
+//
+// For segment headers: the checksum a new process verifies before it trusts a segment. CRC-32C
+// because x86 has it in hardware (SSE4.2 `crc32`), ~20 GB/s with three interleaved streams, and a
+// portable table version (slicing-by-8, ~1-2 GB/s) gives the same values everywhere. Standard
+// parameters (reflected, init and xorout 0xFFFFFFFF): crc32c("123456789") = 0xE3069283, and
+// crc32c(b, crc32c(a)) = crc32c(a ++ b).
+
+constexpr uint32_t kCrc32cPoly = 0x82F63B78;  // reflected Castagnoli polynomial
+
+uint32_t g_crc_table[8][256];  // slicing-by-8 tables
+
+void InitSoftwareTables() {
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t crc = n;
+    for (int k = 0; k < 8; k++) crc = (crc & 1) ? (crc >> 1) ^ kCrc32cPoly : crc >> 1;
+    g_crc_table[0][n] = crc;
+  }
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t crc = g_crc_table[0][n];
+    for (int k = 1; k < 8; k++) {
+      crc = g_crc_table[0][crc & 0xFF] ^ (crc >> 8);
+      g_crc_table[k][n] = crc;
+    }
+  }
+}
+
+uint32_t Crc32cSoftware(uint32_t crc, const uint8_t* data, size_t length) {
+  crc = ~crc;
+  while (length > 0 && (reinterpret_cast<uintptr_t>(data) & 7) != 0) {
+    crc = g_crc_table[0][(crc ^ *data++) & 0xFF] ^ (crc >> 8);
+    length--;
+  }
+  while (length >= 8) {
+    uint64_t word;
+    std::memcpy(&word, data, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    word = __builtin_bswap64(word);
+#endif
+    word ^= crc;
+    crc = g_crc_table[7][word & 0xFF] ^ g_crc_table[6][(word >> 8) & 0xFF] ^
+          g_crc_table[5][(word >> 16) & 0xFF] ^ g_crc_table[4][(word >> 24) & 0xFF] ^
+          g_crc_table[3][(word >> 32) & 0xFF] ^ g_crc_table[2][(word >> 40) & 0xFF] ^
+          g_crc_table[1][(word >> 48) & 0xFF] ^ g_crc_table[0][word >> 56];
+    data += 8;
+    length -= 8;
+  }
+  while (length > 0) {
+    crc = g_crc_table[0][(crc ^ *data++) & 0xFF] ^ (crc >> 8);
+    length--;
+  }
+  return ~crc;
+}
+
+#ifdef SHOAL_CRC32C_X86
+// Three-way interleaved hardware CRC after Mark Adler's crc32c.c: `crc32` has a latency of 3
+// cycles and a throughput of 1 per cycle, so three independent streams over adjacent blocks keep
+// the unit busy; the three partial CRCs are then combined by "shifting" a CRC over a block of
+// zeros with a precomputed GF(2) operator (one table per block length).
+constexpr size_t kLongBytes = 8192;  // both powers of two (the zeros operator needs that)
+constexpr size_t kShortBytes = 256;
+
+uint32_t g_zeros_long[4][256];
+uint32_t g_zeros_short[4][256];
+
+uint32_t Gf2MatrixTimes(const uint32_t* matrix, uint32_t vector) {
+  uint32_t sum = 0;
+  while (vector != 0) {
+    if (vector & 1) sum ^= *matrix;
+    vector >>= 1;
+    matrix++;
+  }
+  return sum;
+}
+
+void Gf2MatrixSquare(uint32_t* square, const uint32_t* matrix) {
+  for (int n = 0; n < 32; n++) square[n] = Gf2MatrixTimes(matrix, matrix[n]);
+}
+
+// The operator that appends `byte_length` zero bytes (a power of two) to a CRC.
+void ZerosOperator(uint32_t* even, size_t byte_length) {
+  uint32_t odd[32];
+  odd[0] = kCrc32cPoly;  // one zero bit
+  uint32_t row = 1;
+  for (int n = 1; n < 32; n++) {
+    odd[n] = row;
+    row <<= 1;
+  }
+  Gf2MatrixSquare(even, odd);  // two zero bits
+  Gf2MatrixSquare(odd, even);  // four zero bits
+  // The first square below gives one zero byte; each further square doubles it.
+  do {
+    Gf2MatrixSquare(even, odd);
+    byte_length >>= 1;
+    if (byte_length == 0) return;
+    Gf2MatrixSquare(odd, even);
+    byte_length >>= 1;
+  } while (byte_length != 0);
+  std::memcpy(even, odd, sizeof(odd));
+}
+
+void ZerosTables(uint32_t zeros[4][256], size_t byte_length) {
+  uint32_t op[32];
+  ZerosOperator(op, byte_length);
+  for (uint32_t n = 0; n < 256; n++) {
+    zeros[0][n] = Gf2MatrixTimes(op, n);
+    zeros[1][n] = Gf2MatrixTimes(op, n << 8);
+    zeros[2][n] = Gf2MatrixTimes(op, n << 16);
+    zeros[3][n] = Gf2MatrixTimes(op, n << 24);
+  }
+}
+
+inline uint32_t Shift(const uint32_t zeros[4][256], uint32_t crc) {
+  return zeros[0][crc & 0xFF] ^ zeros[1][(crc >> 8) & 0xFF] ^ zeros[2][(crc >> 16) & 0xFF] ^
+         zeros[3][crc >> 24];
+}
+
+__attribute__((target("sse4.2"))) uint32_t Crc32cHardware(uint32_t crc, const uint8_t* data,
+                                                           size_t length) {
+  uint64_t crc0 = ~crc & 0xFFFFFFFFu;
+  while (length > 0 && (reinterpret_cast<uintptr_t>(data) & 7) != 0) {
+    crc0 = _mm_crc32_u8(static_cast<uint32_t>(crc0), *data++);
+    length--;
+  }
+  auto load = [](const uint8_t* p) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    return word;
+  };
+  const size_t block_sizes[2] = {kLongBytes, kShortBytes};
+  const uint32_t(*tables[2])[256] = {g_zeros_long, g_zeros_short};
+  for (int b = 0; b < 2; b++) {
+    const size_t block = block_sizes[b];
+    while (length >= block * 3) {
+      uint64_t crc1 = 0;
+      uint64_t crc2 = 0;
+      const uint8_t* end = data + block;
+      do {
+        crc0 = _mm_crc32_u64(crc0, load(data));
+        crc1 = _mm_crc32_u64(crc1, load(data + block));
+        crc2 = _mm_crc32_u64(crc2, load(data + 2 * block));
+        data += 8;
+      } while (data < end);
+      crc0 = Shift(tables[b], static_cast<uint32_t>(crc0)) ^ crc1;
+      crc0 = Shift(tables[b], static_cast<uint32_t>(crc0)) ^ crc2;
+      data += 2 * block;
+      length -= 3 * block;
+    }
+  }
+  while (length >= 8) {
+    crc0 = _mm_crc32_u64(crc0, load(data));
+    data += 8;
+    length -= 8;
+  }
+  while (length > 0) {
+    crc0 = _mm_crc32_u8(static_cast<uint32_t>(crc0), *data++);
+    length--;
+  }
+  return ~static_cast<uint32_t>(crc0);
+}
+#endif
+
+bool g_crc_hardware = false;
+
+uint32_t Crc32c(uint32_t crc, const uint8_t* data, size_t length) {
+#ifdef SHOAL_CRC32C_X86
+  if (g_crc_hardware) return Crc32cHardware(crc, data, length);
+#endif
+  return Crc32cSoftware(crc, data, length);
+}
+
+Napi::Value Crc32cCommon(const Napi::CallbackInfo& info, const char* op, bool software) {
+  Napi::Env env = info.Env();
+  Bytes bytes = GetBytes(info, 0, op, "", "data");
+  uint32_t crc = 0;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    crc = static_cast<uint32_t>(GetCount(info, 1, op, "", "crc", 0xFFFFFFFFu));
+  }
+  uint32_t result = software ? Crc32cSoftware(crc, bytes.data, bytes.byte_length)
+                             : Crc32c(crc, bytes.data, bytes.byte_length);
+  return Napi::Number::New(env, result);
+}
+
+// crc32c(data, crc = 0): CRC-32C of `data`, continuing from `crc` (the result of the previous
+// piece). Uses SSE4.2 when the CPU has it.
+Napi::Value Crc32cJs(const Napi::CallbackInfo& info) { return Crc32cCommon(info, "crc32c", false); }
+
+// crc32cSoftware(data, crc = 0): the portable version, always; for tests and benchmarks.
+Napi::Value Crc32cSoftwareJs(const Napi::CallbackInfo& info) {
+  return Crc32cCommon(info, "crc32cSoftware", true);
+}
+
+// ---- module ----
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Process-wide CRC tables, computed once even when several Workers load the addon at once.
+  static std::once_flag tables_once;
+  std::call_once(tables_once, [] {
+    InitSoftwareTables();
+#ifdef SHOAL_CRC32C_X86
+    ZerosTables(g_zeros_long, kLongBytes);
+    ZerosTables(g_zeros_short, kShortBytes);
+    g_crc_hardware = __builtin_cpu_supports("sse4.2");
+#endif
+  });
+
+  exports.Set("create", Napi::Function::New(env, Create, "create"));
+  exports.Set("write", Napi::Function::New(env, Write, "write"));
+  exports.Set("read", Napi::Function::New(env, Read, "read"));
+  exports.Set("map", Napi::Function::New(env, Map, "map"));
+  exports.Set("size", Napi::Function::New(env, Size, "size"));
+  exports.Set("exists", Napi::Function::New(env, Exists, "exists"));
+  exports.Set("unlink", Napi::Function::New(env, Unlink, "unlink"));
+  exports.Set("list", Napi::Function::New(env, List, "list"));
+  exports.Set("memcpyBench", Napi::Function::New(env, MemcpyBench, "memcpyBench"));
+  exports.Set("crc32c", Napi::Function::New(env, Crc32cJs, "crc32c"));
+  exports.Set("crc32cSoftware", Napi::Function::New(env, Crc32cSoftwareJs, "crc32cSoftware"));
+
+  Napi::Object limits = Napi::Object::New(env);
+  limits.Set("nameBytesMax", Napi::Number::New(env, static_cast<double>(kNameBytesMax)));
+  limits.Set("segmentBytesMax", Napi::Number::New(env, static_cast<double>(kSegmentBytesMax)));
+  limits.Set("listNamesMax", Napi::Number::New(env, static_cast<double>(kListNamesMax)));
+  limits.Set("benchBytesMax", Napi::Number::New(env, static_cast<double>(kBenchBytesMax)));
+  limits.Set("benchRepeatsMax", Napi::Number::New(env, static_cast<double>(kBenchRepeatsMax)));
+  limits.Freeze();
+  exports.Set("limits", limits);
+  exports.Set("crc32cImplementation", Napi::String::New(env, g_crc_hardware ? "sse4.2" : "software"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(shoal_native, Init)

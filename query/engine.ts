@@ -1,0 +1,41 @@
+/**
+ * The query engine's entry points, used by the leaf (server/leaf.ts), the aggregator and the
+ * scan workers: SQL text -> plan, plan + blocks -> Partial, Partials -> answer. Everything here
+ * is synchronous and knows nothing of HTTP, threads or processes.
+ */
+import { analyze } from './analyze.js';
+import { bind, type BoundPlan, type SchemaLike } from './bind.js';
+import { ShoalError } from './errors.js';
+import { LIMITS } from './limits.js';
+import { parseSql } from './parser.js';
+import type { LogicalPlan } from './plan.js';
+import type { Partial } from './partial.js';
+import { scan } from './scan.js';
+import type { ScanBlock } from './storage/table.js';
+
+export { finish, mergePartials, type QueryResult } from './merge.js';
+export type { Partial } from './partial.js';
+
+export function planQuery(sql: string, nowSeconds: number): LogicalPlan {
+  if (typeof sql !== 'string' || sql.trim() === '') throw new ShoalError('SHOAL_ERR_QUERY_REQUEST', 'sql must be a non-empty string');
+  if (sql.length > LIMITS.sqlLengthMax) throw new ShoalError('SHOAL_ERR_QUERY_LIMIT', `SQL text is ${sql.length} characters; the limit is ${LIMITS.sqlLengthMax}`);
+  return analyze(parseSql(sql), nowSeconds);
+}
+
+export function bindQuery(plan: LogicalPlan, schema: SchemaLike, nowSeconds: number, lenient: boolean): BoundPlan {
+  return bind(plan, schema, nowSeconds, lenient);
+}
+
+export function scanBlocks(bound: BoundPlan, blocks: readonly ScanBlock[], tableFound = true): Partial {
+  return scan(bound, blocks, tableFound);
+}
+
+/** A Partial for a table this process does not have: no rows, nothing unknown. */
+export function emptyPartial(plan: LogicalPlan): Partial {
+  const stats = { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
+  if (plan.mode === 'rows') return { mode: 'rows', tableFound: false, columns: [], rows: [], orderValues: [], truncated: false, unknownColumns: [], stats };
+  return {
+    mode: 'aggregate', tableFound: false, columns: plan.outputs.map((o) => ({ name: o.name, type: 'null' as const })),
+    groups: plan.keys.length === 0 ? [] : [], unknownColumns: [], stats,
+  };
+}

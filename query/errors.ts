@@ -1,0 +1,86 @@
+/**
+ * The one error registry of shoal (fastify `FST_ERR_*` style): every error a user can see has a
+ * code here, an HTTP status and a one-line description. `docs/errors.md` documents each code and
+ * a test keeps the two in step. Codes are grouped by the subsystem they come from, in pipeline
+ * order: ingest, query (parse -> bind -> execute), cluster, admin, server.
+ *
+ * Throw a ShoalError only for something that ends a request. A slow or dead leaf is data in the
+ * answer (coverage), not an error. Programmer errors use `assert`, never a code.
+ */
+
+export interface ErrorSpec { readonly status: number; readonly description: string }
+
+export const ERRORS = {
+  // ingest
+  SHOAL_ERR_INGEST_BODY: { status: 400, description: 'The request body is not a JSON array of objects or NDJSON (one object per line).' },
+  SHOAL_ERR_INGEST_CONTENT_TYPE: { status: 415, description: 'The Content-Type is not application/json, application/x-ndjson or text/plain.' },
+  SHOAL_ERR_INGEST_EVENT: { status: 400, description: 'An event is not a JSON object, or a field name is empty or too long.' },
+  SHOAL_ERR_INGEST_TYPE_CONFLICT: { status: 400, description: "A value's type differs from its column's type (in the table or earlier in the batch)." },
+  SHOAL_ERR_INGEST_VALUE: { status: 400, description: 'A value cannot be stored: a nested object, an integer beyond 2^53, NaN/Infinity, a string or set over its size limit.' },
+  SHOAL_ERR_INGEST_TIME: { status: 400, description: 'The `time` field is neither unix seconds nor an ISO-8601 string, or is outside the accepted range.' },
+  SHOAL_ERR_INGEST_LIMIT: { status: 413, description: 'The batch exceeds a size limit: body bytes, events per batch, or columns per table.' },
+  SHOAL_ERR_TABLE_NAME: { status: 400, description: 'The table name is empty, too long, or has characters other than letters, digits, _ and -.' },
+  SHOAL_ERR_TABLE_LIMIT: { status: 400, description: 'Creating this table would exceed the number of tables a leaf holds.' },
+  // query
+  SHOAL_ERR_QUERY_REQUEST: { status: 400, description: 'The query request body is malformed (missing sql, bad minCoverage or timeoutMs).' },
+  SHOAL_ERR_QUERY_PARSE: { status: 400, description: 'The SQL text does not parse; the message gives the character position.' },
+  SHOAL_ERR_QUERY_LIMIT: { status: 400, description: 'The SQL exceeds a limit: text length, expression depth, list length, LIMIT value.' },
+  SHOAL_ERR_QUERY_UNKNOWN_TABLE: { status: 404, description: 'The table in FROM does not exist.' },
+  SHOAL_ERR_QUERY_UNKNOWN_COLUMN: { status: 400, description: 'A column named in the query does not exist in the table.' },
+  SHOAL_ERR_QUERY_UNKNOWN_FUNCTION: { status: 400, description: 'A function name is not known, or is called with the wrong number of arguments.' },
+  SHOAL_ERR_QUERY_TYPE: { status: 400, description: 'An operator or function is applied to a value of the wrong type.' },
+  SHOAL_ERR_QUERY_SEMANTIC: { status: 400, description: 'The query is well-formed but not meaningful: an aggregate in WHERE, a non-grouped column beside aggregates, a bad GROUP BY/ORDER BY reference.' },
+  SHOAL_ERR_QUERY_GROUP_LIMIT: { status: 422, description: 'The query produces more groups (or distinct values) than the limit allows.' },
+  SHOAL_ERR_QUERY_TIMEOUT: { status: 504, description: 'The query did not finish within its timeout.' },
+  SHOAL_ERR_QUERY_OVERLOADED: { status: 503, description: 'Too many queries are running; retry later.' },
+  SHOAL_ERR_QUERY_COVERAGE: { status: 503, description: 'Fewer rows answered than the minCoverage the caller asked for; the error carries the coverage.' },
+  // cluster
+  SHOAL_ERR_CLUSTER_NO_LEAF: { status: 503, description: 'No leaf could accept the batch after the allowed number of tries.' },
+  SHOAL_ERR_CLUSTER_CONFIG: { status: 400, description: 'The cluster file is malformed.' },
+  // leaf lifecycle and admin
+  SHOAL_ERR_UNAVAILABLE: { status: 503, description: 'The leaf is handing off, starting or over a limit and does not take writes now; retry (see Retry-After).' },
+  SHOAL_ERR_UNAUTHORIZED: { status: 401, description: 'A bearer token is required for this route and was missing or wrong.' },
+  SHOAL_ERR_NOT_FOUND: { status: 404, description: 'No such route or table.' },
+  SHOAL_ERR_BAD_REQUEST: { status: 400, description: 'The HTTP request is malformed (bad JSON, too large, wrong method).' },
+  SHOAL_ERR_INTERNAL: { status: 500, description: 'A bug in shoal; the message says where. Please report it.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Where in the input the error is: a character offset in the SQL, or a row and column of a batch. */
+export interface ErrorWhere {
+  position?: number;
+  row?: number;
+  column?: string;
+  line?: number;
+}
+
+export class ShoalError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly where: ErrorWhere | undefined;
+  /** Extra data carried to the client (e.g. the coverage of a query below minCoverage). */
+  readonly extra: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, where?: ErrorWhere, extra?: Record<string, unknown>) {
+    super(message);
+    this.name = 'ShoalError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.where = where;
+    this.extra = extra;
+  }
+
+  toJSON(): { error: Record<string, unknown> } {
+    return { error: { code: this.code, message: this.message, ...(this.where ?? {}), ...(this.extra ?? {}) } };
+  }
+}
+
+export function isShoalError(e: unknown): e is ShoalError {
+  return e instanceof ShoalError || (typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'ShoalError' && typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code in ERRORS);
+}
+
+/** Programmer errors only: a condition no user input can make false. */
+export function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(`assertion failed: ${message}`);
+}

@@ -1,0 +1,65 @@
+/**
+ * The partial-result protocol: what a scan of some blocks returns, what a leaf sends to an
+ * aggregator, and what an aggregator sends up to its parent. JSON-safe by construction. States
+ * are positional: group i's states[j] belongs to plan.aggs[j] of the shared LogicalPlan.
+ */
+import type { Scalar, ValueType } from './plan.js';
+
+export interface ScanStats {
+  /** Rows the table holds (on the leaves that answered). */
+  rowsHeld: number;
+  /** Rows in the blocks that were read (after time pruning). */
+  rowsScanned: number;
+  /** Rows that passed WHERE. */
+  rowsMatched: number;
+  blocksScanned: number;
+  blocksSkipped: number;
+}
+
+export interface ColumnInfo { readonly name: string; readonly type: ValueType }
+
+export interface AggregatePartial {
+  readonly mode: 'aggregate';
+  readonly tableFound: boolean;
+  readonly columns: readonly ColumnInfo[];
+  readonly groups: readonly { readonly keys: readonly Scalar[]; readonly states: readonly unknown[] }[];
+  readonly unknownColumns: readonly string[];
+  readonly stats: ScanStats;
+}
+
+export interface RowsPartial {
+  readonly mode: 'rows';
+  readonly tableFound: boolean;
+  readonly columns: readonly ColumnInfo[];
+  readonly rows: readonly (readonly Scalar[])[];
+  /** ORDER BY values of each row, parallel to rows (empty arrays without ORDER BY). */
+  readonly orderValues: readonly (readonly Scalar[])[];
+  /** True when rows were left out only because of a LIMIT or the result row limit. */
+  readonly truncated: boolean;
+  readonly unknownColumns: readonly string[];
+  readonly stats: ScanStats;
+}
+
+export type Partial = AggregatePartial | RowsPartial;
+
+export function emptyStats(): ScanStats {
+  return { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
+}
+
+export function addStats(a: ScanStats, b: ScanStats): ScanStats {
+  return {
+    rowsHeld: a.rowsHeld + b.rowsHeld,
+    rowsScanned: a.rowsScanned + b.rowsScanned,
+    rowsMatched: a.rowsMatched + b.rowsMatched,
+    blocksScanned: a.blocksScanned + b.blocksScanned,
+    blocksSkipped: a.blocksSkipped + b.blocksSkipped,
+  };
+}
+
+/** Wider of two result types seen on different leaves (int + float -> float; NULL yields). */
+export function widenType(a: ValueType, b: ValueType): ValueType {
+  if (a === b || b === 'null' || b === 'any') return a;
+  if (a === 'null' || a === 'any') return b;
+  if ((a === 'int' && b === 'float') || (a === 'float' && b === 'int')) return 'float';
+  return 'any';
+}

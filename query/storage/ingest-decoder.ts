@@ -1,0 +1,269 @@
+/**
+ * The ingest decoder: request body -> validated ColumnarBatch. A batch is atomic, so the whole
+ * batch is parsed and type-checked here, against the table's schema, before anything is stored;
+ * the first problem rejects it with a code, the row (0-based index in the batch, and the line
+ * for NDJSON) and the column.
+ *
+ * Value rules: numbers must be finite and, when integral, within +-2^53 (they are stored as
+ * float64 at worst); an int column that meets a non-integer becomes float; strings are bounded
+ * in UTF-8 bytes; arrays of strings are string sets; nested objects are rejected (flatten them
+ * before sending: shoal's columns are flat, like Scuba's). `time` is unix seconds (number) or an
+ * ISO-8601 string, and defaults to the arrival time.
+ */
+import { ShoalError } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import type { BatchColumn, ColumnarBatch } from './batch.js';
+import type { ColumnType } from './types.js';
+
+export type BodyFormat = 'json' | 'ndjson' | 'auto';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses a body into a list of events (not yet validated). `line` maps event index -> line. */
+export function parseBody(body: Buffer | Uint8Array | string, format: BodyFormat): { events: unknown[]; lines: number[] | null } {
+  let text: string;
+  if (typeof body === 'string') text = body;
+  else {
+    try {
+      text = utf8.decode(body);
+    } catch {
+      throw new ShoalError('SHOAL_ERR_INGEST_BODY', `body is not valid UTF-8 (at or after byte ${firstInvalidUtf8(body)})`);
+    }
+  }
+  let first = 0;
+  while (first < text.length && (text.charCodeAt(first) <= 32 || text.charCodeAt(first) === 0xfeff)) first++;
+  if (first === text.length) return { events: [], lines: null };
+  const kind = format === 'auto' ? (text[first] === '[' ? 'json' : 'ndjson') : format;
+  if (kind === 'json') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      throw new ShoalError('SHOAL_ERR_INGEST_BODY', `body is not valid JSON: ${(e as Error).message}`);
+    }
+    if (Array.isArray(parsed)) return { events: parsed, lines: null };
+    if (typeof parsed === 'object' && parsed !== null) return { events: [parsed], lines: null };
+    throw new ShoalError('SHOAL_ERR_INGEST_BODY', `body must be a JSON array of event objects, got ${describe(parsed)}`);
+  }
+  const events: unknown[] = [];
+  const lines: number[] = [];
+  let lineNo = 0;
+  let at = 0;
+  while (at <= text.length) {
+    let nl = text.indexOf('\n', at);
+    if (nl < 0) nl = text.length;
+    lineNo++;
+    const line = text.slice(at, nl);
+    at = nl + 1;
+    if (line.trim() === '') continue;
+    if (events.length >= LIMITS.eventsPerBatchMax) {
+      throw new ShoalError('SHOAL_ERR_INGEST_LIMIT', `batch has more than ${LIMITS.eventsPerBatchMax} events`, { line: lineNo });
+    }
+    try {
+      events.push(JSON.parse(line));
+    } catch (e) {
+      throw new ShoalError('SHOAL_ERR_INGEST_BODY', `line ${lineNo} is not valid JSON: ${(e as Error).message}`, { line: lineNo, row: events.length });
+    }
+    lines.push(lineNo);
+  }
+  return { events, lines };
+}
+
+interface Building {
+  type: ColumnType;
+  nums: Float64Array | null;
+  nulls: Uint8Array | null;
+  objs: (string | readonly string[] | null)[] | null;
+}
+
+/**
+ * Validates events against `schema` (the table's current column types) and builds the batch.
+ * Throws on the first bad value; nothing is stored by this function.
+ */
+export function buildBatch(
+  events: readonly unknown[],
+  schema: ReadonlyMap<string, { type: ColumnType }>,
+  nowSeconds: number,
+  lines: number[] | null = null,
+  columnsMax: number = LIMITS.columnsPerTableMax,
+): ColumnarBatch {
+  const rowCount = events.length;
+  if (rowCount > LIMITS.eventsPerBatchMax) {
+    throw new ShoalError('SHOAL_ERR_INGEST_LIMIT', `batch has ${rowCount} events; the limit is ${LIMITS.eventsPerBatchMax}`);
+  }
+  const time = new Float64Array(rowCount);
+  const cols = new Map<string, Building>();
+  let newColumnCount = 0;
+  const where = (row: number, column?: string) => ({ row, ...(lines ? { line: lines[row]! } : {}), ...(column !== undefined ? { column } : {}) });
+  const at = (row: number) => (lines ? `line ${lines[row]} (row ${row})` : `row ${row}`);
+
+  for (let row = 0; row < rowCount; row++) {
+    const ev = events[row];
+    if (typeof ev !== 'object' || ev === null || Array.isArray(ev)) {
+      throw new ShoalError('SHOAL_ERR_INGEST_EVENT', `${at(row)}: an event must be a JSON object, got ${describe(ev)}`, where(row));
+    }
+    let timeSet = false;
+    for (const key in ev) {
+      const value = (ev as Record<string, unknown>)[key];
+      if (key === 'time') {
+        time[row] = parseTime(value, nowSeconds, () => `${at(row)}, column "time"`, where(row, 'time'));
+        timeSet = true;
+        continue;
+      }
+      if (key.length === 0 || key.length > LIMITS.columnNameBytesMax) {
+        throw new ShoalError('SHOAL_ERR_INGEST_EVENT', `${at(row)}: field name must be 1..${LIMITS.columnNameBytesMax} characters`, where(row, key.slice(0, 64)));
+      }
+      if (value === null || value === undefined) continue; // stays null: columns start all-null
+      const type = valueType(value, key, row, at, where);
+      let col = cols.get(key);
+      if (col === undefined) {
+        const existing = schema.get(key)?.type;
+        if (existing === undefined) {
+          newColumnCount++;
+          if (schema.size + newColumnCount > columnsMax) {
+            throw new ShoalError('SHOAL_ERR_INGEST_LIMIT', `${at(row)}: column "${key}" would exceed the limit of ${columnsMax} columns per table`, where(row, key));
+          }
+        }
+        const base = existing === undefined ? type : existing;
+        checkType(base, type, key, row, at, where, existing !== undefined ? 'the table' : 'this batch');
+        col = newBuilding(base === 'int' && type === 'float' ? 'float' : base, rowCount);
+        cols.set(key, col);
+      } else {
+        checkType(col.type, type, key, row, at, where, 'this batch');
+        if (col.type === 'int' && type === 'float') col.type = 'float';
+      }
+      store(col, row, value, type);
+    }
+    if (!timeSet) time[row] = nowSeconds;
+  }
+
+  const columns = new Map<string, BatchColumn>();
+  for (const [name, c] of cols) columns.set(name, finish(c));
+  return { rowCount, time, columns };
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)?.slice(0, 40)}`;
+}
+
+function valueType(
+  value: unknown, key: string, row: number, at: (r: number) => string, where: (r: number, c?: string) => object,
+): ColumnType {
+  switch (typeof value) {
+    case 'number':
+      if (!Number.isFinite(value)) throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": number ${value} is not finite`, where(row, key));
+      if (Number.isInteger(value)) {
+        if (Math.abs(value) > LIMITS.integerAbsMax) {
+          throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": integer ${value} is beyond 2^53 and cannot be stored exactly; send it as a string`, where(row, key));
+        }
+        return 'int';
+      }
+      return 'float';
+    case 'string':
+      if (value.length > LIMITS.stringBytesMax / 3 && Buffer.byteLength(value) > LIMITS.stringBytesMax) {
+        throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": string of ${Buffer.byteLength(value)} bytes exceeds the limit of ${LIMITS.stringBytesMax}`, where(row, key));
+      }
+      return 'string';
+    case 'boolean':
+      return 'bool';
+    case 'object':
+      if (Array.isArray(value)) {
+        if (value.length > LIMITS.setElementsMax) {
+          throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": set has ${value.length} elements; the limit is ${LIMITS.setElementsMax}`, where(row, key));
+        }
+        for (const e of value) {
+          if (typeof e !== 'string') {
+            throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": a set holds strings only, found ${describe(e)}`, where(row, key));
+          }
+          if (e.length > LIMITS.stringBytesMax / 3 && Buffer.byteLength(e) > LIMITS.stringBytesMax) {
+            throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": set element exceeds ${LIMITS.stringBytesMax} bytes`, where(row, key));
+          }
+        }
+        return 'set';
+      }
+      throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": nested objects are not supported; flatten the event (e.g. "a.b": value)`, where(row, key));
+    default:
+      throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": unsupported value ${describe(value)}`, where(row, key));
+  }
+}
+
+function checkType(
+  columnType: ColumnType, valueType: ColumnType, key: string, row: number,
+  at: (r: number) => string, where: (r: number, c?: string) => object, source: string,
+): void {
+  const numeric = (t: ColumnType) => t === 'int' || t === 'float';
+  if (columnType === valueType || (numeric(columnType) && numeric(valueType))) return;
+  throw new ShoalError(
+    'SHOAL_ERR_INGEST_TYPE_CONFLICT',
+    `${at(row)}, column "${key}": value of type ${valueType} conflicts with the column's type ${columnType} in ${source}`,
+    where(row, key),
+  );
+}
+
+function newBuilding(type: ColumnType, rowCount: number): Building {
+  if (type === 'int' || type === 'float' || type === 'bool') {
+    const nulls = new Uint8Array(rowCount).fill(1);
+    return { type, nums: new Float64Array(rowCount), nulls, objs: null };
+  }
+  return { type, nums: null, nulls: null, objs: new Array(rowCount).fill(null) };
+}
+
+function store(col: Building, row: number, value: unknown, type: ColumnType): void {
+  if (col.nums !== null) {
+    col.nums[row] = type === 'bool' ? (value ? 1 : 0) : (value as number);
+    col.nulls![row] = 0;
+  } else {
+    col.objs![row] = value as string | string[];
+  }
+}
+
+function finish(c: Building): BatchColumn {
+  switch (c.type) {
+    case 'int': case 'float': case 'time':
+      return { type: c.type, values: c.nums!, nulls: c.nulls! };
+    case 'bool': {
+      const values = new Uint8Array(c.nums!.length);
+      for (let i = 0; i < values.length; i++) values[i] = c.nums![i]!;
+      return { type: 'bool', values, nulls: c.nulls! };
+    }
+    case 'string':
+      return { type: 'string', values: c.objs as (string | null)[] };
+    case 'set':
+      return { type: 'set', values: c.objs as (readonly string[] | null)[] };
+  }
+}
+
+/** `time` as unix seconds: a number, or an ISO-8601 string (with a date part). */
+export function parseTime(value: unknown, nowSeconds: number, at: () => string, where: object): number {
+  let seconds: number;
+  if (value === null || value === undefined) return nowSeconds;
+  if (typeof value === 'number') {
+    seconds = value;
+  } else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value)) {
+    seconds = Date.parse(value) / 1000;
+  } else {
+    throw new ShoalError('SHOAL_ERR_INGEST_TIME', `${at()}: time must be unix seconds or an ISO-8601 string, got ${describe(value)}`, where);
+  }
+  if (!Number.isFinite(seconds)) {
+    throw new ShoalError('SHOAL_ERR_INGEST_TIME', `${at()}: cannot read ${JSON.stringify(value)} as a time`, where);
+  }
+  if (seconds < LIMITS.timeSecondsMin || seconds > LIMITS.timeSecondsMax) {
+    throw new ShoalError('SHOAL_ERR_INGEST_TIME', `${at()}: time ${value} is outside 1900..2200 (unix seconds expected; milliseconds?)`, where);
+  }
+  return seconds;
+}
+
+/** Offset of the first byte that does not start a well-formed UTF-8 sequence (for messages). */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    const extra = c < 0x80 ? 0 : (c >> 5) === 6 ? 1 : (c >> 4) === 14 ? 2 : (c >> 3) === 30 ? 3 : -1;
+    if (extra < 0 || i + extra >= b.length) return i;
+    for (let k = 1; k <= extra; k++) if ((b[i + k]! & 0xc0) !== 0x80) return i;
+    i += extra + 1;
+  }
+  return b.length;
+}

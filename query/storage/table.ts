@@ -1,0 +1,203 @@
+/**
+ * A table on one leaf: its schema, its sealed row blocks and its one open block.
+ *
+ * Appends go to the open block; when it reaches LIMITS.blockRowsMax rows (or is sealed on
+ * demand: age, handoff, checkpoint) it becomes an immutable SealedBlock with narrowed,
+ * SharedArrayBuffer-backed columns. Schema changes are additive: a new field adds a column
+ * (null in older rows); an int column that receives a non-integer becomes float.
+ *
+ * Not here: decoding or validating batches (ingest-decoder.ts), durability (server/), scans.
+ */
+import { assert } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import type { ColumnarBatch } from './batch.js';
+import { newBuilder, type ColumnBuilder } from './column-builder.js';
+import { decodeDict } from './dictionary.js';
+import type { BlockData, ColumnData, ColumnType } from './types.js';
+import { columnByteSize, physicalKind, sharedArray } from './types.js';
+
+export interface ColumnSchema { readonly name: string; type: ColumnType }
+
+/** What a scan needs of a block, whether sealed (shared buffers) or open (builders in place). */
+export interface ScanBlock {
+  readonly id: number;
+  readonly rowCount: number;
+  readonly timeMin: number;
+  readonly timeMax: number;
+  column(name: string): ColumnData | undefined;
+  /** Dictionary of a string or set column, decoded (cached per block). */
+  strings(name: string): readonly string[];
+}
+
+let nextBlockId = 1;
+export function allocateBlockId(): number { return nextBlockId++; }
+
+export class SealedBlock implements ScanBlock {
+  readonly byteSize: number;
+  private readonly decoded = new Map<string, readonly string[]>();
+
+  constructor(readonly data: BlockData) {
+    let bytes = 0;
+    for (const c of Object.values(data.columns)) bytes += columnByteSize(c);
+    this.byteSize = bytes;
+  }
+
+  get id(): number { return this.data.id; }
+  get rowCount(): number { return this.data.rowCount; }
+  get timeMin(): number { return this.data.timeMin; }
+  get timeMax(): number { return this.data.timeMax; }
+  column(name: string): ColumnData | undefined { return this.data.columns[name]; }
+
+  strings(name: string): readonly string[] {
+    let s = this.decoded.get(name);
+    if (s === undefined) {
+      const c = this.data.columns[name];
+      s = c && (c.kind === 'string' || c.kind === 'set') ? decodeDict(c.dict) : [];
+      this.decoded.set(name, s);
+    }
+    return s;
+  }
+}
+
+export class OpenBlock implements ScanBlock {
+  readonly id = allocateBlockId();
+  rowCount = 0;
+  timeMin = Infinity;
+  timeMax = -Infinity;
+  readonly createdAtMs = Date.now();
+  time = new Float64Array(1024);
+  readonly builders = new Map<string, ColumnBuilder>();
+
+  column(name: string): ColumnData | undefined {
+    if (name === 'time') return { kind: 'number', values: this.time.subarray(0, this.rowCount), validity: null };
+    return this.builders.get(name)?.view(this.rowCount);
+  }
+
+  strings(name: string): readonly string[] { return this.builders.get(name)?.strings() ?? []; }
+
+  /** Appends rows [from, to) of the batch; the caller keeps the block within blockRowsMax. */
+  append(batch: ColumnarBatch, schema: ReadonlyMap<string, ColumnSchema>, from: number, to: number): void {
+    assert(this.rowCount + (to - from) <= LIMITS.blockRowsMax, 'open block overflow');
+    const start = this.rowCount;
+    if (this.time.length < start + (to - from)) {
+      const next = new Float64Array(Math.min(LIMITS.blockRowsMax, Math.max(this.time.length * 2, start + (to - from))));
+      next.set(this.time.subarray(0, start));
+      this.time = next;
+    }
+    for (let i = from, r = start; i < to; i++, r++) {
+      const t = batch.time[i]!;
+      this.time[r] = t;
+      if (t < this.timeMin) this.timeMin = t;
+      if (t > this.timeMax) this.timeMax = t;
+    }
+    for (const [name, col] of batch.columns) {
+      let b = this.builders.get(name);
+      if (b === undefined) {
+        const kind = physicalKind(schema.get(name)!.type);
+        b = newBuilder(kind);
+        if (start > 0) b.append(0, undefined, 0, start);
+        this.builders.set(name, b);
+      }
+      b.append(start, col, from, to);
+    }
+    // Columns of the block that this batch lacks get nulls.
+    for (const [name, b] of this.builders) if (!batch.columns.has(name)) b.append(start, undefined, from, to);
+    this.rowCount = start + (to - from);
+  }
+
+  seal(): SealedBlock {
+    const columns: Record<string, ColumnData> = {};
+    const time = sharedArray(Float64Array, this.rowCount);
+    time.set(this.time.subarray(0, this.rowCount));
+    // Time is narrowed like any number column when every value is a whole int32 second.
+    let int32 = true;
+    for (let i = 0; i < time.length; i++) if ((time[i]! | 0) !== time[i]) { int32 = false; break; }
+    if (int32) {
+      const t32 = sharedArray(Int32Array, this.rowCount);
+      for (let i = 0; i < time.length; i++) t32[i] = time[i]!;
+      columns['time'] = { kind: 'number', values: t32, validity: null };
+    } else {
+      columns['time'] = { kind: 'number', values: time, validity: null };
+    }
+    for (const [name, b] of this.builders) columns[name] = b.seal(this.rowCount);
+    return new SealedBlock({ id: this.id, rowCount: this.rowCount, timeMin: this.timeMin, timeMax: this.timeMax, columns });
+  }
+
+  /** Approximate bytes held (capacity, not length: that is what the heap pays). */
+  byteSize(): number {
+    let bytes = this.time.byteLength;
+    for (const b of this.builders.values()) {
+      const v = b.view(this.rowCount);
+      bytes += columnByteSize(v);
+    }
+    return bytes;
+  }
+}
+
+export class Table {
+  readonly schema = new Map<string, ColumnSchema>([['time', { name: 'time', type: 'time' }]]);
+  sealed: SealedBlock[] = [];
+  open = new OpenBlock();
+  /** Rows dropped by retention (memory budget or max age), for status and metrics. */
+  evictedRows = 0;
+  evictedBlocks = 0;
+  private sealedRowCount = 0;
+  private sealedByteSize = 0;
+
+  constructor(readonly name: string) {}
+
+  get rowCount(): number { return this.sealedRowCount + this.open.rowCount; }
+  get byteSize(): number { return this.sealedByteSize + this.open.byteSize(); }
+
+  /** Applies the schema changes a validated batch carries, then appends its rows. */
+  append(batch: ColumnarBatch): void {
+    for (const [name, col] of batch.columns) {
+      const existing = this.schema.get(name);
+      if (existing === undefined) this.schema.set(name, { name, type: col.type });
+      else if (existing.type === 'int' && col.type === 'float') existing.type = 'float';
+    }
+    let from = 0;
+    while (from < batch.rowCount) {
+      const room = LIMITS.blockRowsMax - this.open.rowCount;
+      const to = Math.min(batch.rowCount, from + room);
+      this.open.append(batch, this.schema, from, to);
+      from = to;
+      if (this.open.rowCount >= LIMITS.blockRowsMax) this.sealOpen();
+    }
+  }
+
+  /** Seals the open block if it has rows. Returns the new sealed block, if any. */
+  sealOpen(): SealedBlock | null {
+    if (this.open.rowCount === 0) return null;
+    const block = this.open.seal();
+    this.addSealed(block);
+    this.open = new OpenBlock();
+    return block;
+  }
+
+  addSealed(block: SealedBlock): void {
+    this.sealed.push(block);
+    this.sealedRowCount += block.rowCount;
+    this.sealedByteSize += block.byteSize;
+  }
+
+  /** Drops the oldest sealed block (by max time); returns it, or null when none is sealed. */
+  evictOldest(): SealedBlock | null {
+    if (this.sealed.length === 0) return null;
+    let oldest = 0;
+    for (let i = 1; i < this.sealed.length; i++) if (this.sealed[i]!.timeMax < this.sealed[oldest]!.timeMax) oldest = i;
+    const [block] = this.sealed.splice(oldest, 1);
+    this.sealedRowCount -= block!.rowCount;
+    this.sealedByteSize -= block!.byteSize;
+    this.evictedRows += block!.rowCount;
+    this.evictedBlocks++;
+    return block!;
+  }
+
+  /** Every block a scan should visit: sealed ones and the open one when it has rows. */
+  blocks(): ScanBlock[] {
+    return this.open.rowCount > 0 ? [...this.sealed, this.open] : [...this.sealed];
+  }
+
+  schemaList(): ColumnSchema[] { return [...this.schema.values()].map((c) => ({ ...c })); }
+}

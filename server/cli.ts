@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/**
+ * The `shoal` command line (commander): one file per subcommand (cmd-*.ts), wired here.
+ */
+import { Command } from 'commander';
+import { registerIngest } from './cmd-ingest.js';
+import { registerLeaf } from './cmd-leaf.js';
+import { registerQuery } from './cmd-query.js';
+
+const program = new Command();
+program
+  .name('shoal')
+  .description('shoal: an in-memory analytics database in the style of Facebook Scuba')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerLeaf(program);
+registerQuery(program);
+registerIngest(program);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`shoal: ${(e as Error).message}\n`);
+  process.exit(1);
+});

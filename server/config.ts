@@ -1,0 +1,101 @@
+/**
+ * Runtime configuration of leaf and aggregator processes: one validated object with commented
+ * defaults. Compile-time bounds are in query/limits.ts; what an operator may tune is here, and
+ * every value is checked against a sane range at startup (a bad value stops the process with a
+ * message naming the option, rather than failing later).
+ */
+import os from 'node:os';
+
+export interface LeafConfig {
+  /** Address to listen on. Loopback by default: exposing a leaf is a decision, not an accident. */
+  host: string;
+  /** TCP port; 0 picks a free one (printed at startup). */
+  port: number;
+  /** Directory for the disk log, checkpoints and the leaf identity. */
+  dataDir: string;
+  /** Stable identity of this leaf (persisted in dataDir); shared-memory segments carry it. */
+  leafId: string | null;
+  /** Scan worker threads. Default: one per core (a leaf's scans use all of its cores). */
+  workers: number;
+  /** Heap bytes of table data this leaf keeps; past it the oldest sealed blocks are dropped. */
+  memoryBudgetBytes: number;
+  /** Queries running at once; more get 503 SHOAL_ERR_QUERY_OVERLOADED. */
+  queriesMax: number;
+  /** Default and maximum query time. */
+  queryTimeoutMs: number;
+  queryTimeoutMsMax: number;
+  /** Ingest requests being decoded/stored at once; more get 503 + Retry-After. */
+  ingestInFlightMax: number;
+  /** Scans of fewer rows than this run inline on the event loop (a worker hop costs more). */
+  inlineScanRowsMax: number;
+  /** Bearer token for ingest and query routes (null: open). */
+  token: string | null;
+  /** Bearer token for admin routes (handoff); admin routes are refused when it is null. */
+  adminToken: string | null;
+  /** Disk log fsync policy: 'always' fsyncs before acknowledging; 'interval' every fsyncIntervalMs; 'never' leaves it to the OS. */
+  fsync: 'always' | 'interval' | 'never';
+  fsyncIntervalMs: number;
+  /** Disable the disk log entirely (benchmarks of the in-memory path only). */
+  diskLog: boolean;
+  /** Use shared memory for planned restarts. */
+  shm: boolean;
+  /** Seal an open block this old (ms) so it is checkpointed and scanned by workers. */
+  openBlockAgeMsMax: number;
+  /** Optional maximum age of rows (seconds, by their time); older sealed blocks are dropped. */
+  retentionSeconds: number | null;
+  logLevel: string;
+}
+
+export function defaultLeafConfig(): LeafConfig {
+  return {
+    host: '127.0.0.1',
+    port: 7001,
+    dataDir: './data/leaf',
+    leafId: null,
+    workers: Math.max(1, Math.min(os.availableParallelism(), 8)),
+    memoryBudgetBytes: Math.floor(Math.min(8 * 2 ** 30, os.totalmem() / 4)),
+    queriesMax: 32,
+    queryTimeoutMs: 30_000,
+    queryTimeoutMsMax: 600_000,
+    ingestInFlightMax: 64,
+    inlineScanRowsMax: 200_000,
+    token: null,
+    adminToken: null,
+    fsync: 'interval',
+    fsyncIntervalMs: 200,
+    diskLog: true,
+    shm: true,
+    openBlockAgeMsMax: 10_000,
+    retentionSeconds: null,
+    logLevel: 'info',
+  };
+}
+
+export class ConfigError extends Error {}
+
+function check(cond: boolean, option: string, message: string): void {
+  if (!cond) throw new ConfigError(`invalid ${option}: ${message}`);
+}
+
+export function validateLeafConfig(c: LeafConfig): LeafConfig {
+  check(Number.isInteger(c.port) && c.port >= 0 && c.port <= 65535, '--port', `${c.port} is not a TCP port (0-65535)`);
+  check(typeof c.host === 'string' && c.host.length > 0, '--host', 'empty');
+  check(Number.isInteger(c.workers) && c.workers >= 1 && c.workers <= 64, '--workers', `${c.workers} is not in 1..64`);
+  check(Number.isFinite(c.memoryBudgetBytes) && c.memoryBudgetBytes >= 16 * 2 ** 20, '--memory-budget', 'must be at least 16 MiB');
+  check(Number.isInteger(c.queriesMax) && c.queriesMax >= 1 && c.queriesMax <= 10_000, 'queriesMax', 'not in 1..10000');
+  check(c.queryTimeoutMs >= 1 && c.queryTimeoutMs <= c.queryTimeoutMsMax, '--query-timeout', `must be 1..${c.queryTimeoutMsMax} ms`);
+  check(['always', 'interval', 'never'].includes(c.fsync), '--fsync', 'must be always, interval or never');
+  check(c.leafId === null || /^[A-Za-z0-9_-]{1,64}$/.test(c.leafId), '--id', 'letters, digits, _ and - only, at most 64');
+  check(c.retentionSeconds === null || c.retentionSeconds > 0, '--retention', 'must be positive seconds');
+  return c;
+}
+
+/** "4GiB", "512MB", "1000000" -> bytes. */
+export function parseBytes(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$/i.exec(text);
+  if (!m) throw new ConfigError(`cannot read "${text}" as a size (e.g. 512MiB, 4GiB)`);
+  const unit = (m[2] ?? '').toLowerCase().replace(/b$/, '').replace(/i$/, '');
+  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[unit];
+  if (mult === undefined) throw new ConfigError(`unknown size unit in "${text}"`);
+  return Math.floor(Number(m[1]) * mult);
+}
