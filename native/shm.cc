@@ -17,6 +17,9 @@
 // which is acceptable for a leaf that is handing off and no longer serving.
 
 #include <napi.h>
+// V8's own API, for the one thing N-API cannot do: a SharedArrayBuffer over external memory
+// (mapShared below). The addon is built against the running Node's headers at install time.
+#include <v8.h>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -475,6 +478,38 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   }
 }
 
+// mapShared(name): like map() (MAP_PRIVATE, copy-on-write), but returns a SharedArrayBuffer.
+// Why: a leaf scans its blocks on worker threads, and only a SharedArrayBuffer crosses to a worker
+// without a copy. N-API can only make ordinary external ArrayBuffers, so this one function uses
+// V8's BackingStore API: the backing store owns the mapping and munmaps it when the last
+// SharedArrayBuffer over it (in any thread) is collected. The segment may be unlinked at once;
+// the mapping keeps the pages alive.
+void UnmapBackingStore(void* data, size_t length, void* /*deleter_data*/) {
+  if (data != nullptr && length > 0) munmap(data, length);
+}
+
+Napi::Value MapShared(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetName(info, 0, "mapShared");
+  Fd fd(OpenSegment(env, "mapShared", name, O_RDONLY));
+  uint64_t byte_size = SegmentSize(env, "mapShared", name, fd.get());
+  if (byte_size == 0 || byte_size > kSegmentBytesMax) {
+    ThrowRange(env, "shm mapShared \"" + name + "\": the segment size " + std::to_string(byte_size) +
+                        " is not in 1.." + std::to_string(kSegmentBytesMax));
+  }
+  void* address = mmap(nullptr, byte_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
+  if (address == MAP_FAILED) ThrowSystem(env, "mapShared", name, "mmap", errno);
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
+      address, static_cast<size_t>(byte_size), UnmapBackingStore, nullptr);
+  v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
+  // A napi_value is a v8::Local in Node's implementation (v8impl::JsValueFromV8LocalValue).
+  napi_value result;
+  static_assert(sizeof(result) == sizeof(sab), "napi_value and v8::Local differ in size");
+  std::memcpy(&result, &sab, sizeof(result));
+  return Napi::Value(env, result);
+}
+
 // ---- memcpy baseline ----
 
 // memcpyBench(byteSize, repeats): ns per memcpy of byteSize bytes between two buffers already
@@ -722,6 +757,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("write", Napi::Function::New(env, Write, "write"));
   exports.Set("read", Napi::Function::New(env, Read, "read"));
   exports.Set("map", Napi::Function::New(env, Map, "map"));
+  exports.Set("mapShared", Napi::Function::New(env, MapShared, "mapShared"));
   exports.Set("size", Napi::Function::New(env, Size, "size"));
   exports.Set("exists", Napi::Function::New(env, Exists, "exists"));
   exports.Set("unlink", Napi::Function::New(env, Unlink, "unlink"));

@@ -58,6 +58,7 @@ interface NativeModule {
   write(name: string, offset: number, bytes: Bytes): void;
   read(name: string, offset: number, target: Bytes): number;
   map(name: string, writable: boolean, populate: boolean): ArrayBuffer;
+  mapShared(name: string): SharedArrayBuffer;
   size(name: string): number;
   exists(name: string): boolean;
   unlink(name: string): boolean;
@@ -165,6 +166,13 @@ export function read(name: string, offset: number, target: Bytes): number {
  * is copied: a Worker maps the segment by name itself. */
 export function map(name: string, options: MapOptions = {}): ArrayBuffer {
   return native().map(name, options.writable === true, options.populate === true);
+}
+
+/** Maps the whole segment copy-on-write as a SharedArrayBuffer (zero-copy), which can be posted
+ * to worker threads without a copy. The mapping outlives `unlink()` and is unmapped when the
+ * last SharedArrayBuffer over it, in any thread, is collected. Writes stay in this process. */
+export function mapShared(name: string): SharedArrayBuffer {
+  return native().mapShared(name);
 }
 
 /** The segment's size in bytes (fstat). */

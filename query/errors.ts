@@ -37,6 +37,8 @@ export const ERRORS = {
   // cluster
   SHOAL_ERR_CLUSTER_NO_LEAF: { status: 503, description: 'No leaf could accept the batch after the allowed number of tries.' },
   SHOAL_ERR_CLUSTER_CONFIG: { status: 400, description: 'The cluster file is malformed.' },
+  SHOAL_ERR_CLUSTER_NO_ANSWER: { status: 503, description: 'No leaf answered the query (each refused, timed out or failed); the error carries the coverage with every failure.' },
+  SHOAL_ERR_CLUSTER_OVERLOADED: { status: 503, description: 'The aggregator has as many ingest requests in flight as its limit allows; retry (see Retry-After).' },
   // leaf lifecycle and admin
   SHOAL_ERR_UNAVAILABLE: { status: 503, description: 'The leaf is handing off, starting or over a limit and does not take writes now; retry (see Retry-After).' },
   SHOAL_ERR_UNAUTHORIZED: { status: 401, description: 'A bearer token is required for this route and was missing or wrong.' },

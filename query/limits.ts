@@ -61,6 +61,42 @@ export const LIMITS = {
   resultRowsMax: 100_000,
   /** Bytes of a regular expression pattern (regexp_matches, LIKE). */
   patternBytesMax: 4_096,
+
+  // ---- cluster (aggregator, ingest router, shoal up) ----
+  /** Members (leaves or child aggregators) in one cluster file, i.e. the width of one fan-out
+   * level. Each member costs a socket per in-flight request and a slot in every query's merge;
+   * past a few hundred, stand aggregators over aggregators (a tree) instead. Ceiling: the file
+   * descriptor limit of the aggregator process. */
+  clusterMembersMax: 1_024,
+  /** Bytes of a cluster file. A thousand members with ids and URLs fit in ~100 KB. */
+  clusterFileBytesMax: 1_048_576,
+  /** Requests one fan-out (a query, a health round, a tables listing) has in flight at once.
+   * Members beyond it wait for a slot, so a wide cluster does not open thousands of sockets in
+   * one burst. At or above clusterMembersMax it means "every member at once". Ceiling: sockets. */
+  fanoutInFlightMax: 1_024,
+  /** Connections the aggregator keeps open to one member (undici pool, keep-alive). Requests
+   * beyond it queue in undici; that queue is bounded by the aggregator's own in-flight limits
+   * (queries, ingest requests, one health check per member). */
+  memberConnectionsMax: 64,
+  /** Bytes of one member's answer to a query (its partial states or sample rows). A partial of
+   * groupsMax groups with sketches can be large; past this the member counts as failed rather
+   * than exhausting the aggregator's heap. Ceiling: V8's string limit (~512 MiB). */
+  memberAnswerBytesMax: 256 * 1024 * 1024,
+  /** Bytes of a member's status or tables answer (a thousand tables of a few hundred bytes each,
+   * or a child aggregator listing a thousand members). */
+  memberStatusBytesMax: 16 * 1024 * 1024,
+  /** Failures listed in one coverage object; the rest are counted in failuresOmitted. A tree of
+   * aggregators can list every dead leaf beneath it. */
+  coverageFailuresMax: 1_024,
+  /** Attempts the ingest router makes for one batch, counting a retry of the same leaf after an
+   * ambiguous failure. Each try costs at most the ingest timeout, so this times the timeout is
+   * the longest a client waits. A refused batch usually lands on the second or third leaf. */
+  ingestRouteTriesMax: 6,
+  /** Leaves `shoal up` starts on one machine: each is a process with its own heap and workers. */
+  upLeavesMax: 64,
+  /** Restarts of one child per minute before `shoal up` stops restarting it (a leaf that cannot
+   * start would otherwise spin forever). */
+  upRestartsPerMinuteMax: 10,
 } as const;
 
 export type Limits = typeof LIMITS;

@@ -39,8 +39,11 @@ export interface LeafConfig {
   diskLog: boolean;
   /** Use shared memory for planned restarts. */
   shm: boolean;
-  /** Seal an open block this old (ms) so it is checkpointed and scanned by workers. */
-  openBlockAgeMsMax: number;
+  /** Checkpoint sealed blocks to disk when the log has grown this much since the last one... */
+  checkpointBytes: number;
+  /** ...or when this much time has passed with anything logged. Each checkpoint seals open
+   * blocks, so a short interval makes small blocks; the log keeps every row in between. */
+  checkpointIntervalMs: number;
   /** Optional maximum age of rows (seconds, by their time); older sealed blocks are dropped. */
   retentionSeconds: number | null;
   logLevel: string;
@@ -65,7 +68,8 @@ export function defaultLeafConfig(): LeafConfig {
     fsyncIntervalMs: 200,
     diskLog: true,
     shm: true,
-    openBlockAgeMsMax: 10_000,
+    checkpointBytes: 128 * 1024 * 1024,
+    checkpointIntervalMs: 120_000,
     retentionSeconds: null,
     logLevel: 'info',
   };
@@ -86,6 +90,8 @@ export function validateLeafConfig(c: LeafConfig): LeafConfig {
   check(c.queryTimeoutMs >= 1 && c.queryTimeoutMs <= c.queryTimeoutMsMax, '--query-timeout', `must be 1..${c.queryTimeoutMsMax} ms`);
   check(['always', 'interval', 'never'].includes(c.fsync), '--fsync', 'must be always, interval or never');
   check(c.leafId === null || /^[A-Za-z0-9_-]{1,64}$/.test(c.leafId), '--id', 'letters, digits, _ and - only, at most 64');
+  check(c.checkpointBytes >= 1024 * 1024, 'checkpointBytes', 'must be at least 1 MiB');
+  check(c.checkpointIntervalMs >= 100, '--checkpoint-interval', 'must be at least 100 ms');
   check(c.retentionSeconds === null || c.retentionSeconds > 0, '--retention', 'must be positive seconds');
   return c;
 }

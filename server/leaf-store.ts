@@ -75,6 +75,16 @@ export class LeafStore {
     return batch.rowCount;
   }
 
+  /** The most recent batch ids (newest last), saved with checkpoints and handoffs. */
+  recentBatchIdList(max: number): string[] {
+    const ids = [...this.recentBatchIds.keys()];
+    return ids.slice(Math.max(0, ids.length - max));
+  }
+
+  rememberBatchIds(ids: readonly string[]): void {
+    for (const id of ids) this.recentBatchIds.set(id, 0);
+  }
+
   rowCount(): number { let n = 0; for (const t of this.tables.values()) n += t.rowCount; return n; }
   byteSize(): number { let n = 0; for (const t of this.tables.values()) n += t.byteSize; return n; }
 

@@ -16,7 +16,16 @@ import { createMetrics } from './metrics.js';
 import { ScanPool } from './scan-pool.js';
 
 /** Where a leaf's data came from when it started. */
-export interface RestartInfo { source: 'shm' | 'disk' | 'empty'; ms: number; bytes: number; rows: number; reason: string | null }
+export interface RestartInfo {
+  source: 'shm' | 'disk' | 'empty';
+  ms: number;
+  bytes: number;
+  rows: number;
+  /** Why the data did not come from shared memory (null when it did). */
+  reason: string | null;
+  /** Bytes read from the data directory while restoring (0 for a shared-memory restore). */
+  diskBytesRead: number;
+}
 
 /** Makes batches durable before they are applied (the disk log). */
 export interface Durability {
@@ -33,7 +42,9 @@ export class Leaf {
   readonly metrics = createMetrics('leaf');
   readonly pool: ScanPool;
   state: LeafState = 'starting';
-  restart: RestartInfo = { source: 'empty', ms: 0, bytes: 0, rows: 0, reason: null };
+  restart: RestartInfo = { source: 'empty', ms: 0, bytes: 0, rows: 0, reason: null, diskBytesRead: 0 };
+  /** Set by the lifecycle: starts a handoff to shared memory (the admin route calls it). */
+  onHandoff: ((reason: string) => void) | null = null;
   durability: Durability | null = null;
   readonly running = new Map<number, RunningQuery>();
   private nextQueryId = 1;
@@ -136,19 +147,6 @@ export class Leaf {
       queriesRunning: [...this.running.values()].map((q) => ({ ...q, elapsedMs: Date.now() - q.startedAtMs })),
     };
   }
-
-  /** Seals open blocks that have been open too long (so they are checkpointed and pooled). */
-  sealOldBlocks(): SealedBlock[] {
-    const out: SealedBlock[] = [];
-    const now = Date.now();
-    for (const t of this.store.tables.values()) {
-      if (t.open.rowCount > 0 && now - t.open.createdAtMs >= this.config.openBlockAgeMsMax) {
-        const b = t.sealOpen();
-        if (b) out.push(b);
-      }
-    }
-    return out;
-  }
 }
 
 export function buildLeafApp(leaf: Leaf): FastifyInstance {
@@ -218,6 +216,16 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
   });
 
   app.get('/v1/status', async () => leaf.status());
+
+  app.post('/v1/admin/handoff', async (req, reply) => {
+    requireToken(req, cfg.adminToken, 'admin calls');
+    if (!cfg.shm) throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'shared memory is disabled on this leaf (--no-shm); restart it normally');
+    if (leaf.onHandoff === null || leaf.state !== 'serving') throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${leaf.state}; cannot hand off now`);
+    const trigger = leaf.onHandoff;
+    // Answer first: the handoff ends this process.
+    reply.raw.once('finish', () => trigger('admin handoff'));
+    return reply.send({ handingOff: true, leafId: leaf.leafId, rows: leaf.store.rowCount() });
+  });
 
   app.get('/healthz', async (_req, reply) => {
     if (leaf.state !== 'serving') return reply.code(503).send({ status: leaf.state });

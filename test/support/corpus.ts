@@ -105,6 +105,8 @@ export function parseCorpus(text: string, file: string): CorpusCase[] {
     if (!draft) throw new CorpusFormatError(file, lineNumber, `text outside a case: ${JSON.stringify(line)} (a case starts with a line \`query\`)`);
     const current: Draft = draft;
     const directive = DIRECTIVE.exec(line);
+    const unknown = /^([a-z][a-z-]*):(\s|$)/.exec(line);
+    if (!directive && unknown) throw new CorpusFormatError(file, lineNumber, `unknown directive ${unknown[1]}`);
     if (!directive) {
       if (target === 'duckdb') (current.duckdb as string[]).push(line);
       else if (sawDirective) throw new CorpusFormatError(file, lineNumber, `SQL after a directive: ${JSON.stringify(line)} (directives follow the SQL; a multi-line DuckDB spelling goes under \`duckdb:\`)`);
