@@ -25,6 +25,14 @@ const cases = loadCorpus();
 const SETUP_TIMEOUT_MS = 300_000;
 const CASE_TIMEOUT_MS = 60_000;
 
+/** Whether the leaf is still running, and if not how it ended and what it said last. */
+function leafState(leaf: LeafProcess): string {
+  const { exitCode, signalCode } = leaf.process;
+  if (exitCode === null && signalCode === null) return '';
+  const { stderr, stdout } = leaf.output();
+  return `\nthe leaf exited (code ${exitCode}, signal ${signalCode})\n--- leaf stderr (tail) ---\n${stderr.slice(-4000)}\n--- leaf stdout (tail) ---\n${stdout.slice(-2000)}`;
+}
+
 if (!leafCliExists()) console.log(`corpus.test.ts: ${CLI_PATH} is missing (run \`npm run build\`); the corpus does not run`);
 
 describe.runIf(leafCliExists())(`query corpus against a leaf and DuckDB (${describeDataConfig(config)})`, () => {
@@ -61,8 +69,15 @@ describe.runIf(leafCliExists())(`query corpus against a leaf and DuckDB (${descr
   });
 
   it.each(cases.map((c) => [caseTitle(c), c] as const))('%s', async (_title, c) => {
-    const url = (leaf as LeafProcess).url;
-    const outcome = await runCase(c, { duck: duck as DuckDb, queryShoal: (sql) => queryShoal(url, sql) });
+    const running = leaf as LeafProcess;
+    const query = async (sql: string) => {
+      try {
+        return await queryShoal(running.url, sql);
+      } catch (error) {
+        throw new Error(`${(error as Error).message} (${(error as { cause?: Error }).cause?.message ?? 'no cause'})${leafState(running)}`, { cause: error });
+      }
+    };
+    const outcome = await runCase(c, { duck: duck as DuckDb, queryShoal: query });
     if (!outcome.ok) expect.fail(`${c.sql}\n${outcome.message}\n(data: ${describeDataConfig(config)})`);
   }, CASE_TIMEOUT_MS);
 });
