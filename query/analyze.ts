@@ -55,7 +55,7 @@ export function analyze(stmt: SelectStmt, nowSeconds: number): LogicalPlan {
       rowOrder.push(hasStar || idx === null ? resolveRef(o.expr, 'ORDER BY') : null);
     }
     return {
-      mode: 'rows', table: stmt.from.name, where: stmt.where, keys: [], aggs: [], outputs: [], having: null,
+      mode: 'rows', table: stmt.from.name, tablePos: stmt.from.pos, ungrouped: [], where: stmt.where, keys: [], aggs: [], outputs: [], having: null,
       orderBy, limit: stmt.limit, projections, star: hasStar, rowOrder,
     };
   }
@@ -70,6 +70,7 @@ export function analyze(stmt: SelectStmt, nowSeconds: number): LogicalPlan {
   }
 
   const aggs: AggCall[] = [];
+  const ungrouped: { name: string; quoted: boolean; pos: number; clause: string }[] = [];
   const aggIndex = new Map<string, number>();
   const rewrite = (e: Expr, clause: string): BExpr => {
     const k = exprKey(e);
@@ -83,7 +84,8 @@ export function analyze(stmt: SelectStmt, nowSeconds: number): LogicalPlan {
       return { k: 'agg', index: ai, type: 'any' };
     }
     if (e.kind === 'column') {
-      throw new ShoalError('SHOAL_ERR_QUERY_SEMANTIC', `column "${e.name}" must appear in GROUP BY or be used in an aggregate function (in ${clause})`, { position: e.pos });
+      ungrouped.push({ name: e.name, quoted: e.quoted, pos: e.pos, clause });
+      return { k: 'const', value: null, type: 'any' };
     }
     return scalarFromAst(e, nowSeconds, (child) => rewrite(child, clause));
   };
@@ -96,7 +98,7 @@ export function analyze(stmt: SelectStmt, nowSeconds: number): LogicalPlan {
     return { output: null, expr: foldConstant(rewrite(resolveRef(o.expr, 'ORDER BY'), 'ORDER BY')), desc: o.desc };
   });
   return {
-    mode: 'aggregate', table: stmt.from.name, where: stmt.where, keys, aggs, outputs, having, orderBy,
+    mode: 'aggregate', table: stmt.from.name, tablePos: stmt.from.pos, ungrouped, where: stmt.where, keys, aggs, outputs, having, orderBy,
     limit: stmt.limit, projections: [], star: false, rowOrder: [],
   };
 }

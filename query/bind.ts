@@ -75,6 +75,14 @@ export function bind(plan: LogicalPlan, schema: SchemaLike, nowSeconds: number, 
     };
   }
 
+  for (const u of plan.ungrouped) {
+    // Resolve the name exactly like a column reference: unknown -> UNKNOWN_COLUMN (or lenient
+    // NULL), known -> it is a real column used outside GROUP BY.
+    const b = bindExpr({ kind: 'column', name: u.name, quoted: u.quoted, pos: u.pos });
+    if (b.k === 'col') {
+      throw new ShoalError('SHOAL_ERR_QUERY_SEMANTIC', `column "${u.name}" must appear in GROUP BY or be used in an aggregate function (in ${u.clause})`, { position: u.pos });
+    }
+  }
   const keys = plan.keys.map((k) => {
     const b = bindExpr(k);
     if (b.type === 'set') throw new ShoalError('SHOAL_ERR_QUERY_TYPE', 'cannot GROUP BY a string set; use list_contains() to filter instead', { position: k.pos });

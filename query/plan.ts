@@ -65,6 +65,14 @@ export interface OrderKey {
 export interface LogicalPlan {
   readonly mode: 'aggregate' | 'rows';
   readonly table: string;
+  /** Character position of the table name in the SQL (for errors). */
+  readonly tablePos: number;
+  /**
+   * Aggregate mode: column references outside aggregates that are not group keys. Whether that
+   * is a misuse (SHOAL_ERR_QUERY_SEMANTIC) or a typo (SHOAL_ERR_QUERY_UNKNOWN_COLUMN) depends on
+   * the schema, so the binder decides.
+   */
+  readonly ungrouped: readonly { readonly name: string; readonly quoted: boolean; readonly pos: number; readonly clause: string }[];
   readonly where: Expr | null;
   /** Aggregate mode: group keys (unbound) and aggregate calls. */
   readonly keys: readonly Expr[];

@@ -49,10 +49,30 @@ export function likeToRegex(pattern: string): string {
   return out + '$';
 }
 
+/**
+ * Strings compare by Unicode code point, as DuckDB's UTF-8 byte order does. JS `<` compares
+ * UTF-16 code units, which puts astral characters (surrogate pairs) below U+E000..U+FFFF.
+ */
+export function compareStrings(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    // A surrogate starts a code point above U+FFFF: greater than any single code unit.
+    if (xs !== ys) return xs ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 /** SQL comparison of two non-null values: <0, 0, >0. */
 export function compareValues(a: Scalar, b: Scalar): number {
   if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
-  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
+  if (typeof a === 'string' && typeof b === 'string') return compareStrings(a, b);
   if (typeof a === 'boolean' && typeof b === 'boolean') return (a ? 1 : 0) - (b ? 1 : 0);
   const sa = JSON.stringify(a);
   const sb = JSON.stringify(b);

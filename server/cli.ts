@@ -3,9 +3,12 @@
  * The `shoal` command line (commander): one file per subcommand (cmd-*.ts), wired here.
  */
 import { Command } from 'commander';
+import { registerAggregator } from './cmd-aggregator.js';
 import { registerIngest } from './cmd-ingest.js';
 import { registerLeaf } from './cmd-leaf.js';
 import { registerQuery } from './cmd-query.js';
+import { registerStatus } from './cmd-status.js';
+import { registerUp } from './cmd-up.js';
 
 const program = new Command();
 program
@@ -17,6 +20,9 @@ program
 registerLeaf(program);
 registerQuery(program);
 registerIngest(program);
+registerAggregator(program);
+registerUp(program);
+registerStatus(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`shoal: ${(e as Error).message}\n`);

@@ -90,7 +90,7 @@ export class Leaf {
     const table = this.store.tables.get(plan.table);
     if (table === undefined) {
       if (req.partial) return emptyPartial(plan);
-      throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_TABLE', `table "${plan.table}" does not exist`, { position: 0 });
+      throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_TABLE', `table "${plan.table}" does not exist`, { position: plan.tablePos });
     }
     const bound = bindQuery(plan, table.schema, nowSeconds, req.partial);
     const id = this.nextQueryId++;

@@ -64,7 +64,7 @@ export async function routeBatch(membership: Membership, agent: Dispatcher, req:
   const done = new Set<Member>();
   let retrySame: Member | null = null;
   for (let tries = 1; tries <= LIMITS.ingestRouteTriesMax; tries++) {
-    let target = retrySame;
+    let target: Member | null = retrySame;
     retrySame = null;
     if (target === null) {
       const untried = membership.members.filter((m) => !done.has(m));

@@ -229,7 +229,6 @@ export function canonical(value: unknown): unknown {
 /** One row (or value) for messages: strings quoted, NULL spelled out. */
 export function show(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : String(value);
   if (Array.isArray(value)) return `[${value.map(show).join(', ')}]`;
   if (typeof value === 'string') return JSON.stringify(value);
   return String(value);

@@ -1,0 +1,79 @@
+/**
+ * `shoal status`: what a cluster (or a single leaf) holds and how healthy it is, from
+ * `GET /v1/status`: one line per member of an aggregator (state, rows, bytes, free memory, how
+ * its data came back on its last start), or the one leaf's figures. Exits 1 when the server
+ * cannot be reached, 3 when some member is not healthy (for scripts), else 0.
+ */
+import type { Command } from 'commander';
+import { call, ClientError } from './client.js';
+import { formatTable } from './format.js';
+
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+function ago(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return 'never';
+  return ms < 1000 ? `${ms} ms ago` : `${(ms / 1000).toFixed(1)} s ago`;
+}
+
+interface MemberStatus {
+  id: string; url: string; role: string | null; state: string; memberState: string | null; lastError: string | null;
+  lastSeenMsAgo: number | null; rows: number | null; bytes: number | null; memoryFreeBytes: number | null;
+  leafCount: number; restart: { source: string; ms: number } | null;
+}
+
+export function formatStatus(s: Record<string, unknown>, url: string): { text: string; allHealthy: boolean } {
+  if (s.role === 'aggregator') {
+    const members = (s.leaves as MemberStatus[]) ?? [];
+    const healthy = members.filter((m) => m.state === 'healthy').length;
+    const head = `aggregator ${String(s.id)} at ${url}: ${healthy}/${members.length} members healthy, ${String(s.leafCount)} leaves, ` +
+      `${String(s.rows)} rows, ${formatBytes(s.bytes as number)}, ${formatBytes(s.memoryFreeBytes as number)} free`;
+    const str = (name: string) => ({ name, type: 'string' });
+    const columns = [str('leaf'), str('role'), str('state'), { name: 'rows', type: 'int' }, str('bytes'), str('memory free'), str('restart'), str('last seen'), str('error')];
+    const rows = members.map((m) => [
+      m.id, m.role ?? '?', m.state === 'healthy' && m.memberState !== null && m.memberState !== 'serving' ? m.memberState : m.state,
+      m.rows, formatBytes(m.bytes), formatBytes(m.memoryFreeBytes),
+      m.restart ? `${m.restart.source} ${m.restart.ms} ms` : '-', ago(m.lastSeenMsAgo), m.lastError ?? '',
+    ]);
+    return { text: `${head}\n${formatTable({ columns, rows })}`, allHealthy: healthy === members.length };
+  }
+  const r = s.restart as { source?: string; ms?: number } | undefined;
+  const lines = [
+    `leaf ${String(s.leafId)} at ${url}: ${String(s.state)}`,
+    `  rows ${String(s.rows)}, ${formatBytes(s.bytes as number)} of ${formatBytes(s.memoryBudgetBytes as number)} budget, ${formatBytes(s.memoryFreeBytes as number)} free`,
+    `  tables ${Object.keys((s.tables as object) ?? {}).length}, restart ${r?.source ?? '?'} in ${r?.ms ?? '?'} ms, up ${String(s.uptimeSeconds)} s, pid ${String(s.pid)}`,
+  ];
+  return { text: lines.join('\n'), allHealthy: s.state === 'serving' };
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('show the cluster (aggregator) or a leaf: members, health, rows, memory')
+    .option('--url <url>', 'aggregator or leaf URL', process.env.SHOAL_URL ?? 'http://127.0.0.1:7000')
+    .option('--json', 'print the raw status JSON')
+    .addHelpText('after', `
+Examples:
+  $ shoal status
+  $ shoal status --url http://127.0.0.1:7001`)
+    .action(async (o: { url: string; json?: boolean }) => {
+      const url = o.url.replace(/\/$/, '');
+      let s: Record<string, unknown>;
+      try {
+        s = (await call(`${url}/v1/status`, 'GET', undefined, { timeoutMs: 10_000 })) as Record<string, unknown>;
+      } catch (e) {
+        if (e instanceof ClientError) { process.stderr.write(`error: ${e.message}\n`); process.exitCode = 1; return; }
+        throw e;
+      }
+      if (o.json) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return; }
+      const { text, allHealthy } = formatStatus(s, url);
+      process.stdout.write(text + '\n');
+      if (!allHealthy) process.exitCode = 3;
+    });
+}
