@@ -37,9 +37,6 @@ export const LIMITS = {
   bodyBytesMax: 64 * 1024 * 1024,
   /** Events in one batch. A batch is atomic, so it is validated whole before it is stored. */
   eventsPerBatchMax: 100_000,
-  /** JSON nesting depth the ingest decoder accepts before rejecting (events are flat objects;
-   * only a set value nests one level). Bounds recursion on hostile input. */
-  jsonDepthMax: 32,
 
   // ---- query ----
   /** Characters of SQL text. */

@@ -18,6 +18,9 @@ export function fastifyOptions(logLevel: string): FastifyServerOptions {
     requestIdHeader: 'x-request-id',
     // Bounded time to receive a request, so a slow or stalled client cannot hold a socket.
     requestTimeout: 120_000,
+    // Long enough that an over-long table name reaches our own check (SHOAL_ERR_TABLE_NAME)
+    // instead of the router's generic 414.
+    routerOptions: { maxParamLength: 1024 },
   };
 }
 

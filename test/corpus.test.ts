@@ -44,7 +44,8 @@ describe.runIf(leafCliExists())(`query corpus against a leaf and DuckDB (${descr
     console.log(`corpus data: ${describeDataConfig(config)}`);
     const events = generateEvents(config.seed, config.rowCount, { nowSeconds: config.nowSeconds });
     dataDir = await mkdtemp(join(tmpdir(), 'shoal-corpus-'));
-    leaf = await startLeaf({ dataDir });
+    // --no-shm: a planned stop would otherwise leave this throwaway leaf's data in /dev/shm.
+    leaf = await startLeaf({ dataDir, args: ['--no-shm'] });
     const startMs = Date.now();
     await ingestEvents(leaf.url, 'events', events);
     console.log(`ingested ${events.length} events into ${leaf.url} in ${Date.now() - startMs} ms`);
