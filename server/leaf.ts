@@ -82,6 +82,11 @@ export class Leaf {
 
   /** Runs a query and returns its merged Partial (what an aggregator wants). */
   async queryPartial(req: QueryRequest): Promise<Partial> {
+    // During a handoff the tables are being moved to shared memory (and then are empty here): a
+    // query started now would answer from part of the data, or none, as if it were all of it.
+    if (this.state !== 'serving') {
+      throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${this.state} and does not take queries; retry (its successor will answer)`);
+    }
     if (this.running.size >= this.config.queriesMax) {
       throw new ShoalError('SHOAL_ERR_QUERY_OVERLOADED', `${this.running.size} queries are running, the limit; retry later`);
     }
@@ -150,7 +155,10 @@ export class Leaf {
 }
 
 export function buildLeafApp(leaf: Leaf): FastifyInstance {
-  const app = Fastify(fastifyOptions(leaf.config.logLevel));
+  // return503OnClosing off: while the handoff closes the server, requests still arriving on open
+  // connections reach the routes, which refuse them in shoal's shape (503, Retry-After) because
+  // the leaf is no longer serving; fastify's own closing answer has neither.
+  const app = Fastify({ ...fastifyOptions(leaf.config.logLevel), return503OnClosing: false });
   installCommon(app);
   const cfg = leaf.config;
 
@@ -167,6 +175,10 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
       return reply.send(r.duplicate ? { accepted: 0, duplicate: true } : { accepted: r.accepted });
     } catch (e) {
       leaf.metrics.ingestBatches.inc({ outcome: e instanceof ShoalError && e.status === 503 ? 'refused' : 'rejected' });
+      // A leaf that is going away asks the writer to drop the connection, so its next batch goes
+      // out on a new one (to this leaf's successor or another leaf) instead of a socket that the
+      // exit will reset.
+      if (leaf.state !== 'serving') reply.header('connection', 'close');
       throw e;
     }
   });
@@ -215,7 +227,10 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     };
   });
 
-  app.get('/v1/status', async () => leaf.status());
+  app.get('/v1/status', async (req) => {
+    requireToken(req, cfg.token, 'status');
+    return leaf.status();
+  });
 
   app.post('/v1/admin/handoff', async (req, reply) => {
     requireToken(req, cfg.adminToken, 'admin calls');
@@ -232,7 +247,8 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     return { status: 'serving' };
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    requireToken(req, cfg.token, 'metrics');
     leaf.metrics.rowsHeld.set(leaf.store.rowCount());
     leaf.metrics.bytesHeld.set(leaf.store.byteSize());
     leaf.metrics.evictedRows.set(leaf.store.evicted.rows);
