@@ -24,13 +24,15 @@ export interface LeafConfig {
   /** Default and maximum query time. */
   queryTimeoutMs: number;
   queryTimeoutMsMax: number;
-  /** Ingest requests being decoded/stored at once; more get 503 + Retry-After. */
+  /** Ingest requests admitted at once (from their first byte: bodies are buffered, so this times
+   * the body limit bounds upload memory); more get 503 + Retry-After. */
   ingestInFlightMax: number;
   /** Scans of fewer rows than this run inline on the event loop (a worker hop costs more). */
   inlineScanRowsMax: number;
   /** Bearer token for ingest and query routes (null: open). */
   token: string | null;
-  /** Bearer token for admin routes (handoff); admin routes are refused when it is null. */
+  /** Bearer token for admin routes (handoff). Null: admin routes are open to whoever can reach
+   * the leaf (loopback by default); set one whenever the leaf listens beyond loopback. */
   adminToken: string | null;
   /** Disk log fsync policy: 'always' fsyncs before acknowledging; 'interval' every fsyncIntervalMs; 'never' leaves it to the OS. */
   fsync: 'always' | 'interval' | 'never';
@@ -60,7 +62,7 @@ export function defaultLeafConfig(): LeafConfig {
     queriesMax: 32,
     queryTimeoutMs: 30_000,
     queryTimeoutMsMax: 600_000,
-    ingestInFlightMax: 64,
+    ingestInFlightMax: 16,
     inlineScanRowsMax: 200_000,
     token: null,
     adminToken: null,

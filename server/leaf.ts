@@ -10,7 +10,7 @@ import { ShoalError } from '../query/errors.js';
 import { timeRangeOf } from '../query/scan.js';
 import type { SealedBlock } from '../query/storage/table.js';
 import type { LeafConfig } from './config.js';
-import { bodyFormat, fastifyOptions, installCommon, parseQueryRequest, requireToken, type QueryRequest } from './http-common.js';
+import { bodyFormat, fastifyOptions, installCommon, sendError, parseQueryRequest, requireToken, type QueryRequest } from './http-common.js';
 import { LeafStore, checkTableName, type IngestRecord } from './leaf-store.js';
 import { createMetrics } from './metrics.js';
 import { ScanPool } from './scan-pool.js';
@@ -48,7 +48,9 @@ export class Leaf {
   durability: Durability | null = null;
   readonly running = new Map<number, RunningQuery>();
   private nextQueryId = 1;
-  private ingestInFlight = 0;
+  /** Ingest requests admitted and not yet answered, counted from their first byte (bodies
+   * are buffered in memory, so this bounds the memory that uploads in progress can take). */
+  ingestRequests = 0;
   readonly startedAtMs = Date.now();
 
   constructor(readonly config: LeafConfig, readonly leafId: string) {
@@ -60,24 +62,16 @@ export class Leaf {
     if (this.state !== 'serving') {
       throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${this.state} and does not take writes; retry (another leaf will take the batch)`);
     }
-    if (this.ingestInFlight >= this.config.ingestInFlightMax) {
-      throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf has ${this.ingestInFlight} ingest requests in flight, its limit; retry later`);
-    }
     if (this.store.overBudget()) {
       throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'leaf is at its memory budget with nothing it may evict; retry on another leaf');
     }
     if (this.store.isDuplicate(rec.batchId)) return { accepted: 0, duplicate: true };
-    this.ingestInFlight++;
-    try {
-      const { batch } = this.store.decode(rec);
-      if (batch.rowCount > 0) this.durability?.append(rec);
-      const accepted = this.store.apply(rec, batch);
-      this.metrics.ingestRows.inc(accepted);
-      this.metrics.ingestBytes.inc(rec.body.length);
-      return { accepted, duplicate: false };
-    } finally {
-      this.ingestInFlight--;
-    }
+    const { batch } = this.store.decode(rec);
+    if (batch.rowCount > 0) this.durability?.append(rec);
+    const accepted = this.store.apply(rec, batch);
+    this.metrics.ingestRows.inc(accepted);
+    this.metrics.ingestBytes.inc(rec.body.length);
+    return { accepted, duplicate: false };
   }
 
   /** Runs a query and returns its merged Partial (what an aggregator wants). */
@@ -161,6 +155,29 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
   const app = Fastify({ ...fastifyOptions(leaf.config.logLevel), return503OnClosing: false });
   installCommon(app);
   const cfg = leaf.config;
+
+  // Admission for ingest happens before the body is read: a leaf that is not serving, or has
+  // ingestInFlightMax uploads in progress, refuses at once with 503 + Retry-After, so the router
+  // places the batch elsewhere and no unbounded number of bodies is buffered here.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method !== 'POST' || !req.url.startsWith('/v1/tables/')) return;
+    if (leaf.state !== 'serving') {
+      return sendError(reply, new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${leaf.state} and does not take writes; retry (another leaf will take the batch)`));
+    }
+    if (leaf.ingestRequests >= cfg.ingestInFlightMax) {
+      leaf.metrics.ingestBatches.inc({ outcome: 'refused' });
+      return sendError(reply, new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf has ${leaf.ingestRequests} ingest requests in flight, its limit; retry later`));
+    }
+    leaf.ingestRequests++;
+    (req as { shoalAdmitted?: boolean }).shoalAdmitted = true;
+  });
+  const release = async (req: object) => {
+    const r = req as { shoalAdmitted?: boolean };
+    if (r.shoalAdmitted) { r.shoalAdmitted = false; leaf.ingestRequests--; }
+  };
+  app.addHook('onResponse', release);
+  // A client that hangs up mid-upload gets no response: release its slot here.
+  app.addHook('onRequestAbort', release);
 
   app.post<{ Params: { table: string } }>('/v1/tables/:table/events', async (req, reply) => {
     requireToken(req, cfg.token, 'ingest');

@@ -28,6 +28,8 @@ export function parseBody(body: Buffer | Uint8Array | string, format: BodyFormat
     if (!isUtf8(buf)) throw new ShoalError('SHOAL_ERR_INGEST_BODY', `body is not valid UTF-8 (at byte ${firstInvalidUtf8(buf)})`);
     text = buf.toString('utf8');
   }
+  // A UTF-8 byte-order mark is legal at the start of a body (some Windows tools write one).
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let first = 0;
   while (first < text.length && (text.charCodeAt(first) <= 32 || text.charCodeAt(first) === 0xfeff)) first++;
   if (first === text.length) return { events: [], lines: null };
