@@ -138,10 +138,53 @@ function localIds(v: Vec, sel: Int32Array, count: number, rowCount: number): { i
   return { ids, values };
 }
 
+/** Reused per-row group-id buffer: a block has at most blockRowsMax rows. */
+let gidBuffer = new Int32Array(0);
+
 /** Group id per selected row (indexed by row), resolving new key tuples in the global table. */
 function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, count: number, rowCount: number): Int32Array {
+  if (gidBuffer.length < rowCount) gidBuffer = new Int32Array(Math.max(rowCount, LIMITS.blockRowsMax));
+  const gids = gidBuffer;
+  if (keys.length === 1) {
+    const v = keys[0]!;
+    if (v.t === 'str') {
+      // The common case (GROUP BY a string column): one pass, codes -> group ids through a
+      // per-block table filled the first time each dictionary entry is seen.
+      const nullId = v.dict.length;
+      const map = new Int32Array(nullId + 1).fill(-1);
+      const codes = v.codes;
+      const nulls = v.nulls;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        const c = nulls !== null && nulls[r] === 1 ? nullId : codes[r]!;
+        let g = map[c]!;
+        if (g < 0) { g = groups.id([c === nullId ? null : v.dict[c]!]); map[c] = g; }
+        gids[r] = g;
+      }
+      return gids;
+    }
+    if (v.t === 'num') {
+      // Numbers (time buckets, ints): consecutive rows usually share a key, so remember the last.
+      const vals = v.v;
+      const nulls = v.nulls;
+      let last = NaN;
+      let lastG = -1;
+      let nullG = -1;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) {
+          if (nullG < 0) nullG = groups.id([null]);
+          gids[r] = nullG;
+          continue;
+        }
+        const x = vals[r]!;
+        if (x !== last) { last = x; lastG = groups.id([x === 0 ? 0 : x]); }
+        gids[r] = lastG;
+      }
+      return gids;
+    }
+  }
   const locals = keys.map((k) => localIds(k, sel, count, rowCount));
-  const gids = new Int32Array(rowCount);
   if (locals.length === 1) {
     const { ids, values } = locals[0]!;
     const map = new Int32Array(values.length).fill(-1);
