@@ -39,6 +39,14 @@ export const ERRORS = {
   SHOAL_ERR_CLUSTER_CONFIG: { status: 400, description: 'The cluster file is malformed.' },
   SHOAL_ERR_CLUSTER_NO_ANSWER: { status: 503, description: 'No leaf answered the query (each refused, timed out or failed); the error carries the coverage with every failure.' },
   SHOAL_ERR_CLUSTER_OVERLOADED: { status: 503, description: 'The aggregator has as many ingest requests in flight as its limit allows; retry (see Retry-After).' },
+  // loader (shoal load / shoal tail): reported by the loader itself, never by a server. Row
+  // codes are per row and do not stop a load; the others stop it (the report says where).
+  SHOAL_ERR_LOAD_OPTION: { status: 400, description: 'A load or tail option is invalid: unknown format or time format, a bad --schema entry, a size out of range, a missing file.' },
+  SHOAL_ERR_LOAD_FORMAT: { status: 400, description: 'A file is not in the format given or detected (not NDJSON, CSV, Parquet or Arrow IPC), or it is corrupt or truncated.' },
+  SHOAL_ERR_LOAD_ROW: { status: 400, description: 'A row cannot be read: a line that is not a JSON object, a CSV quoting or field-count error, a line over the length limit, a value not of its column type.' },
+  SHOAL_ERR_LOAD_TIME: { status: 400, description: 'A row has no usable time (missing, unparseable, or outside 1900..2200 after conversion) and --missing-time is reject.' },
+  SHOAL_ERR_LOAD_SEND: { status: 503, description: 'A batch could not be delivered after the allowed retries (the server kept refusing it or could not be reached); the load stops and the report says which rows were not sent.' },
+  SHOAL_ERR_LOAD_STATE: { status: 400, description: 'The tail state file is malformed, too large, or belongs to another table.' },
   // leaf lifecycle and admin
   SHOAL_ERR_UNAVAILABLE: { status: 503, description: 'The leaf is handing off, starting or over a limit and does not take writes now; retry (see Retry-After).' },
   SHOAL_ERR_UNAUTHORIZED: { status: 401, description: 'A bearer token is required for this route and was missing or wrong.' },

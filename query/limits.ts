@@ -89,11 +89,40 @@ export const LIMITS = {
    * ambiguous failure. Each try costs at most the ingest timeout, so this times the timeout is
    * the longest a client waits. A refused batch usually lands on the second or third leaf. */
   ingestRouteTriesMax: 6,
+  /** Batch ids whose leaf the ingest router remembers (the most recent ones), so a client that
+   * retries a batch after a lost answer is sent to the leaf that may have stored it, whose dedupe
+   * then drops the copy. ~100 bytes each: 100,000 ids cost ~10 MB. */
+  ingestPlacementsMax: 100_000,
   /** Leaves `shoal up` starts on one machine: each is a process with its own heap and workers. */
   upLeavesMax: 64,
   /** Restarts of one child per minute before `shoal up` stops restarting it (a leaf that cannot
    * start would otherwise spin forever). */
   upRestartsPerMinuteMax: 10,
+
+  // ---- loader (shoal load / shoal tail, loader/) ----
+  /** Bytes of one input line (NDJSON) the loader holds. One event must fit one request body;
+   * a longer line is reported as a bad row and skipped without being held whole, so a file with
+   * no newlines cannot exhaust the loader's memory. Ceiling: bodyBytesMax. */
+  loaderLineBytesMax: 8 * 1024 * 1024,
+  /** Ceiling of --batch-bytes. Batches are sized by UTF-16 length, and UTF-8 takes at most 3
+   * bytes per UTF-16 unit, so 16 MiB of text stays under bodyBytesMax (64 MiB) in bytes. */
+  loaderBatchBytesMax: 16 * 1024 * 1024,
+  /** Ceiling of --in-flight: batches sent at once. Each holds its body (<= loaderBatchBytesMax)
+   * in memory, so this times the batch size bounds the loader's buffers. */
+  loaderInFlightMax: 64,
+  /** Ceiling of --retries: attempts per batch on refusals (503) and connection errors. With
+   * the delay capped at loaderRetryDelayMsMax, the default gives up after about a minute. */
+  loaderRetriesMax: 1_000,
+  /** Longest wait between two attempts (exponential backoff, or the server's Retry-After). */
+  loaderRetryDelayMsMax: 10_000,
+  /** Ceiling of --infer-rows: CSV rows held in memory to infer column types. */
+  loaderInferRowsMax: 100_000,
+  /** Rejected rows kept with their reason for the final report (the rest are only counted). */
+  loaderRejectionsKeptMax: 1_000,
+  /** Bytes of a tail state file read back (it is a small JSON object). */
+  tailStateBytesMax: 64 * 1024,
+  /** Directory entries a restarted tail looks through for the rotated file it was reading. */
+  tailRotatedScanMax: 1_000,
 } as const;
 
 export type Limits = typeof LIMITS;

@@ -19,7 +19,7 @@ import { fastifyOptions, installCommon, parseQueryRequest, requireToken } from '
 import { checkTableName } from './leaf-store.js';
 import { Membership, type MemberSpec } from './membership.js';
 import { createMetrics } from './metrics.js';
-import { routeBatch } from './router.js';
+import { Placements, routeBatch } from './router.js';
 
 export interface AggregatorConfig {
   host: string;
@@ -87,16 +87,19 @@ export class Aggregator {
   readonly ingestTries = new client.Histogram({
     name: 'shoal_ingest_route_tries', help: 'Members tried per routed batch', buckets: [1, 2, 3, 4, 6], registers: [this.metrics.registry],
   });
+  /** Where recent batch ids went (so a client's retry goes to the same leaf). */
+  readonly placements = new Placements();
   queriesRunning = 0;
   ingestInFlight = 0;
   readonly startedAtMs = Date.now();
-  /** Randomness of the ingest router (injectable for tests). */
-  random: () => number = Math.random;
+  /** Randomness of the ingest router: null = seeded by each batch id (router.ts batchRandom);
+   * a test injects its own. */
+  random: (() => number) | null = null;
 
   constructor(readonly config: AggregatorConfig, members: readonly MemberSpec[]) {
     this.membership = new Membership(members, this.agent, {
       intervalMs: config.healthIntervalMs, timeoutMs: config.healthTimeoutMs, failuresMax: config.healthFailuresMax,
-    });
+    }, config.memberToken);
   }
 
   get queryContext(): ClusterQueryContext {
@@ -212,10 +215,10 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     const ct = req.headers['content-type'];
     agg.ingestInFlight++;
     try {
-      const r = await routeBatch(agg.membership, agg.agent, {
+      const r = await routeBatch(agg.membership, agg.agent, agg.placements, {
         table: req.params.table, body, contentType: typeof ct === 'string' ? ct : undefined, batchId,
         authorization: cfg.memberToken !== null ? `Bearer ${cfg.memberToken}` : null, timeoutMs: cfg.ingestTimeoutMs,
-      }, agg.random);
+      }, agg.random ?? undefined);
       if (r.kind === 'accepted') {
         agg.ingestTries.observe(r.tries);
         const accepted = r.body.accepted as number;
@@ -284,11 +287,15 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     return { ...out, timeMin: Number.isFinite(out.timeMin) ? out.timeMin : null, timeMax: Number.isFinite(out.timeMax) ? out.timeMax : null, leavesResponded: answers.length, failures };
   });
 
-  app.get('/v1/status', async () => agg.status());
+  app.get('/v1/status', async (req) => {
+    requireToken(req, cfg.token, 'status');
+    return agg.status();
+  });
 
   app.get('/healthz', async () => ({ status: 'serving', membersHealthy: agg.membership.members.filter((m) => m.health === 'healthy').length }));
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    requireToken(req, cfg.token, 'metrics');
     const counts = { healthy: 0, unhealthy: 0, unknown: 0 };
     for (const m of agg.membership.members) counts[m.health]++;
     for (const [state, n] of Object.entries(counts)) agg.membersGauge.set({ state }, n);

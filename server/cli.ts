@@ -6,8 +6,10 @@ import { Command } from 'commander';
 import { registerAggregator } from './cmd-aggregator.js';
 import { registerIngest } from './cmd-ingest.js';
 import { registerLeaf } from './cmd-leaf.js';
+import { registerLoad } from './cmd-load.js';
 import { registerQuery } from './cmd-query.js';
 import { registerStatus } from './cmd-status.js';
+import { registerTail } from './cmd-tail.js';
 import { registerUp } from './cmd-up.js';
 
 const program = new Command();
@@ -20,6 +22,8 @@ program
 registerLeaf(program);
 registerQuery(program);
 registerIngest(program);
+registerLoad(program);
+registerTail(program);
 registerAggregator(program);
 registerUp(program);
 registerStatus(program);

@@ -6,14 +6,20 @@ import type { Command } from 'commander';
 import { call, ClientError } from './client.js';
 import { formatCsv, formatTable, type ResultLike } from './format.js';
 
-interface Coverage { percent: number; leavesQueried: number; leavesResponded: number; rowsScanned: number; rowsExpected: number; failures: { leaf: string; reason: string }[] }
+interface Coverage {
+  percent: number; basis?: 'rows' | 'leaves'; leavesQueried: number; leavesResponded: number; rowsScanned: number; rowsExpected: number;
+  failures: { leaf: string; reason: string }[]; failuresOmitted?: number;
+}
 
 export function coverageLine(c: Coverage | undefined, elapsedMs?: number): string {
   if (!c) return '';
-  const pct = Number.isInteger(c.percent) ? String(c.percent) : c.percent.toFixed(1);
-  let s = `coverage ${pct}% (${c.leavesResponded}/${c.leavesQueried} leaves, ${c.rowsExpected} rows)`;
+  // Rounded down, never up: 99.996% of the rows is not "100%".
+  const pct = String(Math.floor(c.percent * 100) / 100);
+  const basis = c.basis === 'leaves' ? ', by leaf count: a missing leaf\'s rows are unknown' : '';
+  let s = `coverage ${pct}% (${c.leavesResponded}/${c.leavesQueried} leaves, ${c.rowsExpected} rows${basis})`;
   if (elapsedMs !== undefined) s += `, ${elapsedMs} ms`;
   for (const f of c.failures ?? []) s += `\n  missing ${f.leaf}: ${f.reason}`;
+  if (c.failuresOmitted) s += `\n  and ${c.failuresOmitted} more`;
   return s;
 }
 

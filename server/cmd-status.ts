@@ -32,7 +32,7 @@ export function formatStatus(s: Record<string, unknown>, url: string): { text: s
   if (s.role === 'aggregator') {
     const members = (s.leaves as MemberStatus[]) ?? [];
     const healthy = members.filter((m) => m.state === 'healthy').length;
-    const head = `aggregator ${String(s.id)} at ${url}: ${healthy}/${members.length} members healthy, ${String(s.leafCount)} leaves, ` +
+    const head = `aggregator ${String(s.id)} at ${url}: ${healthy}/${members.length} members healthy, ${String(s.leafCount)} lea${s.leafCount === 1 ? 'f' : 'ves'}, ` +
       `${String(s.rows)} rows, ${formatBytes(s.bytes as number)}, ${formatBytes(s.memoryFreeBytes as number)} free`;
     const str = (name: string) => ({ name, type: 'string' });
     const columns = [str('leaf'), str('role'), str('state'), { name: 'rows', type: 'int' }, str('bytes'), str('memory free'), str('restart'), str('last seen'), str('error')];
@@ -58,15 +58,16 @@ export function registerStatus(program: Command): void {
     .description('show the cluster (aggregator) or a leaf: members, health, rows, memory')
     .option('--url <url>', 'aggregator or leaf URL', process.env.SHOAL_URL ?? 'http://127.0.0.1:7000')
     .option('--json', 'print the raw status JSON')
+    .option('--token <token>', 'bearer token (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
     .addHelpText('after', `
 Examples:
   $ shoal status
   $ shoal status --url http://127.0.0.1:7001`)
-    .action(async (o: { url: string; json?: boolean }) => {
+    .action(async (o: { url: string; json?: boolean; token?: string }) => {
       const url = o.url.replace(/\/$/, '');
       let s: Record<string, unknown>;
       try {
-        s = (await call(`${url}/v1/status`, 'GET', undefined, { timeoutMs: 10_000 })) as Record<string, unknown>;
+        s = (await call(`${url}/v1/status`, 'GET', undefined, { timeoutMs: 10_000, token: o.token ?? null })) as Record<string, unknown>;
       } catch (e) {
         if (e instanceof ClientError) { process.stderr.write(`error: ${e.message}\n`); process.exitCode = 1; return; }
         throw e;

@@ -51,11 +51,18 @@ Example:
 
       // Each leaf's scans share the machine's cores with the other leaves.
       const workers = Math.max(1, Math.floor(os.availableParallelism() / leafCount));
-      const common = o.token !== undefined ? ['--token', o.token] : [];
+      // The token reaches the children through their environment (SHOAL_TOKEN), not their
+      // command lines, which `ps` shows to every user.
+      if (o.token !== undefined) process.env.SHOAL_TOKEN = o.token;
+      const common: string[] = [];
       const leaves = Array.from({ length: leafCount }, (_, k) => {
         const i = k + 1;
         const name = `leaf-${i}`;
-        const args = [CLI_PATH, 'leaf', '--host', o.host, '--port', String(port + i), '--data-dir', path.join(dataDir, name), '--id', name, '--workers', String(workers), ...common];
+        // No --id: the leaf keeps a generated identity in its data dir. Its shared-memory segments
+        // are named by that identity, so a fixed "leaf-1" would let a second `shoal up` (another
+        // data dir) or a new one over a deleted dir adopt an old handoff. The cluster file still
+        // names the members leaf-1..leaf-N for people.
+        const args = [CLI_PATH, 'leaf', '--host', o.host, '--port', String(port + i), '--data-dir', path.join(dataDir, name), '--workers', String(workers), ...common];
         if (o.memoryBudget !== undefined) args.push('--memory-budget', o.memoryBudget);
         return { name, url: `http://${o.host}:${port + i}`, args };
       });
@@ -72,6 +79,8 @@ Example:
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      // The terminal closed: the children are in their own process groups and would live on.
+      process.on('SIGHUP', onSignal);
 
       const fail = async (e: Error) => {
         process.stderr.write(`shoal up: ${e.message}\n`);
@@ -92,6 +101,6 @@ Example:
         await sup.waitReady(agg, startTimeoutMs);
       } catch (e) { return fail(e as Error); }
       say(`aggregator listening on ${aggUrl} (pid ${agg.pid}, log ${shown(agg.spec.logFile)}, cluster ${shown(clusterFile)})`);
-      say(`${leafCount} leaves + aggregator ready at ${aggUrl}`);
+      say(`${leafCount} lea${leafCount === 1 ? 'f' : 'ves'} + aggregator ready at ${aggUrl}`);
     });
 }

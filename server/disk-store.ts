@@ -34,7 +34,8 @@ export interface Manifest {
   walStart: number;
   nextFileNo: number;
   tables: Record<string, { schema: [string, ColumnType][]; blocks: BlockFile[] }>;
-  batchIds: string[];
+  /** Recent batch ids and their row counts, so a retry after a restart is still recognised. */
+  batchIds: [string, number][];
 }
 
 export interface DiskOptions {

@@ -54,8 +54,10 @@ export class LeafStore {
     return { batch, table };
   }
 
-  isDuplicate(batchId: string | null): boolean {
-    return batchId !== null && this.recentBatchIds.has(batchId);
+  /** Rows the batch with this id was stored with, or null when it is not a known duplicate. */
+  duplicateRows(batchId: string | null): number | null {
+    if (batchId === null) return null;
+    return this.recentBatchIds.get(batchId) ?? null;
   }
 
   /** Stores a decoded batch (the caller has made it durable first). */
@@ -75,14 +77,14 @@ export class LeafStore {
     return batch.rowCount;
   }
 
-  /** The most recent batch ids (newest last), saved with checkpoints and handoffs. */
-  recentBatchIdList(max: number): string[] {
-    const ids = [...this.recentBatchIds.keys()];
+  /** The most recent batch ids with their row counts (newest last), saved with checkpoints and handoffs. */
+  recentBatchIdList(max: number): [string, number][] {
+    const ids = [...this.recentBatchIds.entries()];
     return ids.slice(Math.max(0, ids.length - max));
   }
 
-  rememberBatchIds(ids: readonly string[]): void {
-    for (const id of ids) this.recentBatchIds.set(id, 0);
+  rememberBatchIds(ids: readonly (readonly [string, number])[]): void {
+    for (const [id, rows] of ids) this.recentBatchIds.set(id, rows);
   }
 
   rowCount(): number { let n = 0; for (const t of this.tables.values()) n += t.rowCount; return n; }

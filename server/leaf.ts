@@ -65,7 +65,9 @@ export class Leaf {
     if (this.store.overBudget()) {
       throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'leaf is at its memory budget with nothing it may evict; retry on another leaf');
     }
-    if (this.store.isDuplicate(rec.batchId)) return { accepted: 0, duplicate: true };
+    // A retry of a batch already stored: answer as the first time did, store nothing.
+    const dup = this.store.duplicateRows(rec.batchId);
+    if (dup !== null) return { accepted: dup, duplicate: true };
     const { batch } = this.store.decode(rec);
     if (batch.rowCount > 0) this.durability?.append(rec);
     const accepted = this.store.apply(rec, batch);
@@ -189,7 +191,7 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     try {
       const r = leaf.ingest({ table: req.params.table, nowSeconds: Date.now() / 1000, format, body, batchId });
       leaf.metrics.ingestBatches.inc({ outcome: r.duplicate ? 'duplicate' : 'accepted' });
-      return reply.send(r.duplicate ? { accepted: 0, duplicate: true } : { accepted: r.accepted });
+      return reply.send(r.duplicate ? { accepted: r.accepted, duplicate: true } : { accepted: r.accepted });
     } catch (e) {
       leaf.metrics.ingestBatches.inc({ outcome: e instanceof ShoalError && e.status === 503 ? 'refused' : 'rejected' });
       // A leaf that is going away asks the writer to drop the connection, so its next batch goes

@@ -97,6 +97,10 @@ export class Member {
   restart: { source: string; ms: number } | null = null;
   /** Rows per table as last seen (status poll or query answer); null until first seen. */
   private tableRows: Map<string, number> | null = null;
+  /** Body bytes the router sent this member since its last status: the free memory it reported
+   * is up to a poll interval old, and without this every batch in that interval would go to the
+   * same "freest" member. */
+  routedBytes = 0;
   /** A health check of this member is in flight (at most one at a time). */
   checking = false;
 
@@ -141,6 +145,7 @@ export class Member {
     this.rows = num(s.rows);
     this.bytes = num(s.bytes);
     this.memoryFreeBytes = num(s.memoryFreeBytes);
+    this.routedBytes = 0;
     this.memoryBudgetBytes = num(s.memoryBudgetBytes);
     this.pid = num(s.pid);
     this.leafCount = this.role === 'aggregator' ? Math.max(1, num(s.leafCount) ?? 1) : 1;
@@ -152,6 +157,11 @@ export class Member {
       for (const [name, t] of Object.entries(tables as Record<string, { rows?: unknown }>)) m.set(name, num(t?.rows) ?? 0);
       this.tableRows = m;
     }
+  }
+
+  /** Free memory now, as well as the router can tell: the last report less what was sent since. */
+  estimatedFreeBytes(): number | null {
+    return this.memoryFreeBytes === null ? null : this.memoryFreeBytes - this.routedBytes;
   }
 
   /** Table row counts as last seen, for the aggregator's own status. */
@@ -179,7 +189,8 @@ export class Membership {
   members: Member[];
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(specs: readonly MemberSpec[], private readonly agent: Dispatcher, readonly health: HealthOptions) {
+  /** `memberToken`: the bearer token members require on /v1/status (null: none). */
+  constructor(specs: readonly MemberSpec[], private readonly agent: Dispatcher, readonly health: HealthOptions, private readonly memberToken: string | null = null) {
     this.members = specs.map((s) => new Member(s));
   }
 
@@ -215,7 +226,8 @@ export class Membership {
   async check(m: Member): Promise<void> {
     m.checking = true;
     try {
-      const o = await memberRequest(this.agent, `${m.url}/v1/status`, { method: 'GET', timeoutMs: this.health.timeoutMs, bytesMax: LIMITS.memberStatusBytesMax });
+      const headers: Record<string, string> = this.memberToken === null ? {} : { authorization: `Bearer ${this.memberToken}` };
+      const o = await memberRequest(this.agent, `${m.url}/v1/status`, { method: 'GET', headers, timeoutMs: this.health.timeoutMs, bytesMax: LIMITS.memberStatusBytesMax });
       m.lastCheckMs = Date.now();
       const body = outcomeJson(o);
       if (o.kind === 'http' && o.status === 200 && typeof body === 'object' && body !== null) {

@@ -4,6 +4,11 @@
  * memory, as last reported by its status. Each batch carries an `x-shoal-batch-id` (the client's,
  * or one generated here) so a leaf drops a batch it already stored.
  *
+ * A batch id the router has placed before (a client retrying after a lost answer) goes first to
+ * the member it went to then (a bounded memory of recent placements); a new one draws its pair
+ * from a generator seeded by the id, so even another aggregator, or this one after a restart,
+ * tends to pick the same pair for the same id.
+ *
  * Retries, each bounded by LIMITS.ingestRouteTriesMax in total:
  * - refused (503, or the connection was refused): the batch was certainly not stored; try
  *   another member.
@@ -37,15 +42,48 @@ export type RouteResult =
   /** No member took it. */
   | { readonly kind: 'failed'; readonly failures: { leaf: string; reason: string }[] };
 
-/** Picks two distinct members at random and returns the one with more free memory. */
+/** Recent batch id -> the member it was sent to (accepted, or maybe stored), bounded. */
+export class Placements {
+  private readonly byBatch = new Map<string, string>();
+  constructor(private readonly max = LIMITS.ingestPlacementsMax) {}
+  get(batchId: string): string | undefined { return this.byBatch.get(batchId); }
+  set(batchId: string, memberId: string): void {
+    this.byBatch.delete(batchId);
+    this.byBatch.set(batchId, memberId);
+    if (this.byBatch.size > this.max) this.byBatch.delete(this.byBatch.keys().next().value!);
+  }
+  get size(): number { return this.byBatch.size; }
+}
+
+/** Picks two distinct members at random and returns the one with more free memory (estimated:
+ * the last status less what was routed to it since). */
 export function pickTwo(candidates: readonly Member[], random: () => number): Member | null {
   if (candidates.length === 0) return null;
   const a = candidates[Math.floor(random() * candidates.length)]!;
   if (candidates.length === 1) return a;
   let b = candidates[Math.floor(random() * (candidates.length - 1))]!;
   if (b === a) b = candidates[candidates.length - 1]!;
-  const free = (m: Member) => m.memoryFreeBytes ?? -1;
+  const free = (m: Member) => m.estimatedFreeBytes() ?? -Infinity;
   return free(b) > free(a) ? b : a;
+}
+
+/**
+ * The router's randomness for one batch, seeded by its batch id: batches spread uniformly (ids
+ * are unique), and a client that retries a batch with the same id after a lost answer draws the
+ * same pair of members, so it most likely lands on the leaf that stored it and is dropped there
+ * as a duplicate. (FNV-1a of the id seeds mulberry32.)
+ */
+export function batchRandom(batchId: string): () => number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < batchId.length; i++) h = Math.imul(h ^ batchId.charCodeAt(i), 0x01000193) >>> 0;
+  let state = h;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 type Verdict = 'accepted' | 'rejected' | 'refused' | 'ambiguous';
@@ -59,10 +97,13 @@ function judge(o: MemberOutcome): Verdict {
   return 'ambiguous';
 }
 
-export async function routeBatch(membership: Membership, agent: Dispatcher, req: RouteRequest, random: () => number = Math.random): Promise<RouteResult> {
+export async function routeBatch(membership: Membership, agent: Dispatcher, placements: Placements, req: RouteRequest,
+  random: () => number = batchRandom(req.batchId)): Promise<RouteResult> {
   const failures: { leaf: string; reason: string }[] = [];
   const done = new Set<Member>();
-  let retrySame: Member | null = null;
+  // A batch id seen before (a client's retry) goes first to where it went then.
+  const prior = placements.get(req.batchId);
+  let retrySame: Member | null = prior === undefined ? null : membership.members.find((m) => m.id === prior) ?? null;
   for (let tries = 1; tries <= LIMITS.ingestRouteTriesMax; tries++) {
     let target: Member | null = retrySame;
     retrySame = null;
@@ -73,6 +114,7 @@ export async function routeBatch(membership: Membership, agent: Dispatcher, req:
       target = pickTwo(live.length > 0 ? live : untried.filter((m) => m.health !== 'unhealthy'), random) ?? pickTwo(untried, random);
     }
     if (target === null) break;
+    target.routedBytes += req.body.length;
     const headers: Record<string, string> = { 'x-shoal-batch-id': req.batchId };
     if (req.contentType !== undefined) headers['content-type'] = req.contentType;
     if (req.authorization !== null) headers.authorization = req.authorization;
@@ -80,6 +122,7 @@ export async function routeBatch(membership: Membership, agent: Dispatcher, req:
       method: 'POST', headers, body: req.body, timeoutMs: req.timeoutMs, bytesMax: LIMITS.memberStatusBytesMax,
     });
     const verdict = judge(o);
+    if (verdict === 'accepted' || verdict === 'ambiguous') placements.set(req.batchId, target.id);
     if (verdict === 'accepted') {
       const body = outcomeJson(o);
       if (typeof body === 'object' && body !== null && typeof (body as { accepted?: unknown }).accepted === 'number') {

@@ -5,7 +5,9 @@
  * up and says so), and stops them all: SIGTERM, then SIGKILL after a timeout.
  *
  * Children write straight into their log files (not through pipes to this process), so a child
- * never blocks or dies on a full or broken pipe if the supervisor is slow or gone.
+ * never blocks or dies on a full or broken pipe if the supervisor is slow or gone. Each runs in
+ * its own process group: signals from the terminal go to the supervisor alone, which stops the
+ * children one signal each.
  *
  * Not here: what the children are (cmd-up.ts).
  */
@@ -65,7 +67,10 @@ export class Supervisor {
     const fd = fs.openSync(child.spec.logFile, 'a');
     try {
       fs.writeSync(fd, `--- ${new Date().toISOString()} shoal up: starting ${child.spec.name}: ${child.spec.args.join(' ')}\n`);
-      child.proc = spawn(child.spec.command, [...child.spec.args], { stdio: ['ignore', fd, fd] });
+      // detached: each child in its own process group, so a Ctrl-C at the terminal reaches only
+      // the supervisor, which then sends each child exactly one SIGTERM (a leaf that got SIGINT
+      // from the terminal and SIGTERM from us would see two stop requests mid-handoff).
+      child.proc = spawn(child.spec.command, [...child.spec.args], { stdio: ['ignore', fd, fd], detached: true });
     } finally {
       fs.closeSync(fd);
     }
