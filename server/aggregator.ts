@@ -223,7 +223,7 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
         agg.ingestTries.observe(r.tries);
         const accepted = r.body.accepted as number;
         agg.metrics.ingestBatches.inc({ outcome: r.body.duplicate === true ? 'duplicate' : 'accepted' });
-        agg.metrics.ingestRows.inc(accepted);
+        if (r.body.duplicate !== true) agg.metrics.ingestRows.inc(accepted);
         agg.metrics.ingestBytes.inc(body.length);
         return reply.send({ ...r.body, leaf: r.member.id });
       }

@@ -8,6 +8,7 @@ import { registerIngest } from './cmd-ingest.js';
 import { registerLeaf } from './cmd-leaf.js';
 import { registerLoad } from './cmd-load.js';
 import { registerQuery } from './cmd-query.js';
+import { registerRestart } from './cmd-restart.js';
 import { registerStatus } from './cmd-status.js';
 import { registerTail } from './cmd-tail.js';
 import { registerUp } from './cmd-up.js';
@@ -21,6 +22,7 @@ program
 
 registerLeaf(program);
 registerQuery(program);
+registerRestart(program);
 registerIngest(program);
 registerLoad(program);
 registerTail(program);

@@ -94,6 +94,22 @@ export class Supervisor {
       return;
     }
     const now = Date.now();
+    if (code === 0 && signal === null) {
+      // A clean exit is a planned one (a handoff for a rolling restart): start the successor at
+      // once, and do not count it against the crash budget.
+      this.opts.log(`${child.spec.name} handed off and exited; starting its successor`);
+      child.state = 'backoff';
+      child.timer = setTimeout(() => {
+        child.timer = null;
+        if (this.stopping) { child.state = 'stopped'; return; }
+        this.spawn(child);
+        void this.waitReady(child, 60_000).then(
+          () => this.opts.log(`${child.spec.name} is back at ${child.spec.url} (pid ${child.pid})`),
+          (e: Error) => this.opts.log(`${child.spec.name}: ${e.message}`),
+        );
+      }, 0);
+      return;
+    }
     child.restarts = child.restarts.filter((t) => now - t < 60_000);
     if (child.restarts.length >= LIMITS.upRestartsPerMinuteMax) {
       child.state = 'given-up';
