@@ -45,7 +45,7 @@ export type RouteResult =
 /** Recent batch id -> the member it was sent to (accepted, or maybe stored), bounded. */
 export class Placements {
   private readonly byBatch = new Map<string, string>();
-  constructor(private readonly max = LIMITS.ingestPlacementsMax) {}
+  constructor(private readonly max: number = LIMITS.ingestPlacementsMax) {}
   get(batchId: string): string | undefined { return this.byBatch.get(batchId); }
   set(batchId: string, memberId: string): void {
     this.byBatch.delete(batchId);

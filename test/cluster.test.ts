@@ -44,7 +44,7 @@ let agg: ShoalProcess;
 const placed: Placed[] = [];
 
 async function ingestThrough(url: string, rows: Event[]): Promise<void> {
-  const batches = [];
+  const batches: Event[][] = [];
   for (let i = 0; i < rows.length; i += BATCH_ROWS) batches.push(rows.slice(i, i + BATCH_ROWS));
   // A few batches in flight at once, as a real client would send them.
   for (let i = 0; i < batches.length; i += 4) {
