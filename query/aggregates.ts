@@ -230,13 +230,20 @@ class ApproxDistinct implements AggState {
   final(g: number): Scalar { return this.sketches[g] ? Math.round(this.sketches[g]!.estimate()) : 0; }
 }
 
-class ApproxQuantile implements AggState {
+/** Sketches of one argument, shared by every quantile asked of it (p50 and p99 of x: one sketch). */
+class SketchSet {
   sketches: (QuantileSketch | null)[] = [];
-  constructor(private readonly q: number) {}
   ensure(n: number): void { while (this.sketches.length < n) this.sketches.push(null); }
-  private at(g: number): QuantileSketch { return (this.sketches[g] ??= new QuantileSketch()); }
+  at(g: number): QuantileSketch { return (this.sketches[g] ??= new QuantileSketch()); }
+}
+
+class ApproxQuantile implements AggState {
+  /** `owner`: this state feeds the shared sketches; the others only read them. */
+  constructor(private readonly q: number, private readonly set: SketchSet, private readonly owner: boolean) {}
+  ensure(n: number): void { this.set.ensure(n); }
+  private at(g: number): QuantileSketch { return this.set.at(g); }
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
-    if (v === null) return;
+    if (v === null || !this.owner) return;
     if (v.t === 'num') {
       const vals = v.v; const nulls = v.nulls;
       if (gids === null && nulls === null) { this.at(0).addMany(vals, sel, count); return; }
@@ -253,9 +260,10 @@ class ApproxQuantile implements AggState {
       if (typeof x === 'number') this.at(gids === null ? 0 : gids[r]!).add(x);
     }
   }
-  serialize(g: number): unknown { return this.sketches[g]?.serialize() ?? null; }
-  merge(g: number, s: unknown): void { if (s !== null) this.at(g).merge(QuantileSketch.deserialize(s)); }
-  final(g: number): Scalar { return this.sketches[g]?.quantile(this.q) ?? null; }
+  // Only the owner carries the sketch in a partial; the others' states are null placeholders.
+  serialize(g: number): unknown { return this.owner ? this.set.sketches[g]?.serialize() ?? null : null; }
+  merge(g: number, s: unknown): void { if (this.owner && s !== null) this.at(g).merge(QuantileSketch.deserialize(s)); }
+  final(g: number): Scalar { return this.set.sketches[g]?.quantile(this.q) ?? null; }
 }
 
 export function createAggState(fn: AggFn, q: number | null): AggState {
@@ -268,6 +276,23 @@ export function createAggState(fn: AggFn, q: number | null): AggState {
     case 'max': return new MinMax(true);
     case 'count_distinct': return new CountDistinct();
     case 'approx_count_distinct': return new ApproxDistinct();
-    case 'approx_quantile': return new ApproxQuantile(q!);
+    case 'approx_quantile': return new ApproxQuantile(q!, new SketchSet(), true);
   }
+}
+
+/**
+ * The states of a query's aggregate calls, in plan order. Quantiles of the same argument share
+ * one sketch (the first call owns it): p50(x), p90(x) and p99(x) cost one sketch update per row.
+ * Scans and merges must both build their states here, so the owner is the same call everywhere.
+ */
+export function createAggStates(aggs: readonly { fn: AggFn; q: number | null; argKey: string }[]): AggState[] {
+  const shared = new Map<string, SketchSet>();
+  return aggs.map((a) => {
+    if (a.fn !== 'approx_quantile') return createAggState(a.fn, a.q);
+    const set = shared.get(a.argKey);
+    if (set !== undefined) return new ApproxQuantile(a.q!, set, false);
+    const fresh = new SketchSet();
+    shared.set(a.argKey, fresh);
+    return new ApproxQuantile(a.q!, fresh, true);
+  });
 }

@@ -5,7 +5,8 @@
  * and LIMIT. ORDER BY + LIMIT happen only here, after the merge, so no leaf ever cuts a group
  * that could belong to the answer.
  */
-import { createAggState } from './aggregates.js';
+import { createAggStates } from './aggregates.js';
+import { exprKey } from './expr-util.js';
 import { ShoalError } from './errors.js';
 import { LIMITS } from './limits.js';
 import type { AggregatePartial, ColumnInfo, Partial, RowsPartial } from './partial.js';
@@ -35,7 +36,7 @@ export function mergePartials(plan: LogicalPlan, parts: readonly Partial[]): Par
     withTable[0]!.unknownColumns.filter((c) => withTable.every((p) => p.unknownColumns.includes(c)));
   if (plan.mode === 'rows') return mergeRows(plan, parts as RowsPartial[], tableFound, stats, unknownColumns);
 
-  const aggs = plan.aggs.map((a) => createAggState(a.fn, a.q));
+  const aggs = createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
   const keys: (readonly Scalar[])[] = [];
   const index = new Map<string, number>();
   const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
@@ -93,7 +94,7 @@ export function finish(plan: LogicalPlan, part: Partial): QueryResult {
   if (part.mode === 'rows') {
     return { columns: [...part.columns], rows: part.rows.map((r) => [...r]), truncated: part.truncated && plan.limit === null };
   }
-  const aggs = plan.aggs.map((a) => createAggState(a.fn, a.q));
+  const aggs = createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
   for (const a of aggs) a.ensure(part.groups.length);
   let rows: { out: Scalar[]; order: Scalar[] }[] = [];
   part.groups.forEach((grp, g) => {

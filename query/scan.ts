@@ -11,7 +11,8 @@ import type { AggregatePartial, Partial, RowsPartial, ScanStats } from './partia
 import type { BExpr, Scalar } from './plan.js';
 import { compareForOrder } from './scalar.js';
 import type { ScanBlock } from './storage/table.js';
-import { createAggState, type AggState } from './aggregates.js';
+import { createAggStates, type AggState } from './aggregates.js';
+import { exprKey } from './expr-util.js';
 import { BlockContext, evalVec, rowValue, selection, type Vec } from './vector.js';
 
 /** Inclusive time bounds implied by top-level `time` comparisons with constants in WHERE. */
@@ -215,7 +216,7 @@ function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, count: 
 
 export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound: boolean): AggregatePartial {
   const stats: ScanStats = { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
-  const aggs: AggState[] = plan.logical.aggs.map((a) => createAggState(a.fn, a.q));
+  const aggs: AggState[] = createAggStates(plan.logical.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
   const noKeys = plan.keys.length === 0;
   const groups = new Groups(plan.keys.length, (n) => { for (const a of aggs) a.ensure(n); });
   if (noKeys) groups.id([]);
