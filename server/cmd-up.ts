@@ -16,7 +16,8 @@ import { Supervisor, type ManagedChild } from './supervisor.js';
 
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
 
-interface UpOptions { leaves: string; port: string; host: string; dataDir: string; memoryBudget?: string; leafTimeout?: string; token?: string; startTimeout: string }
+interface UpOptions {
+  shm?: boolean; leaves: string; port: string; host: string; dataDir: string; memoryBudget?: string; leafTimeout?: string; token?: string; startTimeout: string }
 
 export function registerUp(program: Command): void {
   program
@@ -29,6 +30,7 @@ export function registerUp(program: Command): void {
     .option('--memory-budget <size>', 'memory budget of each leaf, e.g. 2GiB (default: the leaf default)')
     .option('--leaf-timeout <ms>', 'aggregator: wait this long for a leaf\'s answer')
     .option('--token <token>', 'bearer token for ingest and query on every process (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
+    .option('--no-shm', 'leaves do not use shared memory: planned restarts recover from disk (for comparison)')
     .option('--start-timeout <ms>', 'give up if a process does not serve within this time', '60000')
     .addHelpText('after', `
 Example:
@@ -64,6 +66,7 @@ Example:
         // names the members leaf-1..leaf-N for people.
         const args = [CLI_PATH, 'leaf', '--host', o.host, '--port', String(port + i), '--data-dir', path.join(dataDir, name), '--workers', String(workers), ...common];
         if (o.memoryBudget !== undefined) args.push('--memory-budget', o.memoryBudget);
+        if (o.shm === false) args.push('--no-shm');
         return { name, url: `http://${o.host}:${port + i}`, args };
       });
       const clusterFile = path.join(dataDir, 'cluster.json');
