@@ -164,6 +164,8 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
   app.addHook('onRequest', async (req, reply) => {
     if (req.method !== 'POST' || !req.url.startsWith('/v1/tables/')) return;
     if (leaf.state !== 'serving') {
+      // Going away (or restoring): the writer's next batch should go out on a new connection.
+      reply.header('connection', 'close');
       return sendError(reply, new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${leaf.state} and does not take writes; retry (another leaf will take the batch)`));
     }
     if (leaf.ingestRequests >= cfg.ingestInFlightMax) {
