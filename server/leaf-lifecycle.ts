@@ -170,9 +170,11 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
   }, 500);
   timer.unref();
 
+  // One way out: a second signal (or an admin call) during a handoff or stop waits for the first
+  // instead of exiting halfway through it.
+  let leaving: Promise<void> | null = null;
   const lifecycle: Lifecycle = {
-    handoff: async (reason: string) => {
-      if (exiting) return;
+    handoff: (reason: string) => (leaving ??= (async () => {
       exiting = true;
       clearInterval(timer);
       leaf.state = 'handing-off';
@@ -199,9 +201,8 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       while (Date.now() - waitStart < HANDOFF_DRAIN_MS) await new Promise((res) => setTimeout(res, 10));
       await disk?.close();
       await app.close();
-    },
-    stop: async (reason: string) => {
-      if (exiting) return;
+    })()),
+    stop: (reason: string) => (leaving ??= (async () => {
       exiting = true;
       clearInterval(timer);
       leaf.state = 'stopped';
@@ -209,10 +210,14 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       await app.close();
       await disk?.close();
       await leaf.pool.close();
-    },
+    })()),
   };
+  // The admin call is a planned restart: through shared memory when enabled, else a clean stop
+  // (the disk log is complete; the successor recovers from disk). Either way the process exits 0
+  // and its supervisor starts the successor.
   leaf.onHandoff = (why) => {
-    lifecycle.handoff(why).then(() => process.exit(0), (e) => { app.log.error(e); process.exit(1); });
+    const run = leaf.config.shm ? lifecycle.handoff(why) : lifecycle.stop(why);
+    run.then(() => process.exit(0), (e) => { app.log.error(e); process.exit(1); });
   };
   const onSignal = (sig: string) => {
     const run = leaf.config.shm ? lifecycle.handoff(sig) : lifecycle.stop(sig);

@@ -255,12 +255,11 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
 
   app.post('/v1/admin/handoff', async (req, reply) => {
     requireToken(req, cfg.adminToken, 'admin calls');
-    if (!cfg.shm) throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'shared memory is disabled on this leaf (--no-shm); restart it normally');
     if (leaf.onHandoff === null || leaf.state !== 'serving') throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${leaf.state}; cannot hand off now`);
     const trigger = leaf.onHandoff;
     // Answer first: the handoff ends this process.
     reply.raw.once('finish', () => trigger('admin handoff'));
-    return reply.send({ handingOff: true, leafId: leaf.leafId, rows: leaf.store.rowCount() });
+    return reply.send({ handingOff: true, via: cfg.shm ? 'shm' : 'disk', leafId: leaf.leafId, rows: leaf.store.rowCount() });
   });
 
   app.get('/healthz', async (_req, reply) => {
