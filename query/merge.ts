@@ -38,12 +38,14 @@ export function mergePartials(plan: LogicalPlan, parts: readonly Partial[]): Par
 
   const aggs = createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
   const keys: (readonly Scalar[])[] = [];
-  const index = new Map<string, number>();
+  // One key (the common case) is looked up as itself; several as their JSON text.
+  const single = plan.keys.length === 1;
+  const index = new Map<Scalar | string, number>();
   const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
   if (plan.keys.length === 0) { keys.push([]); index.set('[]', 0); ensure(1); }
   for (const p of parts as AggregatePartial[]) {
     for (const grp of p.groups) {
-      const k = JSON.stringify(grp.keys);
+      const k = single ? grp.keys[0]! : JSON.stringify(grp.keys);
       let g = index.get(k);
       if (g === undefined) {
         g = keys.length;

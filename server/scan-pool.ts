@@ -46,7 +46,10 @@ export class ScanPool {
   async scan(sql: string, nowSeconds: number, schema: [string, ColumnType][], lenient: boolean,
     blocks: readonly SealedBlock[], signal: AbortSignal): Promise<Partial[]> {
     if (blocks.length === 0) return [];
-    const taskCount = Math.min(blocks.length, this.threads * 4);
+    // One task per thread: each task's Partial holds every group it saw, so more tasks than
+    // threads multiply the groups to send back and merge (a 100k-group query pays for it
+    // several times over), while full-size blocks already split the work evenly.
+    const taskCount = Math.min(blocks.length, this.threads);
     const groups: SealedBlock[][] = Array.from({ length: taskCount }, () => []);
     // Round-robin keeps tasks even when blocks are full-size (they nearly always are).
     blocks.forEach((b, i) => groups[i % taskCount]!.push(b));
