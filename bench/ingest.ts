@@ -1,0 +1,230 @@
+/**
+ * Ingest rate of one shoal leaf over HTTP, with this script as the load generator in a separate
+ * process from the leaf (a child process).
+ *
+ *   node dist/bench/ingest.js [--events 2000000] [--batch 1000,10000] [--formats ndjson,json]
+ *     [--modes disk,memory] [--connections 4] [--warmup-events 100000] [--seed 42] [--json]
+ *     [--leaf-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ *
+ * For each body format (NDJSON, JSON array) and batch size, the bodies are rendered before any
+ * timing (data.ts: seeded Scuba-style rows); then for each mode a fresh leaf is started (`disk`:
+ * the default disk log, fsync every 200 ms, checkpoints included; `memory`: --no-disk-log; both
+ * --no-shm), sent --warmup-events untimed, then the --events timed over --connections keep-alive
+ * connections, each sending its next body as soon as the previous one is acknowledged.
+ *
+ * Reported per case: events/s and MB/s of request bodies, and memory/disk (the price of the disk
+ * log). Baseline in the same run: JSON.parse alone of the same bodies in this process (one
+ * thread, no HTTP, no storage), the floor of what decoding costs. Each case checks its answer:
+ * the leaf must hold every row, and `count(*), sum(bytes)` must equal what was sent (hash printed).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CONTENT_TYPE, generateColumns, renderBodies, sumBytes, type BodyFormat } from './data.js';
+import {
+  answerHash, formatTable, intFlag, machineInfo, newPool, parseFlags, postJson, processCpuMs, round2, sendBatches, startLeaf, tableInfo,
+  warnIfBusy, type LeafProcess,
+} from './support.js';
+
+const TABLE = 'bench';
+const EVENTS_MAX = 50_000_000;
+/** query/limits.ts eventsPerBatchMax. */
+const BATCH_MAX = 100_000;
+const CONNECTIONS_MAX = 64;
+/** Events parsed by the JSON.parse baseline: enough for a stable rate, cheap to run. */
+const BASELINE_EVENTS_MAX = 500_000;
+const TARGET_EVENTS_PER_S = 500_000;
+
+type Mode = 'disk' | 'memory';
+
+interface Options {
+  events: number; batches: number[]; formats: BodyFormat[]; modes: Mode[]; connections: number; warmupEvents: number;
+  seed: number; json: boolean; leafNodeArgs: string[];
+}
+
+function listFlag<T extends string>(raw: string | true | undefined, fallback: T[], allowed: readonly T[], name: string): T[] {
+  if (raw === undefined) return fallback;
+  const items = String(raw).split(',').map((s) => s.trim());
+  for (const i of items) if (!allowed.includes(i as T)) throw new Error(`--${name}: "${i}" is not one of ${allowed.join(', ')}`);
+  return items as T[];
+}
+
+function parseOptions(argv: string[]): Options {
+  const flags = parseFlags(argv, [
+    { name: 'events', value: true, help: 'timed events per case (default 2,000,000)' },
+    { name: 'batch', value: true, help: 'events per request, comma-separated (default 1000,10000)' },
+    { name: 'formats', value: true, help: 'ndjson,json (default both)' },
+    { name: 'modes', value: true, help: 'disk (default disk log), memory (--no-disk-log); default both' },
+    { name: 'connections', value: true, help: 'concurrent keep-alive connections (default 4)' },
+    { name: 'warmup-events', value: true, help: 'untimed events sent first to each leaf (default 100,000)' },
+    { name: 'seed', value: true, help: 'data seed (default 42)' },
+    { name: 'leaf-node-args', value: true, help: 'node flags for the leaf' },
+    { name: 'json', value: false, help: 'print machine-readable results' },
+  ]);
+  const batchRaw = flags.get('batch');
+  const batches = batchRaw === undefined ? [1_000, 10_000] : String(batchRaw).split(',').map((s) => {
+    const v = Number(s.trim().replaceAll('_', ''));
+    if (!Number.isSafeInteger(v) || v < 1 || v > BATCH_MAX) throw new Error(`--batch: "${s}" is not an integer from 1 to ${BATCH_MAX}`);
+    return v;
+  });
+  const nodeArgs = flags.get('leaf-node-args');
+  return {
+    events: intFlag(flags, 'events', 2_000_000, 1_000, EVENTS_MAX),
+    batches,
+    formats: listFlag(flags.get('formats'), ['ndjson', 'json'], ['ndjson', 'json'] as const, 'formats'),
+    modes: listFlag(flags.get('modes'), ['disk', 'memory'], ['disk', 'memory'] as const, 'modes'),
+    connections: intFlag(flags, 'connections', 4, 1, CONNECTIONS_MAX),
+    warmupEvents: intFlag(flags, 'warmup-events', 100_000, 0, EVENTS_MAX),
+    seed: intFlag(flags, 'seed', 42, 0, 2 ** 32 - 1),
+    leafNodeArgs: nodeArgs === undefined ? [] : String(nodeArgs).split(/\s+/).filter((s) => s.length > 0),
+    json: flags.get('json') === true,
+  };
+}
+
+/** Events/s of decoding the bodies the way the leaf does (UTF-8 decode, split lines, JSON.parse). */
+function parseBaseline(bodies: readonly Buffer[], format: BodyFormat, batch: number): number {
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const use = bodies.slice(0, Math.max(1, Math.floor(BASELINE_EVENTS_MAX / batch)));
+  let events = 0;
+  const t0 = performance.now();
+  for (const b of use) {
+    const text = utf8.decode(b);
+    if (format === 'json') { events += (JSON.parse(text) as unknown[]).length; continue; }
+    let at = 0;
+    while (at < text.length) {
+      let nl = text.indexOf('\n', at);
+      if (nl < 0) nl = text.length;
+      if (nl > at) { JSON.parse(text.slice(at, nl)); events++; }
+      at = nl + 1;
+    }
+  }
+  return events / ((performance.now() - t0) / 1000);
+}
+
+interface CaseResult {
+  format: BodyFormat; batch: number; mode: Mode; events: number; ms: number; eventsPerS: number; mbPerS: number;
+  bodyBytesPerEvent: number; dataDirBytes: number | null; ok: boolean; detail: string; hash: string;
+  /** CPU time of the leaf process (all threads) during the timed part. */
+  leafCpuMs: number | null;
+  /** Events per second of leaf CPU time: the rate a leaf with a core to itself would reach. */
+  eventsPerLeafCpuS: number | null;
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    total += e.isDirectory() ? dirBytes(p) : fs.statSync(p).size;
+  }
+  return total;
+}
+
+async function runCase(opt: Options, format: BodyFormat, batch: number, mode: Mode, warm: Buffer[], timed: Buffer[],
+  expected: { rows: number; bytesSum: number }, tmp: string): Promise<CaseResult> {
+  const dataDir = fs.mkdtempSync(path.join(tmp, `${format}-${batch}-${mode}-`));
+  const args = ['--no-shm', ...(mode === 'memory' ? ['--no-disk-log'] : [])];
+  let leaf: LeafProcess | null = null;
+  try {
+    leaf = await startLeaf({ dataDir, args, nodeArgs: opt.leafNodeArgs });
+    const pool = newPool(leaf.url, opt.connections);
+    const warmAccepted = await sendBatches(pool, TABLE, warm, CONTENT_TYPE[format], opt.connections);
+    const timedBytes = timed.reduce((s, b) => s + b.length, 0);
+    const cpuStart = processCpuMs(leaf.pid);
+    const t0 = performance.now();
+    const accepted = await sendBatches(pool, TABLE, timed, CONTENT_TYPE[format], opt.connections);
+    const ms = performance.now() - t0;
+    const cpuEnd = processCpuMs(leaf.pid);
+    const leafCpuMs = cpuStart === null || cpuEnd === null ? null : cpuEnd - cpuStart;
+    const problems: string[] = [];
+    if (accepted !== opt.events) problems.push(`accepted ${accepted} of ${opt.events} timed events`);
+    const info = await tableInfo(pool, TABLE);
+    if (info.rows !== expected.rows) problems.push(`leaf holds ${info.rows} rows, expected ${expected.rows}`);
+    const q = await postJson(pool, '/v1/query', JSON.stringify({ sql: `SELECT count(*), sum(bytes) FROM ${TABLE}` }));
+    const rows = (q.body as { rows: unknown[][] }).rows;
+    if (q.status !== 200) problems.push(`query: HTTP ${q.status}`);
+    else if (rows[0]![0] !== expected.rows || rows[0]![1] !== expected.bytesSum) {
+      problems.push(`count(*), sum(bytes) = ${JSON.stringify(rows[0])}, expected [${expected.rows},${expected.bytesSum}]`);
+    }
+    await pool.close();
+    await leaf.stop();
+    const dataDirBytes = mode === 'disk' ? dirBytes(dataDir) : null;
+    return {
+      format, batch, mode, events: opt.events, ms: Math.round(ms), eventsPerS: Math.round(opt.events / (ms / 1000)),
+      mbPerS: round2(timedBytes / 1e6 / (ms / 1000)), bodyBytesPerEvent: round2(timedBytes / opt.events), dataDirBytes,
+      leafCpuMs, eventsPerLeafCpuS: leafCpuMs === null || leafCpuMs === 0 ? null : Math.round(opt.events / (leafCpuMs / 1000)),
+      ok: problems.length === 0 && warmAccepted === expected.rows - opt.events, detail: problems.join('; '), hash: answerHash(rows),
+    };
+  } finally {
+    await leaf?.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const opt = parseOptions(process.argv.slice(2));
+  const log = opt.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+  const machine = machineInfo();
+  log(`ingest bench: ${opt.events.toLocaleString('en-US')} timed events per case after ${opt.warmupEvents.toLocaleString('en-US')} warm-up, ` +
+    `${opt.connections} connections, seed ${opt.seed}`);
+  log(`machine: ${machine.cpuCount} x ${machine.cpuModel}, ${machine.memGiB} GiB, node ${machine.node}, load ${machine.loadAvg1m}`);
+  warnIfBusy(log);
+  const totalRows = opt.warmupEvents + opt.events;
+  const cols = generateColumns(opt.seed, totalRows, Math.floor(Date.now() / 1000));
+  const expected = { rows: totalRows, bytesSum: sumBytes(cols) };
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-ingest-'));
+  const cases: CaseResult[] = [];
+  const baselines: { format: BodyFormat; batch: number; eventsPerS: number }[] = [];
+  try {
+    for (const format of opt.formats) {
+      for (const batch of opt.batches) {
+        const warm = opt.warmupEvents > 0 ? renderBodies(cols, format, batch, 0, opt.warmupEvents) : [];
+        const timed = renderBodies(cols, format, batch, opt.warmupEvents, totalRows);
+        const baseline = parseBaseline(timed, format, batch);
+        baselines.push({ format, batch, eventsPerS: Math.round(baseline) });
+        for (const mode of opt.modes) {
+          const r = await runCase(opt, format, batch, mode, warm, timed, expected, tmp);
+          cases.push(r);
+          log(`  ${format.padEnd(6)} batch ${String(batch).padStart(6)} ${mode.padEnd(6)}: ${r.eventsPerS.toLocaleString('en-US').padStart(10)} events/s ` +
+            `${r.mbPerS.toFixed(1).padStart(7)} MB/s  (JSON.parse alone ${Math.round(baseline).toLocaleString('en-US')} events/s)  ${r.ok ? 'ok' : 'FAILED ' + r.detail}`);
+        }
+      }
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const machineEnd = machineInfo();
+  const out = {
+    bench: 'ingest', date: new Date().toISOString(), seed: opt.seed, events: opt.events, warmupEvents: opt.warmupEvents,
+    connections: opt.connections, machine, loadAvg1mAtEnd: machineEnd.loadAvg1m, targetEventsPerS: TARGET_EVENTS_PER_S,
+    baselines, cases, ok: cases.every((c) => c.ok),
+  };
+  if (opt.json) console.log(JSON.stringify(out, null, 2));
+  else printText(out.cases, baselines, machineEnd.loadAvg1m);
+  if (!out.ok) process.exitCode = 1;
+}
+
+function printText(cases: CaseResult[], baselines: { format: BodyFormat; batch: number; eventsPerS: number }[], loadAtEnd: number): void {
+  const fmt = (x: number) => x.toLocaleString('en-US');
+  const rows = cases.map((c) => {
+    const other = cases.find((o) => o.format === c.format && o.batch === c.batch && o.mode === 'disk');
+    const base = baselines.find((b) => b.format === c.format && b.batch === c.batch)!;
+    return [
+      `${c.format} x ${fmt(c.batch)}`, c.mode === 'disk' ? 'disk log' : 'no disk log', fmt(c.eventsPerS), c.mbPerS.toFixed(1),
+      c.eventsPerLeafCpuS === null ? '' : fmt(c.eventsPerLeafCpuS), c.leafCpuMs === null ? '' : `${Math.round((100 * c.leafCpuMs) / c.ms)}%`,
+      c.mode === 'memory' && other !== undefined ? (c.eventsPerS / other.eventsPerS).toFixed(2) : '',
+      (c.eventsPerS / base.eventsPerS).toFixed(2), c.dataDirBytes === null ? '' : (c.dataDirBytes / 2 ** 20).toFixed(0),
+      c.ok ? 'ok' : 'FAILED', c.hash,
+    ];
+  });
+  console.log('');
+  console.log(formatTable(['case', 'leaf', 'events/s', 'MB/s', 'per cpu-s', 'leaf cpu', 'vs disk', 'vs parse', 'disk MiB', 'check', 'hash'], rows));
+  console.log('per cpu-s = events per second of leaf CPU time (all threads); leaf cpu = leaf CPU time / wall time (100% = one core busy).');
+  console.log('vs disk = no-disk-log events/s / disk-log events/s; vs parse = events/s / JSON.parse alone of the same bodies (this process, 1 thread).');
+  console.log(`goal: >= ${fmt(TARGET_EVENTS_PER_S)} events/s; best case ${fmt(Math.max(...cases.map((c) => c.eventsPerS)))} events/s. load average at the end: ${loadAtEnd}`);
+  for (const c of cases.filter((x) => !x.ok)) console.log(`FAILED ${c.format} x ${c.batch} ${c.mode}: ${c.detail}`);
+}
+
+main().catch((e) => {
+  console.error(`bench/ingest: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+  process.exit(2);
+});
