@@ -38,6 +38,7 @@ export function registerLeaf(program: Command): void {
     .option('--fsync <policy>', 'disk log fsync: always, interval or never', d.fsync)
     .option('--no-disk-log', 'keep data in memory only (a crash loses it)')
     .option('--no-shm', 'do not use shared memory for planned restarts')
+    .option('--ingest-in-flight <n>', 'ingest requests admitted at once; more get 503 + Retry-After', String(d.ingestInFlightMax))
     .option('--checkpoint-interval <ms>', 'checkpoint sealed blocks to disk at least this often (while writes arrive)', String(d.checkpointIntervalMs))
     .option('--retention <seconds>', 'drop rows older than this (by their time)')
     .option('--token <token>', 'bearer token for ingest and query (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
@@ -60,6 +61,7 @@ Example:
         diskLog: o.diskLog !== false,
         shm: o.shm !== false,
         checkpointIntervalMs: Number(o.checkpointInterval),
+        ingestInFlightMax: Number(o.ingestInFlight),
         retentionSeconds: o.retention !== undefined ? Number(o.retention) : null,
         token: (o.token as string | undefined) ?? null,
         adminToken: (o.adminToken as string | undefined) ?? null,

@@ -92,6 +92,7 @@ export function validateLeafConfig(c: LeafConfig): LeafConfig {
   check(c.queryTimeoutMs >= 1 && c.queryTimeoutMs <= c.queryTimeoutMsMax, '--query-timeout', `must be 1..${c.queryTimeoutMsMax} ms`);
   check(['always', 'interval', 'never'].includes(c.fsync), '--fsync', 'must be always, interval or never');
   check(c.leafId === null || /^[A-Za-z0-9_-]{1,64}$/.test(c.leafId), '--id', 'letters, digits, _ and - only, at most 64');
+  check(Number.isInteger(c.ingestInFlightMax) && c.ingestInFlightMax >= 1 && c.ingestInFlightMax <= 10_000, '--ingest-in-flight', 'must be 1..10000');
   check(c.checkpointBytes >= 1024 * 1024, 'checkpointBytes', 'must be at least 1 MiB');
   check(c.checkpointIntervalMs >= 100, '--checkpoint-interval', 'must be at least 100 ms');
   check(c.retentionSeconds === null || c.retentionSeconds > 0, '--retention', 'must be positive seconds');
