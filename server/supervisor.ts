@@ -98,16 +98,7 @@ export class Supervisor {
       // A clean exit is a planned one (a handoff for a rolling restart): start the successor at
       // once, and do not count it against the crash budget.
       this.opts.log(`${child.spec.name} handed off and exited; starting its successor`);
-      child.state = 'backoff';
-      child.timer = setTimeout(() => {
-        child.timer = null;
-        if (this.stopping) { child.state = 'stopped'; return; }
-        this.spawn(child);
-        void this.waitReady(child, 60_000).then(
-          () => this.opts.log(`${child.spec.name} is back at ${child.spec.url} (pid ${child.pid})`),
-          (e: Error) => this.opts.log(`${child.spec.name}: ${e.message}`),
-        );
-      }, 0);
+      this.respawn(child, 0);
       return;
     }
     child.restarts = child.restarts.filter((t) => now - t < 60_000);
@@ -119,8 +110,13 @@ export class Supervisor {
     // Backoff grows with restarts in the last minute: a leaf that crashes at once is not spun.
     const delayMs = Math.min(this.opts.backoffMsMax, this.opts.backoffMsMin * 2 ** child.restarts.length);
     child.restarts.push(now);
-    child.state = 'backoff';
     this.opts.log(`${child.spec.name} exited (${how}); restarting in ${delayMs} ms (restart ${child.restarts.length} in the last minute; log: ${child.spec.logFile})`);
+    this.respawn(child, delayMs);
+  }
+
+  /** Starts the child again after `delayMs` (unless everything is stopping meanwhile). */
+  private respawn(child: ManagedChild, delayMs: number): void {
+    child.state = 'backoff';
     child.timer = setTimeout(() => {
       child.timer = null;
       if (this.stopping) { child.state = 'stopped'; return; }

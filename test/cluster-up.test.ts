@@ -5,11 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { CLI_PATH, getJson, postJson, REPO_ROOT, runCli, sleep, waitFor } from './support/cluster.js';
+import { CLI_PATH, getJson, postJson, REPO_ROOT, runCli, sleep, waitFor, freePortRange } from './support/cluster.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-up-'));
 const pids = new Set<number>();
@@ -26,29 +25,11 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A base port P with P..P+span free. */
-async function freePorts(span: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let p = base; p <= base + span && ok; p++) ok = await portFree(p);
-    if (ok) return base;
-  }
-  throw new Error('no free port range found');
-}
 
 const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 it('starts, survives a killed leaf and stops on SIGTERM', async () => {
-  const port = await freePorts(2);
+  const port = await freePortRange(2);
   const dataDir = join(dir, 'data');
   const up = spawn(process.execPath, [CLI_PATH, 'up', '--leaves', '2', '--port', String(port), '--data-dir', dataDir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   pids.add(up.pid!);

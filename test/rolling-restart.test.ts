@@ -8,12 +8,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, getJson, postJson, REPO_ROOT, runCli, waitFor } from './support/cluster.js';
+import { CLI_PATH, getJson, postJson, REPO_ROOT, runCli, waitFor, freePortRange } from './support/cluster.js';
 
 const LEAVES = 3;
 const dir = mkdtempSync(join(tmpdir(), 'shoal-roll-'));
@@ -22,23 +21,6 @@ let up: ChildProcess;
 let url = '';
 let upOutput = '';
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-async function freePorts(span: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let p = base; p <= base + span && ok; p++) ok = await portFree(p);
-    if (ok) return base;
-  }
-  throw new Error('no free port range found');
-}
 
 function runNode(script: string, args: string[]): { proc: ChildProcess; result: Promise<any> } {
   const proc = spawn(process.execPath, [fileURLToPath(new URL(`./support/${script}`, import.meta.url)), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -53,7 +35,7 @@ function runNode(script: string, args: string[]): { proc: ChildProcess; result: 
 }
 
 beforeAll(async () => {
-  const port = await freePorts(LEAVES);
+  const port = await freePortRange(LEAVES);
   url = `http://127.0.0.1:${port}`;
   up = spawn(process.execPath, [CLI_PATH, 'up', '--leaves', String(LEAVES), '--port', String(port), '--data-dir', dataDir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   up.stdout!.setEncoding('utf8').on('data', (c: string) => { upOutput += c; });

@@ -138,3 +138,22 @@ export function runCli(args: readonly string[], timeoutMs = 20_000): Promise<{ c
     child.once('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
   });
 }
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A base port P with P..P+span free on loopback (for `shoal up`, which uses consecutive ports). */
+export async function freePortRange(span: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let ok = true;
+    for (let p = base; p <= base + span && ok; p++) ok = await portFree(p);
+    if (ok) return base;
+  }
+  throw new Error('no free port range found');
+}
