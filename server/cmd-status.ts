@@ -25,7 +25,7 @@ function ago(ms: number | null | undefined): string {
 interface MemberStatus {
   id: string; url: string; role: string | null; state: string; memberState: string | null; lastError: string | null;
   lastSeenMsAgo: number | null; rows: number | null; bytes: number | null; memoryFreeBytes: number | null;
-  leafCount: number; restart: { source: string; ms: number } | null;
+  leafCount: number; pid?: number | null; restart: { source: string; ms: number } | null;
 }
 
 export function formatStatus(s: Record<string, unknown>, url: string): { text: string; allHealthy: boolean } {
@@ -35,10 +35,10 @@ export function formatStatus(s: Record<string, unknown>, url: string): { text: s
     const head = `aggregator ${String(s.id)} at ${url}: ${healthy}/${members.length} members healthy, ${String(s.leafCount)} lea${s.leafCount === 1 ? 'f' : 'ves'}, ` +
       `${String(s.rows)} rows, ${formatBytes(s.bytes as number)}, ${formatBytes(s.memoryFreeBytes as number)} free`;
     const str = (name: string) => ({ name, type: 'string' });
-    const columns = [str('leaf'), str('role'), str('state'), { name: 'rows', type: 'int' }, str('bytes'), str('memory free'), str('restart'), str('last seen'), str('error')];
+    const columns = [str('leaf'), str('role'), str('state'), { name: 'pid', type: 'int' }, { name: 'rows', type: 'int' }, str('bytes'), str('memory free'), str('restart'), str('last seen'), str('error')];
     const rows = members.map((m) => [
       m.id, m.role ?? '?', m.state === 'healthy' && m.memberState !== null && m.memberState !== 'serving' ? m.memberState : m.state,
-      m.rows, formatBytes(m.bytes), formatBytes(m.memoryFreeBytes),
+      m.pid ?? null, m.rows, formatBytes(m.bytes), formatBytes(m.memoryFreeBytes),
       m.restart ? `${m.restart.source} ${m.restart.ms} ms` : '-', ago(m.lastSeenMsAgo), m.lastError ?? '',
     ]);
     return { text: `${head}\n${formatTable({ columns, rows })}`, allHealthy: healthy === members.length };
