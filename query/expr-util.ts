@@ -145,6 +145,9 @@ export function scalarFromAst(e: Expr, nowSeconds: number, child: (e: Expr) => B
   }
 }
 
+/** A group with a quantifier inside, itself quantified: the classic catastrophic-backtracking shape. */
+const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]/;
+
 function checkPattern(p: string, pos: number): void {
   if (Buffer.byteLength(p) > LIMITS.patternBytesMax) {
     throw new ShoalError('SHOAL_ERR_QUERY_LIMIT', `pattern is longer than ${LIMITS.patternBytesMax} bytes`, { position: pos });
@@ -187,6 +190,11 @@ function callFromAst(e: Extract<Expr, { kind: 'call' }>, nowSeconds: number, chi
       checkPattern(p.value, e.args[1]!.pos);
       try { new RegExp(p.value, 'u'); } catch (err) {
         throw new ShoalError('SHOAL_ERR_QUERY_SEMANTIC', `invalid regular expression: ${(err as Error).message}`, { position: e.args[1]!.pos });
+      }
+      if (NESTED_QUANTIFIER.test(p.value)) {
+        // JavaScript's regex engine backtracks: (a+)+ style patterns take exponential time on
+        // some inputs, and parts of a scan run on the event loop where no timeout can stop them.
+        throw new ShoalError('SHOAL_ERR_QUERY_SEMANTIC', 'regular expression has a quantified group that contains a quantifier (like (a+)+), which can take exponential time; rewrite it without the nesting', { position: e.args[1]!.pos });
       }
       return foldConstant({ k: 'match', arg: args[0]!, regex: p.value, flags: 'u', negated: false, type: 'bool' });
     }
