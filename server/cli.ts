@@ -1,36 +1,42 @@
 #!/usr/bin/env node
 /**
  * The `shoal` command line (commander): one file per subcommand (cmd-*.ts), wired here.
+ *
+ * Subcommands are imported on demand: `shoal leaf` loads only the leaf's modules, not the
+ * loader's Parquet and Arrow readers or the aggregator. A leaf's start time is part of every
+ * restart (a rolling restart pays it once per leaf), and loading every subcommand cost about
+ * half of it. `shoal --help` and unknown commands still load them all.
  */
 import { Command } from 'commander';
-import { registerAggregator } from './cmd-aggregator.js';
-import { registerIngest } from './cmd-ingest.js';
-import { registerLeaf } from './cmd-leaf.js';
-import { registerLoad } from './cmd-load.js';
-import { registerQuery } from './cmd-query.js';
-import { registerRestart } from './cmd-restart.js';
-import { registerStatus } from './cmd-status.js';
-import { registerTail } from './cmd-tail.js';
-import { registerUp } from './cmd-up.js';
 
-const program = new Command();
-program
-  .name('shoal')
-  .description('shoal: an in-memory analytics database in the style of Facebook Scuba')
-  .version('0.1.0')
-  .showHelpAfterError();
+type Register = (program: Command) => void;
 
-registerLeaf(program);
-registerQuery(program);
-registerRestart(program);
-registerIngest(program);
-registerLoad(program);
-registerTail(program);
-registerAggregator(program);
-registerUp(program);
-registerStatus(program);
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  leaf: async () => (await import('./cmd-leaf.js')).registerLeaf,
+  query: async () => (await import('./cmd-query.js')).registerQuery,
+  restart: async () => (await import('./cmd-restart.js')).registerRestart,
+  ingest: async () => (await import('./cmd-ingest.js')).registerIngest,
+  load: async () => (await import('./cmd-load.js')).registerLoad,
+  tail: async () => (await import('./cmd-tail.js')).registerTail,
+  aggregator: async () => (await import('./cmd-aggregator.js')).registerAggregator,
+  up: async () => (await import('./cmd-up.js')).registerUp,
+  status: async () => (await import('./cmd-status.js')).registerStatus,
+};
 
-program.parseAsync(process.argv).catch((e: unknown) => {
+async function main(): Promise<void> {
+  const program = new Command();
+  program
+    .name('shoal')
+    .description('shoal: an in-memory analytics database in the style of Facebook Scuba')
+    .version('0.1.0')
+    .showHelpAfterError();
+  const wanted = process.argv[2];
+  const names = wanted !== undefined && wanted in COMMANDS ? [wanted] : Object.keys(COMMANDS);
+  for (const name of names) (await COMMANDS[name]!())(program);
+  await program.parseAsync(process.argv);
+}
+
+main().catch((e: unknown) => {
   process.stderr.write(`shoal: ${(e as Error).message}\n`);
   process.exit(1);
 });
