@@ -6,7 +6,7 @@
   "targets": [
     {
       "target_name": "shoal_native",
-      "sources": ["native/shm.cc"],
+      "sources": ["native/shm.cc", "native/crc32c.cc"],
       # node-addon-api's own target: adds its include dir and NAPI_CPP_EXCEPTIONS, and removes
       # -fno-exceptions (errors are thrown as Napi::Error and surface as JS exceptions).
       "dependencies": [

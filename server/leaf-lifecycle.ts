@@ -64,16 +64,21 @@ export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restore
     }
   }
   if (disk !== null) {
-    const res = disk.recover();
-    const notes = res.notes.length ? `; ${res.notes.join('; ')}` : '';
-    leaf.restart = {
-      source: res.rows > 0 ? 'disk' : 'empty', ms: Math.round(performance.now() - started), bytes: res.bytes, rows: res.rows,
-      reason: `${reason}${notes}`, diskBytesRead: res.diskBytesRead,
-    };
+    leaf.restart = recoverFromDisk(disk, started, reason);
   } else {
     leaf.restart = { source: 'empty', ms: Math.round(performance.now() - started), bytes: 0, rows: 0, reason: `${reason}; disk log disabled`, diskBytesRead: 0 };
   }
   return { disk, unverified: [] };
+}
+
+/** Rebuilds the leaf from its data directory; `reason` says why shared memory was not used. */
+function recoverFromDisk(disk: DiskStore, startedMs: number, reason: string | null): Leaf['restart'] {
+  const res = disk.recover();
+  const notes = res.notes.length ? `; ${res.notes.join('; ')}` : '';
+  return {
+    source: res.rows > 0 ? 'disk' : 'empty', ms: Math.round(performance.now() - startedMs), bytes: res.bytes, rows: res.rows,
+    reason: `${reason}${notes}`, diskBytesRead: res.diskBytesRead,
+  };
 }
 
 function restoredMessage(leaf: Leaf): string {
@@ -102,12 +107,7 @@ async function recoverAfterBadBlock(leaf: Leaf, app: FastifyInstance, disk: Disk
   if (disk !== null) {
     disk.log.close();
     leaf.store.tables.clear();
-    const res = disk.recover();
-    const notes = res.notes.length ? `; ${res.notes.join('; ')}` : '';
-    leaf.restart = {
-      source: res.rows > 0 ? 'disk' : 'empty', ms: Math.round(performance.now() - started), bytes: res.bytes, rows: res.rows,
-      reason: `${reason}${notes}`, diskBytesRead: res.diskBytesRead,
-    };
+    leaf.restart = recoverFromDisk(disk, started, reason);
   } else {
     const old = leaf.store.tables.get(bad.table);
     if (old !== undefined) {
