@@ -15,7 +15,7 @@
  *    of --queries sequential runs of each query after 5 warm-ups; the difference is the fan-out
  *    cost. The answers of all three must hash alike (checked; the hashes are printed).
  *
- * Every process is a real `node dist/server/cli.js` on loopback: leaves with --workers 1,
+ * Every process is a real `node dist/server/cli/cli.js` on loopback: leaves with --workers 1,
  * --no-shm and the default disk log. This process is the load generator (concurrent keep-alive
  * requests). Results go to stdout (a table, or JSON with --json; progress on stderr) and are
  * appended to bench/RESULTS.md under "## Cluster (issue 3)" with the command (unless --no-append).

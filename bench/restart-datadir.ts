@@ -25,8 +25,8 @@ import { pino } from 'pino';
 import type { FastifyBaseLogger } from 'fastify';
 import { allocateBlockId, SealedBlock, Table } from '../query/storage/table.js';
 import type { ColumnData } from '../query/storage/types.js';
-import { DiskStore } from '../server/disk-store.js';
-import { LeafStore } from '../server/leaf-store.js';
+import { DiskStore } from '../server/durability/disk-store.js';
+import { LeafStore } from '../query/storage/leaf-store.js';
 import { generateColumns, renderBodies, SPAN_SECONDS } from './data.js';
 import { intFlag, parseFlags } from './support.js';
 

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { rollingRestart, type RollSummary } from '../server/rolling-restart.js';
+import { rollingRestart, type RollSummary } from '../server/ops/rolling-restart.js';
 import { CLI_PATH, intFlag, machineInfo, parseFlags } from './support.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -41,7 +41,7 @@ const REPEATS_MAX = 50;
 /** The leaf accepts at most 100,000 events per batch (query/limits.ts eventsPerBatchMax). */
 const LOAD_BATCH_MAX = 100_000;
 const LOAD_CONNECTIONS_MAX = 16;
-/** Sent with each query: the leaf's ceiling (server/config.ts queryTimeoutMsMax). */
+/** Sent with each query: the leaf's ceiling (server/leaf/config.ts queryTimeoutMsMax). */
 const QUERY_TIMEOUT_MS = 600_000;
 /** Float answers of exact aggregates (avg) may differ in the last bits between engines. */
 const FLOAT_REL_TOLERANCE = 1e-9;
@@ -61,9 +61,9 @@ interface QuerySpec {
   readonly checks?: readonly ColumnCheck[];
 }
 
-/** 1%: DDSketch relative accuracy of shoal's approx_quantile (query/quantile.ts), vs quantile_disc. */
+/** 1%: DDSketch relative accuracy of shoal's approx_quantile (query/functions/quantile.ts), vs quantile_disc. */
 const QUANTILE_CHECK: ColumnCheck = { rel: 0.01 * (1 + 1e-9), why: 'quantile sketch: 1% relative error vs quantile_disc' };
-/** 3%: HyperLogLog p=14 has a 0.81% standard error (query/hll.ts); 3% is ~3.7 sigma. */
+/** 3%: HyperLogLog p=14 has a 0.81% standard error (query/functions/hll.ts); 3% is ~3.7 sigma. */
 const HLL_CHECK: ColumnCheck = { rel: 0.03, why: 'HyperLogLog: 0.81% standard error, checked at 3%' };
 
 const QUERIES: readonly QuerySpec[] = [

@@ -2,7 +2,7 @@
  * Plumbing shared by the benchmarks: a real leaf as a child process, HTTP over keep-alive undici
  * pools, command-line flags, medians, answer hashes, machine facts and aligned tables.
  *
- * The leaf is `node dist/server/cli.js leaf --port 0 ...`, ready once it prints `listening on
+ * The leaf is `node dist/server/cli/cli.js leaf --port 0 ...`, ready once it prints `listening on
  * http://HOST:PORT`; every wait is bounded, and stop() sends SIGTERM, then SIGKILL. Benchmarks
  * talk to it only over HTTP, as a client would: no in-process shortcuts.
  *
@@ -15,8 +15,8 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 
-/** The compiled CLI next to this file's directory: dist/bench/../server/cli.js. */
-export const CLI_PATH = fileURLToPath(new URL('../server/cli.js', import.meta.url));
+/** The compiled CLI next to this file's directory: dist/bench/../server/cli/cli.js. */
+export const CLI_PATH = fileURLToPath(new URL('../server/cli/cli.js', import.meta.url));
 
 const LISTENING = /listening on (http:\/\/[^\s]+)/;
 const LEAF_START_TIMEOUT_MS = 30_000;

@@ -1,20 +1,20 @@
 /**
- * The query engine's entry points, used by the leaf (server/leaf.ts), the aggregator and the
+ * The query engine's entry points, used by the leaf (server/leaf/leaf.ts), the aggregator and the
  * scan workers: SQL text -> plan, plan + blocks -> Partial, Partials -> answer. Everything here
  * is synchronous and knows nothing of HTTP, threads or processes.
  */
-import { analyze } from './analyze.js';
-import { bind, type BoundPlan, type SchemaLike } from './bind.js';
+import { analyze } from './plan/analyze.js';
+import { bind, type BoundPlan, type SchemaLike } from './plan/bind.js';
 import { ShoalError } from './errors.js';
 import { LIMITS } from './limits.js';
-import { parseSql } from './parser.js';
-import type { LogicalPlan } from './plan.js';
-import type { Partial } from './partial.js';
-import { scan } from './scan.js';
+import { parseSql } from './sql/parser.js';
+import type { LogicalPlan } from './plan/plan.js';
+import type { Partial } from './plan/partial.js';
+import { scan } from './exec/scan.js';
 import type { ScanBlock } from './storage/table.js';
 
-export { finish, mergePartials, type QueryResult } from './merge.js';
-export type { Partial } from './partial.js';
+export { finish, mergePartials, type QueryResult } from './merge/merge.js';
+export type { Partial } from './plan/partial.js';
 
 export function planQuery(sql: string, nowSeconds: number): LogicalPlan {
   if (typeof sql !== 'string' || sql.trim() === '') throw new ShoalError('SHOAL_ERR_QUERY_REQUEST', 'sql must be a non-empty string');

@@ -1,7 +1,7 @@
 /**
  * Every bound of shoal in one place (SQLite `sqliteLimit.h` style). Each has the reason it exists
  * and its hard ceiling. Values here are compile-time constants; the runtime-tunable ones (memory
- * budget, timeouts, in-flight counts) live in server/config.ts, which validates them against the
+ * budget, timeouts, in-flight counts) live in server/leaf/config.ts, which validates them against the
  * ceilings given here.
  */
 

@@ -9,11 +9,11 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ShoalError } from '../query/errors.js';
-import { Aggregator, buildAggregatorApp, defaultAggregatorConfig } from '../server/aggregator.js';
-import { childTimeoutMs, combineCoverage, type Coverage } from '../server/cluster-query.js';
-import { Member, parseClusterFile, type MemberSpec } from '../server/membership.js';
-import { coverageLine } from '../server/cmd-query.js';
-import { batchRandom, pickTwo, Placements } from '../server/router.js';
+import { Aggregator, buildAggregatorApp, defaultAggregatorConfig } from '../server/cluster/aggregator.js';
+import { childTimeoutMs, combineCoverage, type Coverage } from '../server/cluster/cluster-query.js';
+import { Member, parseClusterFile, type MemberSpec } from '../server/cluster/membership.js';
+import { coverageLine } from '../server/cli/cmd-query.js';
+import { batchRandom, pickTwo, Placements } from '../server/cluster/router.js';
 
 type Behaviour = 'ok' | 'refuse' | 'drop-after-store' | 'reject' | 'query-error';
 

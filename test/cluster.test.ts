@@ -1,5 +1,5 @@
 /**
- * The cluster with real processes on loopback: 4 leaves and an aggregator (`node dist/server/
+ * The cluster with real processes on loopback: 4 leaves and an aggregator (`node dist/server/cli/
  * cli.js`, so `npm run build` first). Ingest goes through the router; answers are checked
  * against DuckDB over the same rows; then a leaf is SIGKILLed (coverage, minCoverage, ingest
  * with no client error), restarted (coverage back to 100), a hung leaf costs at most the leaf
@@ -85,7 +85,7 @@ function memberState(url: string, id: string, state: string) {
 }
 
 beforeAll(async () => {
-  if (!leafCliExists()) throw new Error('dist/server/cli.js is missing: run `npm run build` first');
+  if (!leafCliExists()) throw new Error('dist/server/cli/cli.js is missing: run `npm run build` first');
   const started = await Promise.all(leafIds.map((id) => startClusterLeaf(join(dir, id), id)));
   started.forEach((l, i) => leaves.set(leafIds[i]!, l));
   const file = writeClusterFile(dir, 'cluster.json', leafIds.map((id) => ({ id, url: leaves.get(id)!.url })));

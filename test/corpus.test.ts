@@ -7,7 +7,7 @@
  * approximate columns, samples, errors and now() are judged). The data set is printed; set
  * SHOAL_CORPUS_SEED / SHOAL_CORPUS_ROWS / SHOAL_CORPUS_NOW to replay a run.
  *
- * Runs only when the leaf is built (`dist/server/cli.js`, from `npm run build`).
+ * Runs only when the leaf is built (`dist/server/cli/cli.js`, from `npm run build`).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,16 +1,16 @@
 /**
- * Tests of the SQL front end (query/lexer.ts, query/parser.ts): the tree for each construct,
+ * Tests of the SQL front end (query/sql/lexer.ts, query/sql/parser.ts): the tree for each construct,
  * precedence, error codes and positions for malformed input, limits, and seeded property tests
  * (random input never escapes as anything but a parse/limit error; print -> parse round trips).
  */
 
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { parseSql } from '../query/parser.js';
-import { KEYWORDS, lineColumn, tokenize } from '../query/lexer.js';
+import { parseSql } from '../query/sql/parser.js';
+import { KEYWORDS, lineColumn, tokenize } from '../query/sql/lexer.js';
 import { ShoalError, type ErrorCode } from '../query/errors.js';
 import { LIMITS } from '../query/limits.js';
-import type { Expr, SelectStmt } from '../query/ast.js';
+import type { Expr, SelectStmt } from '../query/sql/ast.js';
 
 // ---- helpers: trees without positions ----
 

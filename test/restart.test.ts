@@ -3,7 +3,7 @@
  * memory, `kill -9` during steady ingest, every reason to distrust a handoff (each must fall back
  * to disk with nothing lost and say why), and writes that race a handoff.
  *
- * Every leaf is `node dist/server/cli.js leaf --port 0 --id rt<pid>-<label> --data-dir <tmp>`, so
+ * Every leaf is `node dist/server/cli/cli.js leaf --port 0 --id rt<pid>-<label> --data-dir <tmp>`, so
  * parallel runs never share a segment name or a directory; afterEach kills what is still running,
  * removes this test's segments and temp dirs. Data is seeded (SHOAL_TEST_SEED) and small, and
  * every float in it is a multiple of 1/8 so sums are exact whatever the block boundaries: a

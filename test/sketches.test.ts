@@ -1,6 +1,6 @@
 /**
- * The approximate aggregates' sketches: query/hash.ts, query/hll.ts (approx_count_distinct) and
- * query/quantile.ts (approx_quantile, p50..p99). Properties are seeded: the seed is printed, and
+ * The approximate aggregates' sketches: query/functions/hash.ts, query/functions/hll.ts (approx_count_distinct) and
+ * query/functions/quantile.ts (approx_quantile, p50..p99). Properties are seeded: the seed is printed, and
  * SHOAL_TEST_SEED=<n> replays a run. Checked here:
  * - merging the sketches of a random split equals the sketch of everything (byte-identical
  *   serialized state, identical answers), also across serialize/deserialize;
@@ -15,9 +15,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { isShoalError } from '../query/errors.js';
-import { hash53Number, hash53String, hashNumber, hashNumbers, hashOut, hashString, hashStrings } from '../query/hash.js';
-import { Hll, HLL_EXACT_MAX, HLL_REGISTER_COUNT, HLL_RELATIVE_STANDARD_ERROR } from '../query/hll.js';
-import { QUANTILE_RELATIVE_ACCURACY, QuantileSketch, quantileRank } from '../query/quantile.js';
+import { hash53Number, hash53String, hashNumber, hashNumbers, hashOut, hashString, hashStrings } from '../query/functions/hash.js';
+import { Hll, HLL_EXACT_MAX, HLL_REGISTER_COUNT, HLL_RELATIVE_STANDARD_ERROR } from '../query/functions/hll.js';
+import { QUANTILE_RELATIVE_ACCURACY, QuantileSketch, quantileRank } from '../query/functions/quantile.js';
 
 const SEED = Number(process.env.SHOAL_TEST_SEED ?? 20_251_122);
 console.log(`test/sketches.test.ts seed=${SEED} (replay with SHOAL_TEST_SEED=${SEED})`);
@@ -284,7 +284,7 @@ describe('Hll', () => {
 // ---------------------------------------------------------------------------------------------
 
 const QUANTILES = [0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1];
-/** The bound stated in query/quantile.ts: a relative, plus rounding at bucket edges, plus the
+/** The bound stated in query/functions/quantile.ts: a relative, plus rounding at bucket edges, plus the
  * values below 2^-1022 that the sketch counts as zero. */
 function withinBound(answer: number, exact: number): boolean {
   return Math.abs(answer - exact) <= QUANTILE_RELATIVE_ACCURACY * (1 + 1e-9) * Math.abs(exact) + 2 ** -1022;

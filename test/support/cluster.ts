@@ -1,6 +1,6 @@
 /**
  * Real-process cluster helpers for tests (STYLE rule 17): start any `shoal` subcommand
- * (`node dist/server/cli.js ...`) and wait for its `listening on http://127.0.0.1:PORT` line,
+ * (`node dist/server/cli/cli.js ...`) and wait for its `listening on http://127.0.0.1:PORT` line,
  * start leaves and aggregators, write cluster files, a "leaf" that accepts connections and never
  * answers, and small JSON HTTP helpers. Every wait is bounded and failures carry the tail of the
  * process's stdout and stderr.

@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CORPUS_DIR = fileURLToPath(new URL('../corpus/', import.meta.url));
+export const CORPUS_DIR = fileURLToPath(new URL('../corpus', import.meta.url));
 
 export interface ExpectedError {
   readonly code: string;

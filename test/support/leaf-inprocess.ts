@@ -3,8 +3,8 @@
  * ingest validation, error shapes, the query path. Process-level behaviour (restart, kill -9,
  * handoff) is tested with real processes instead (processes.ts).
  */
-import { defaultLeafConfig, type LeafConfig } from '../../server/config.js';
-import { Leaf, buildLeafApp } from '../../server/leaf.js';
+import { defaultLeafConfig, type LeafConfig } from '../../server/leaf/config.js';
+import { Leaf, buildLeafApp } from '../../server/leaf/leaf.js';
 
 export async function inProcessLeaf(overrides: Partial<LeafConfig> = {}) {
   const config: LeafConfig = { ...defaultLeafConfig(), port: 0, workers: 1, diskLog: false, shm: false, ...overrides };

@@ -1,6 +1,6 @@
 /**
  * Starts real shoal processes for tests that are about processes (STYLE rule 17): a leaf is
- * `node dist/server/cli.js leaf --port 0 --data-dir DIR`, ready once it prints
+ * `node dist/server/cli/cli.js leaf --port 0 --data-dir DIR`, ready once it prints
  * `listening on http://127.0.0.1:PORT` on stdout.
  *
  * Every wait is bounded: startup has a timeout (the error carries the tail of stdout and stderr),
@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const CLI_PATH = fileURLToPath(new URL('../../dist/server/cli.js', import.meta.url));
+export const CLI_PATH = fileURLToPath(new URL('../../dist/server/cli/cli.js', import.meta.url));
 
 const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 /** Bytes of stdout/stderr kept per stream for error messages. */

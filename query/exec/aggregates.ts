@@ -1,0 +1,298 @@
+/**
+ * Aggregate states (DuckDB style: init / update / merge / finalize), one object per aggregate
+ * call holding the state of every group in struct-of-arrays form, so an update is a tight loop
+ * over the selected rows of a block: `state[gid[row]] op= value[row]`.
+ *
+ * A state serialises to a JSON-safe value per group (the partial-result protocol between a leaf
+ * and an aggregator) and merges from it. Merging is exact for count, sum, avg, min, max and
+ * count(DISTINCT); approx_count_distinct (HyperLogLog, hll.ts) and approx_quantile (relative-
+ * error sketch, quantile.ts) merge without losing accuracy beyond their stated bounds.
+ */
+import { ShoalError } from '../errors.js';
+import { hashNumber, hashOut, hashStrings } from '../functions/hash.js';
+import { Hll } from '../functions/hll.js';
+import { LIMITS } from '../limits.js';
+import type { AggFn, Scalar } from '../plan/plan.js';
+import { QuantileSketch } from '../functions/quantile.js';
+import { compareValues } from '../plan/scalar.js';
+import { rowValue, type Vec } from './vector.js';
+
+export interface AggState {
+  ensure(groupCount: number): void;
+  /** Adds rows sel[0..count) of `v`; row r goes to group gids[r] (group 0 when gids is null). */
+  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void;
+  serialize(gid: number): unknown;
+  merge(gid: number, state: unknown): void;
+  final(gid: number): Scalar;
+}
+
+function growF64(a: Float64Array, n: number): Float64Array {
+  if (a.length >= n) return a;
+  const b = new Float64Array(Math.max(n, a.length * 2, 16));
+  b.set(a);
+  return b;
+}
+function growU8(a: Uint8Array, n: number): Uint8Array {
+  if (a.length >= n) return a;
+  const b = new Uint8Array(Math.max(n, a.length * 2, 16));
+  b.set(a);
+  return b;
+}
+
+const isNull = (v: Vec, row: number): boolean =>
+  v.t === 'const' ? v.v === null : v.t === 'bool' ? v.v[row] === 1 : v.nulls !== null && v.nulls[row] === 1;
+
+class CountStar implements AggState {
+  counts: Float64Array = new Float64Array(0);
+  ensure(n: number): void { this.counts = growF64(this.counts, n); }
+  update(gids: Int32Array | null, sel: Int32Array, count: number): void {
+    const c = this.counts;
+    if (gids === null) { c[0]! += count; return; }
+    for (let i = 0; i < count; i++) c[gids[sel[i]!]!]!++;
+  }
+  serialize(g: number): unknown { return this.counts[g]!; }
+  merge(g: number, s: unknown): void { this.counts[g]! += s as number; }
+  final(g: number): Scalar { return this.counts[g]!; }
+}
+
+class Count implements AggState {
+  counts: Float64Array = new Float64Array(0);
+  ensure(n: number): void { this.counts = growF64(this.counts, n); }
+  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
+    const c = this.counts;
+    if (v === null || v.t === 'const') {
+      if (v !== null && v.v === null) return;
+      if (gids === null) { c[0]! += count; return; }
+      for (let i = 0; i < count; i++) c[gids[sel[i]!]!]!++;
+      return;
+    }
+    const nulls = v.t === 'bool' ? null : v.nulls;
+    if (v.t !== 'bool' && nulls === null) {
+      if (gids === null) { c[0]! += count; return; }
+      for (let i = 0; i < count; i++) c[gids[sel[i]!]!]!++;
+      return;
+    }
+    for (let i = 0; i < count; i++) {
+      const r = sel[i]!;
+      if (isNull(v, r)) continue;
+      c[gids === null ? 0 : gids[r]!]!++;
+    }
+  }
+  serialize(g: number): unknown { return this.counts[g]!; }
+  merge(g: number, s: unknown): void { this.counts[g]! += s as number; }
+  final(g: number): Scalar { return this.counts[g]!; }
+}
+
+class Sum implements AggState {
+  sums: Float64Array = new Float64Array(0);
+  counts: Float64Array = new Float64Array(0);
+  constructor(private readonly avg: boolean) {}
+  ensure(n: number): void { this.sums = growF64(this.sums, n); this.counts = growF64(this.counts, n); }
+  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
+    if (v === null || v.t === 'const') {
+      if (v === null || typeof v.v !== 'number') return;
+      for (let i = 0; i < count; i++) { const g = gids === null ? 0 : gids[sel[i]!]!; this.sums[g]! += v.v; this.counts[g]!++; }
+      return;
+    }
+    if (v.t !== 'num') return;
+    const s = this.sums; const c = this.counts; const vals = v.v; const nulls = v.nulls;
+    if (gids === null) {
+      let acc = 0; let k = 0;
+      if (nulls === null) { for (let i = 0; i < count; i++) acc += vals[sel[i]!]!; k = count; }
+      else for (let i = 0; i < count; i++) { const r = sel[i]!; if (nulls[r] === 0) { acc += vals[r]!; k++; } }
+      s[0]! += acc; c[0]! += k;
+      return;
+    }
+    if (nulls === null) for (let i = 0; i < count; i++) { const r = sel[i]!; const g = gids[r]!; s[g]! += vals[r]!; c[g]!++; }
+    else for (let i = 0; i < count; i++) { const r = sel[i]!; if (nulls[r] === 1) continue; const g = gids[r]!; s[g]! += vals[r]!; c[g]!++; }
+  }
+  serialize(g: number): unknown { return [this.sums[g]!, this.counts[g]!]; }
+  merge(g: number, st: unknown): void { const [s, c] = st as [number, number]; this.sums[g]! += s; this.counts[g]! += c; }
+  final(g: number): Scalar {
+    if (this.counts[g] === 0) return null;
+    return this.avg ? this.sums[g]! / this.counts[g]! : this.sums[g]!;
+  }
+}
+
+/** min / max: numbers in a typed array; strings, booleans and times through the generic path. */
+class MinMax implements AggState {
+  nums: Float64Array = new Float64Array(0);
+  has: Uint8Array = new Uint8Array(0);
+  others: Scalar[] = [];
+  constructor(private readonly isMax: boolean) {}
+  ensure(n: number): void { this.nums = growF64(this.nums, n); this.has = growU8(this.has, n); while (this.others.length < n) this.others.push(null); }
+  private offer(g: number, x: Scalar): void {
+    if (x === null) return;
+    if (typeof x === 'number' && this.others[g] === null) {
+      if (this.has[g] === 0 || (this.isMax ? x > this.nums[g]! : x < this.nums[g]!)) { this.nums[g] = x; this.has[g] = 1; }
+      return;
+    }
+    const cur = this.has[g] === 1 ? this.nums[g]! : this.others[g]!;
+    if (cur === null || (this.isMax ? compareValues(x, cur) > 0 : compareValues(x, cur) < 0)) { this.others[g] = x; this.has[g] = 0; }
+  }
+  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
+    if (v === null) return;
+    if (v.t === 'num') {
+      const vals = v.v; const nulls = v.nulls; const nums = this.nums; const has = this.has;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) continue;
+        const g = gids === null ? 0 : gids[r]!;
+        const x = vals[r]!;
+        if (this.others[g] !== null) { this.offer(g, x); continue; }
+        if (has[g] === 0) { nums[g] = x; has[g] = 1; } else if (this.isMax ? x > nums[g]! : x < nums[g]!) nums[g] = x;
+      }
+      return;
+    }
+    if (v.t === 'str') {
+      // Compare per row by code; the block dictionary is decoded once.
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (v.nulls !== null && v.nulls[r] === 1) continue;
+        this.offer(gids === null ? 0 : gids[r]!, v.dict[v.codes[r]!]!);
+      }
+      return;
+    }
+    for (let i = 0; i < count; i++) { const r = sel[i]!; this.offer(gids === null ? 0 : gids[r]!, rowValue(v, r)); }
+  }
+  serialize(g: number): unknown { return this.final(g); }
+  merge(g: number, s: unknown): void { this.offer(g, s as Scalar); }
+  final(g: number): Scalar { return this.has[g] === 1 ? this.nums[g]! : this.others[g] ?? null; }
+}
+
+/** Exact count(DISTINCT x): a set per group, bounded by LIMITS.distinctValuesMax in all. */
+class CountDistinct implements AggState {
+  sets: Set<Scalar>[] = [];
+  private total = 0;
+  ensure(n: number): void { while (this.sets.length < n) this.sets.push(new Set()); }
+  private add(g: number, x: Scalar): void {
+    const s = this.sets[g]!;
+    if (s.has(x)) return;
+    s.add(x);
+    if (++this.total > LIMITS.distinctValuesMax) {
+      throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `count(DISTINCT ...) holds more than ${LIMITS.distinctValuesMax} distinct values; use approx_count_distinct() instead`);
+    }
+  }
+  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
+    if (v === null) return;
+    if (v.t === 'str' && gids === null) {
+      // One pass over codes, then add each seen dictionary entry once.
+      const seen = new Uint8Array(v.dict.length);
+      for (let i = 0; i < count; i++) { const r = sel[i]!; if (v.nulls === null || v.nulls[r] === 0) seen[v.codes[r]!] = 1; }
+      for (let d = 0; d < seen.length; d++) if (seen[d] === 1) this.add(0, v.dict[d]!);
+      return;
+    }
+    for (let i = 0; i < count; i++) {
+      const r = sel[i]!;
+      const x = rowValue(v, r);
+      if (x !== null) this.add(gids === null ? 0 : gids[r]!, x);
+    }
+  }
+  serialize(g: number): unknown { return [...this.sets[g]!]; }
+  merge(g: number, s: unknown): void { for (const x of s as Scalar[]) this.add(g, x); }
+  final(g: number): Scalar { return this.sets[g]!.size; }
+}
+
+class ApproxDistinct implements AggState {
+  sketches: (Hll | null)[] = [];
+  ensure(n: number): void { while (this.sketches.length < n) this.sketches.push(null); }
+  private at(g: number): Hll { return (this.sketches[g] ??= new Hll()); }
+  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
+    if (v === null || v.t === 'const') { if (v !== null && v.v !== null) for (let i = 0; i < count; i++) this.addScalar(gids === null ? 0 : gids[sel[i]!]!, v.v); return; }
+    if (v.t === 'str') {
+      const pairs = new Int32Array(v.dict.length * 2);
+      hashStrings(v.dict, pairs);
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (v.nulls !== null && v.nulls[r] === 1) continue;
+        const c = v.codes[r]!;
+        this.at(gids === null ? 0 : gids[r]!).addHash(pairs[2 * c]!, pairs[2 * c + 1]!);
+      }
+      return;
+    }
+    if (v.t === 'num') {
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (v.nulls !== null && v.nulls[r] === 1) continue;
+        hashNumber(v.v[r]!);
+        this.at(gids === null ? 0 : gids[r]!).addHash(hashOut[0]!, hashOut[1]!);
+      }
+      return;
+    }
+    for (let i = 0; i < count; i++) { const r = sel[i]!; const x = rowValue(v, r); if (x !== null) this.addScalar(gids === null ? 0 : gids[r]!, x); }
+  }
+  private addScalar(g: number, x: Scalar): void {
+    if (typeof x === 'number') this.at(g).addNumber(x);
+    else this.at(g).addString(typeof x === 'string' ? x : JSON.stringify(x));
+  }
+  serialize(g: number): unknown { return this.sketches[g]?.serialize() ?? null; }
+  merge(g: number, s: unknown): void { if (s !== null) this.at(g).merge(Hll.deserialize(s)); }
+  final(g: number): Scalar { return this.sketches[g] ? Math.round(this.sketches[g]!.estimate()) : 0; }
+}
+
+/** Sketches of one argument, shared by every quantile asked of it (p50 and p99 of x: one sketch). */
+class SketchSet {
+  sketches: (QuantileSketch | null)[] = [];
+  ensure(n: number): void { while (this.sketches.length < n) this.sketches.push(null); }
+  at(g: number): QuantileSketch { return (this.sketches[g] ??= new QuantileSketch()); }
+}
+
+class ApproxQuantile implements AggState {
+  /** `owner`: this state feeds the shared sketches; the others only read them. */
+  constructor(private readonly q: number, private readonly set: SketchSet, private readonly owner: boolean) {}
+  ensure(n: number): void { this.set.ensure(n); }
+  private at(g: number): QuantileSketch { return this.set.at(g); }
+  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
+    if (v === null || !this.owner) return;
+    if (v.t === 'num') {
+      const vals = v.v; const nulls = v.nulls;
+      if (gids === null && nulls === null) { this.at(0).addMany(vals, sel, count); return; }
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) continue;
+        this.at(gids === null ? 0 : gids[r]!).add(vals[r]!);
+      }
+      return;
+    }
+    for (let i = 0; i < count; i++) {
+      const r = sel[i]!;
+      const x = rowValue(v, r);
+      if (typeof x === 'number') this.at(gids === null ? 0 : gids[r]!).add(x);
+    }
+  }
+  // Only the owner carries the sketch in a partial; the others' states are null placeholders.
+  serialize(g: number): unknown { return this.owner ? this.set.sketches[g]?.serialize() ?? null : null; }
+  merge(g: number, s: unknown): void { if (this.owner && s !== null) this.at(g).merge(QuantileSketch.deserialize(s)); }
+  final(g: number): Scalar { return this.set.sketches[g]?.quantile(this.q) ?? null; }
+}
+
+export function createAggState(fn: AggFn, q: number | null): AggState {
+  switch (fn) {
+    case 'count_star': return new CountStar();
+    case 'count': return new Count();
+    case 'sum': return new Sum(false);
+    case 'avg': return new Sum(true);
+    case 'min': return new MinMax(false);
+    case 'max': return new MinMax(true);
+    case 'count_distinct': return new CountDistinct();
+    case 'approx_count_distinct': return new ApproxDistinct();
+    case 'approx_quantile': return new ApproxQuantile(q!, new SketchSet(), true);
+  }
+}
+
+/**
+ * The states of a query's aggregate calls, in plan order. Quantiles of the same argument share
+ * one sketch (the first call owns it): p50(x), p90(x) and p99(x) cost one sketch update per row.
+ * Scans and merges must both build their states here, so the owner is the same call everywhere.
+ */
+export function createAggStates(aggs: readonly { fn: AggFn; q: number | null; argKey: string }[]): AggState[] {
+  const shared = new Map<string, SketchSet>();
+  return aggs.map((a) => {
+    if (a.fn !== 'approx_quantile') return createAggState(a.fn, a.q);
+    const set = shared.get(a.argKey);
+    if (set !== undefined) return new ApproxQuantile(a.q!, set, false);
+    const fresh = new SketchSet();
+    shared.set(a.argKey, fresh);
+    return new ApproxQuantile(a.q!, fresh, true);
+  });
+}

@@ -1,0 +1,277 @@
+/**
+ * scan: run a bound plan over a list of blocks and return a Partial. This is the inner loop of
+ * shoal: per block, prune by time, evaluate WHERE into a selection vector, map each selected
+ * row to a group id, and update every aggregate state from the block's typed arrays. It runs on
+ * the leaf's main thread for small scans and in the worker pool (scan-worker.ts) for big ones.
+ */
+import type { BoundPlan } from '../plan/bind.js';
+import { ShoalError } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import type { AggregatePartial, Partial, RowsPartial, ScanStats } from '../plan/partial.js';
+import type { BExpr, Scalar } from '../plan/plan.js';
+import { compareForOrder } from '../plan/scalar.js';
+import type { ScanBlock } from '../storage/table.js';
+import { createAggStates, type AggState } from './aggregates.js';
+import { exprKey } from '../plan/expr-util.js';
+import { BlockContext, evalVec, rowValue, selection, type Vec } from './vector.js';
+
+/** Inclusive time bounds implied by top-level `time` comparisons with constants in WHERE. */
+export interface TimeRange { readonly min: number; readonly max: number }
+
+export function timeRangeOf(where: BExpr | null): { range: TimeRange; timeOnly: BExpr[]; rest: BExpr[] } {
+  let min = -Infinity;
+  let max = Infinity;
+  const conjuncts = where === null ? [] : where.k === 'and' ? [...where.args] : [where];
+  const timeOnly: BExpr[] = [];
+  const rest: BExpr[] = [];
+  for (const c of conjuncts) {
+    if (c.k === 'cmp') {
+      const colLeft = c.left.k === 'col' && c.left.name === 'time' && c.right.k === 'const' && typeof c.right.value === 'number';
+      const colRight = c.right.k === 'col' && c.right.name === 'time' && c.left.k === 'const' && typeof c.left.value === 'number';
+      if (colLeft || colRight) {
+        const k = (colLeft ? (c.right as { value: number }).value : (c.left as { value: number }).value);
+        const op = colLeft ? c.op : ({ '<': '>', '>': '<', '<=': '>=', '>=': '<=', '=': '=', '!=': '!=' } as const)[c.op];
+        if (op === '>' || op === '>=') min = Math.max(min, k);
+        else if (op === '<' || op === '<=') max = Math.min(max, k);
+        else if (op === '=') { min = Math.max(min, k); max = Math.min(max, k); }
+        if (op !== '!=') { timeOnly.push(c); continue; }
+      }
+    }
+    rest.push(c);
+  }
+  return { range: { min, max }, timeOnly, rest };
+}
+
+const andOf = (parts: BExpr[]): BExpr | null =>
+  parts.length === 0 ? null : parts.length === 1 ? parts[0]! : { k: 'and', args: parts, type: 'bool' };
+
+let identity = new Int32Array(0);
+function identitySelection(rowCount: number): Int32Array {
+  if (identity.length < rowCount) {
+    identity = new Int32Array(Math.max(rowCount, LIMITS.blockRowsMax));
+    for (let i = 0; i < identity.length; i++) identity[i] = i;
+  }
+  return identity;
+}
+
+interface BlockPass {
+  ctx: BlockContext;
+  sel: Int32Array;
+  count: number;
+}
+
+/** Prunes and filters each block; calls `visit` for blocks with selected rows. */
+function forEachBlock(plan: BoundPlan, blocks: readonly ScanBlock[], stats: ScanStats, visit: (p: BlockPass) => boolean | void): void {
+  const { range, rest } = timeRangeOf(plan.where);
+  const fullWhere = plan.where;
+  const restWhere = andOf(rest);
+  for (const block of blocks) {
+    stats.rowsHeld += block.rowCount;
+    if (block.rowCount === 0 || block.timeMax < range.min || block.timeMin > range.max) { stats.blocksSkipped++; continue; }
+    stats.blocksScanned++;
+    stats.rowsScanned += block.rowCount;
+    const ctx = new BlockContext(block);
+    // A block wholly inside the time range needs only the non-time conditions.
+    const inside = block.timeMin >= range.min && block.timeMax <= range.max;
+    const where = inside ? restWhere : fullWhere;
+    let sel: Int32Array;
+    let count: number;
+    if (where === null) { sel = identitySelection(block.rowCount); count = block.rowCount; }
+    else ({ sel, count } = selection(evalVec(where, ctx), block.rowCount));
+    stats.rowsMatched += count;
+    if (count === 0) continue;
+    if (visit({ ctx, sel, count }) === false) {
+      // The caller has what it needs (a LIMIT without ORDER BY): count the rest as skipped.
+      break;
+    }
+  }
+}
+
+/** Global group table: key tuples -> dense group ids. */
+class Groups {
+  readonly keys: Scalar[][] = [];
+  private readonly single = new Map<Scalar, number>();
+  private readonly multi = new Map<string, number>();
+  constructor(private readonly keyCount: number, private readonly onNew: (count: number) => void) {}
+
+  id(values: Scalar[]): number {
+    let g: number | undefined;
+    if (this.keyCount === 1) g = this.single.get(values[0]!);
+    else g = this.multi.get(JSON.stringify(values));
+    if (g !== undefined) return g;
+    g = this.keys.length;
+    if (g >= LIMITS.groupsMax) {
+      throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `the query produces more than ${LIMITS.groupsMax} groups; add a filter or group by fewer or coarser keys`);
+    }
+    this.keys.push(values);
+    if (this.keyCount === 1) this.single.set(values[0]!, g);
+    else this.multi.set(JSON.stringify(values), g);
+    this.onNew(g + 1);
+    return g;
+  }
+}
+
+/** Local ids of one key over the selected rows, with the value of each local id. */
+function localIds(v: Vec, sel: Int32Array, count: number, rowCount: number): { ids: Int32Array; values: Scalar[] } {
+  const ids = new Int32Array(rowCount);
+  if (v.t === 'str') {
+    const nullId = v.dict.length;
+    for (let i = 0; i < count; i++) { const r = sel[i]!; ids[r] = v.nulls !== null && v.nulls[r] === 1 ? nullId : v.codes[r]!; }
+    return { ids, values: [...v.dict, null] };
+  }
+  if (v.t === 'const') return { ids, values: [v.v] };
+  if (v.t === 'bool') {
+    for (let i = 0; i < count; i++) { const r = sel[i]!; ids[r] = v.v[r]!; }
+    return { ids, values: [false, null, true] };
+  }
+  const values: Scalar[] = [];
+  const lookup = new Map<Scalar, number>();
+  let last: Scalar = undefined as unknown as Scalar;
+  let lastId = -1;
+  for (let i = 0; i < count; i++) {
+    const r = sel[i]!;
+    const x = rowValue(v, r);
+    if (x === last) { ids[r] = lastId; continue; }
+    let id = lookup.get(x);
+    if (id === undefined) { id = values.length; values.push(x); lookup.set(x, id); }
+    ids[r] = id; last = x; lastId = id;
+  }
+  return { ids, values };
+}
+
+/** Reused per-row group-id buffer: a block has at most blockRowsMax rows. */
+let gidBuffer = new Int32Array(0);
+
+/** Group id per selected row (indexed by row), resolving new key tuples in the global table. */
+function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, count: number, rowCount: number): Int32Array {
+  if (gidBuffer.length < rowCount) gidBuffer = new Int32Array(Math.max(rowCount, LIMITS.blockRowsMax));
+  const gids = gidBuffer;
+  if (keys.length === 1) {
+    const v = keys[0]!;
+    if (v.t === 'str') {
+      // The common case (GROUP BY a string column): one pass, codes -> group ids through a
+      // per-block table filled the first time each dictionary entry is seen.
+      const nullId = v.dict.length;
+      const map = new Int32Array(nullId + 1).fill(-1);
+      const codes = v.codes;
+      const nulls = v.nulls;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        const c = nulls !== null && nulls[r] === 1 ? nullId : codes[r]!;
+        let g = map[c]!;
+        if (g < 0) { g = groups.id([c === nullId ? null : v.dict[c]!]); map[c] = g; }
+        gids[r] = g;
+      }
+      return gids;
+    }
+    if (v.t === 'num') {
+      // Numbers (time buckets, ints): consecutive rows usually share a key, so remember the last.
+      const vals = v.v;
+      const nulls = v.nulls;
+      let last = NaN;
+      let lastG = -1;
+      let nullG = -1;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) {
+          if (nullG < 0) nullG = groups.id([null]);
+          gids[r] = nullG;
+          continue;
+        }
+        const x = vals[r]!;
+        if (x !== last) { last = x; lastG = groups.id([x === 0 ? 0 : x]); }
+        gids[r] = lastG;
+      }
+      return gids;
+    }
+  }
+  const locals = keys.map((k) => localIds(k, sel, count, rowCount));
+  if (locals.length === 1) {
+    const { ids, values } = locals[0]!;
+    const map = new Int32Array(values.length).fill(-1);
+    for (let i = 0; i < count; i++) {
+      const r = sel[i]!;
+      const l = ids[r]!;
+      let g = map[l]!;
+      if (g < 0) { g = groups.id([values[l]!]); map[l] = g; }
+      gids[r] = g;
+    }
+    return gids;
+  }
+  // Several keys: combine local ids in mixed radix, then resolve each distinct combination once.
+  const cache = new Map<number, number>();
+  for (let i = 0; i < count; i++) {
+    const r = sel[i]!;
+    let combo = 0;
+    for (let k = 0; k < locals.length; k++) combo = combo * locals[k]!.values.length + locals[k]!.ids[r]!;
+    let g = cache.get(combo);
+    if (g === undefined) {
+      g = groups.id(locals.map((l) => l.values[l.ids[r]!]!));
+      cache.set(combo, g);
+    }
+    gids[r] = g;
+  }
+  return gids;
+}
+
+export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound: boolean): AggregatePartial {
+  const stats: ScanStats = { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
+  const aggs: AggState[] = createAggStates(plan.logical.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
+  const noKeys = plan.keys.length === 0;
+  const groups = new Groups(plan.keys.length, (n) => { for (const a of aggs) a.ensure(n); });
+  if (noKeys) groups.id([]);
+  forEachBlock(plan, blocks, stats, ({ ctx, sel, count }) => {
+    const gids = noKeys ? null : groupIds(plan.keys.map((k) => evalVec(k, ctx)), groups, sel, count, ctx.rowCount);
+    for (let j = 0; j < aggs.length; j++) {
+      const arg = plan.aggArgs[j];
+      aggs[j]!.update(gids, sel, count, arg === null || arg === undefined ? null : evalVec(arg, ctx));
+    }
+  });
+  const out = groups.keys.map((keys, g) => ({ keys, states: aggs.map((a) => a.serialize(g)) }));
+  return { mode: 'aggregate', tableFound, columns: plan.columns, groups: out, unknownColumns: plan.unknownColumns, stats };
+}
+
+export function scanRows(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound: boolean): RowsPartial {
+  const stats: ScanStats = { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
+  const limit = Math.min(plan.logical.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
+  const order = plan.logical.orderBy;
+  let rows: Scalar[][] = [];
+  let orderValues: Scalar[][] = [];
+  let truncated = false;
+  const compare = (a: readonly Scalar[], b: readonly Scalar[]) => {
+    for (let k = 0; k < order.length; k++) { const c = compareForOrder(a[k]!, b[k]!, order[k]!.desc); if (c !== 0) return c; }
+    return 0;
+  };
+  forEachBlock(plan, blocks, stats, ({ ctx, sel, count }) => {
+    const proj = plan.projections.map((p) => evalVec(p.expr, ctx));
+    if (order.length === 0) {
+      for (let i = 0; i < count; i++) {
+        if (rows.length >= limit) { truncated = true; return false; }
+        const r = sel[i]!;
+        rows.push(proj.map((v) => rowValue(v, r)));
+        orderValues.push([]);
+      }
+      return true;
+    }
+    const ov = plan.rowOrder.map((e) => evalVec(e, ctx));
+    const idx = Array.from(sel.subarray(0, count));
+    const keyOf = (r: number) => ov.map((v) => rowValue(v, r));
+    const keyed = idx.map((r) => ({ r, k: keyOf(r) }));
+    keyed.sort((a, b) => compare(a.k, b.k));
+    if (keyed.length > limit) truncated = true;
+    for (const { r, k } of keyed.slice(0, limit)) { rows.push(proj.map((v) => rowValue(v, r))); orderValues.push(k); }
+    if (rows.length > limit) {
+      const both = rows.map((row, i) => ({ row, k: orderValues[i]! }));
+      both.sort((a, b) => compare(a.k, b.k));
+      truncated = true;
+      rows = both.slice(0, limit).map((x) => x.row);
+      orderValues = both.slice(0, limit).map((x) => x.k);
+    }
+    return true;
+  });
+  return { mode: 'rows', tableFound, columns: plan.columns, rows, orderValues, truncated, unknownColumns: plan.unknownColumns, stats };
+}
+
+export function scan(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound = true): Partial {
+  return plan.logical.mode === 'aggregate' ? scanAggregate(plan, blocks, tableFound) : scanRows(plan, blocks, tableFound);
+}

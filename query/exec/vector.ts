@@ -1,0 +1,360 @@
+/**
+ * Vector kernels: evaluate a bound expression over every row of one block at once, reading the
+ * block's typed arrays in place. Predicates over dictionary-encoded strings are evaluated once
+ * per dictionary entry and then looked up by code, which is why LIKE and regexp filters cost
+ * about as much as an integer compare. Booleans use one byte per row in SQL's three-valued
+ * logic: 0 = false, 1 = NULL, 2 = true, so AND is min, OR is max and NOT is 2 - x.
+ *
+ * Rare shapes fall back to row-at-a-time evaluation through scalar.ts: slower, same answers.
+ * Not here: grouping and aggregate state (aggregates.ts, scan.ts).
+ */
+import type { BExpr, Scalar } from '../plan/plan.js';
+import { cachedRegex, compareValues, evalScalar, timeBucket } from '../plan/scalar.js';
+import type { ScanBlock } from '../storage/table.js';
+import type { ColumnData } from '../storage/types.js';
+
+export const FALSE = 0;
+export const NULL = 1;
+export const TRUE = 2;
+
+export type Vec =
+  | { readonly t: 'num'; readonly v: Float64Array | Int32Array; readonly nulls: Uint8Array | null }
+  | { readonly t: 'str'; readonly codes: Uint8Array | Uint16Array | Int32Array; readonly dict: readonly string[]; readonly nulls: Uint8Array | null }
+  | { readonly t: 'bool'; readonly v: Uint8Array }
+  | { readonly t: 'set'; readonly offsets: Int32Array; readonly codes: Int32Array; readonly dict: readonly string[]; readonly nulls: Uint8Array | null }
+  | { readonly t: 'const'; readonly v: Scalar };
+
+/** Per-block evaluation context: caches each column's vector (nulls unpacked once). */
+export class BlockContext {
+  private readonly cols = new Map<string, Vec>();
+  constructor(readonly block: ScanBlock) {}
+  get rowCount(): number { return this.block.rowCount; }
+
+  column(name: string): Vec {
+    let v = this.cols.get(name);
+    if (v === undefined) {
+      const c = this.block.column(name);
+      v = c === undefined ? { t: 'const', v: null } : columnVec(c, this.block.strings(name), this.block.rowCount);
+      this.cols.set(name, v);
+    }
+    return v;
+  }
+}
+
+function unpackNulls(validity: Uint8Array | null, rowCount: number): Uint8Array | null {
+  if (validity === null) return null;
+  const nulls = new Uint8Array(rowCount);
+  for (let i = 0; i < rowCount; i++) nulls[i] = (validity[i >>> 3]! >>> (i & 7)) & 1 ? 0 : 1;
+  return nulls;
+}
+
+function columnVec(c: ColumnData, dict: readonly string[], rowCount: number): Vec {
+  switch (c.kind) {
+    case 'number': return { t: 'num', v: c.values, nulls: unpackNulls(c.validity, rowCount) };
+    case 'string': return { t: 'str', codes: c.codes, dict, nulls: unpackNulls(c.validity, rowCount) };
+    case 'set': return { t: 'set', offsets: c.offsets, codes: c.codes, dict, nulls: unpackNulls(c.validity, rowCount) };
+    case 'bool': {
+      const out = new Uint8Array(rowCount);
+      for (let i = 0; i < rowCount; i++) {
+        const valid = c.validity === null || ((c.validity[i >>> 3]! >>> (i & 7)) & 1) === 1;
+        out[i] = !valid ? NULL : ((c.bits[i >>> 3]! >>> (i & 7)) & 1) === 1 ? TRUE : FALSE;
+      }
+      return { t: 'bool', v: out };
+    }
+  }
+}
+
+/** The JS value of row i of a vector. */
+export function rowValue(v: Vec, i: number): Scalar {
+  switch (v.t) {
+    case 'const': return v.v;
+    case 'num': return v.nulls !== null && v.nulls[i] === 1 ? null : v.v[i]!;
+    case 'str': return v.nulls !== null && v.nulls[i] === 1 ? null : v.dict[v.codes[i]!]!;
+    case 'bool': return v.v[i] === NULL ? null : v.v[i] === TRUE;
+    case 'set': {
+      if (v.nulls !== null && v.nulls[i] === 1) return null;
+      const out: string[] = [];
+      for (let j = v.offsets[i]!; j < v.offsets[i + 1]!; j++) out.push(v.dict[v.codes[j]!]!);
+      return out;
+    }
+  }
+}
+
+function boolConst(value: Scalar, rowCount: number): Vec {
+  return { t: 'bool', v: new Uint8Array(rowCount).fill(value === null ? NULL : value ? TRUE : FALSE) };
+}
+
+/** Truth of a predicate per dictionary entry, mapped to rows by code. */
+function byDict(v: Extract<Vec, { t: 'str' }>, rowCount: number, test: (s: string) => boolean | null): Vec {
+  const table = new Uint8Array(v.dict.length);
+  for (let d = 0; d < v.dict.length; d++) {
+    const r = test(v.dict[d]!);
+    table[d] = r === null ? NULL : r ? TRUE : FALSE;
+  }
+  const out = new Uint8Array(rowCount);
+  const codes = v.codes;
+  for (let i = 0; i < rowCount; i++) out[i] = table[codes[i]!]!;
+  if (v.nulls !== null) for (let i = 0; i < rowCount; i++) if (v.nulls[i] === 1) out[i] = NULL;
+  return { t: 'bool', v: out };
+}
+
+function cmpTest(op: string, c: number): boolean {
+  switch (op) {
+    case '=': return c === 0;
+    case '!=': return c !== 0;
+    case '<': return c < 0;
+    case '<=': return c <= 0;
+    case '>': return c > 0;
+    default: return c >= 0;
+  }
+}
+
+function flip(op: string): string {
+  return op === '<' ? '>' : op === '>' ? '<' : op === '<=' ? '>=' : op === '>=' ? '<=' : op;
+}
+
+function cmpNumConst(v: Extract<Vec, { t: 'num' }>, op: string, k: number, rowCount: number): Vec {
+  const out = new Uint8Array(rowCount);
+  const a = v.v;
+  // One loop per operator keeps the comparison out of the loop body (the JIT specialises each).
+  switch (op) {
+    case '=': for (let i = 0; i < rowCount; i++) out[i] = a[i] === k ? TRUE : FALSE; break;
+    case '!=': for (let i = 0; i < rowCount; i++) out[i] = a[i] !== k ? TRUE : FALSE; break;
+    case '<': for (let i = 0; i < rowCount; i++) out[i] = a[i]! < k ? TRUE : FALSE; break;
+    case '<=': for (let i = 0; i < rowCount; i++) out[i] = a[i]! <= k ? TRUE : FALSE; break;
+    case '>': for (let i = 0; i < rowCount; i++) out[i] = a[i]! > k ? TRUE : FALSE; break;
+    default: for (let i = 0; i < rowCount; i++) out[i] = a[i]! >= k ? TRUE : FALSE; break;
+  }
+  if (v.nulls !== null) for (let i = 0; i < rowCount; i++) if (v.nulls[i] === 1) out[i] = NULL;
+  return { t: 'bool', v: out };
+}
+
+export function evalVec(e: BExpr, ctx: BlockContext): Vec {
+  const n = ctx.rowCount;
+  switch (e.k) {
+    case 'const': return { t: 'const', v: e.value };
+    case 'col': return ctx.column(e.name);
+    case 'cmp': {
+      const l = evalVec(e.left, ctx);
+      const r = evalVec(e.right, ctx);
+      if (l.t === 'const' && r.t === 'const') return boolConst(l.v === null || r.v === null ? null : cmpTest(e.op, compareValues(l.v, r.v)), n);
+      if ((l.t === 'const' && l.v === null) || (r.t === 'const' && r.v === null)) return boolConst(null, n);
+      if (l.t === 'num' && r.t === 'const' && typeof r.v === 'number') return cmpNumConst(l, e.op, r.v, n);
+      if (r.t === 'num' && l.t === 'const' && typeof l.v === 'number') return cmpNumConst(r, flip(e.op), l.v, n);
+      if (l.t === 'str' && r.t === 'const' && typeof r.v === 'string') { const k = r.v; return byDict(l, n, (s) => cmpTest(e.op, compareValues(s, k))); }
+      if (r.t === 'str' && l.t === 'const' && typeof l.v === 'string') { const k = l.v; return byDict(r, n, (s) => cmpTest(flip(e.op), compareValues(s, k))); }
+      if (l.t === 'num' && r.t === 'num') {
+        const out = new Uint8Array(n);
+        for (let i = 0; i < n; i++) {
+          const a = l.v[i]!; const b = r.v[i]!;
+          out[i] = cmpTest(e.op, a < b ? -1 : a > b ? 1 : 0) ? TRUE : FALSE;
+          if ((l.nulls !== null && l.nulls[i] === 1) || (r.nulls !== null && r.nulls[i] === 1)) out[i] = NULL;
+        }
+        return { t: 'bool', v: out };
+      }
+      return rowwise(e, ctx, [l, r]);
+    }
+    case 'and': case 'or': {
+      let acc: Uint8Array | null = null;
+      for (const a of e.args) {
+        const v = evalVec(a, ctx);
+        const b = v.t === 'bool' ? v.v : (boolConst(v.t === 'const' ? v.v : null, n) as { v: Uint8Array }).v;
+        if (acc === null) { acc = b === (v as { v: unknown }).v ? new Uint8Array(b) : b; continue; }
+        if (e.k === 'and') for (let i = 0; i < n; i++) { const x = b[i]!; if (x < acc[i]!) acc[i] = x; }
+        else for (let i = 0; i < n; i++) { const x = b[i]!; if (x > acc[i]!) acc[i] = x; }
+      }
+      return { t: 'bool', v: acc ?? new Uint8Array(n).fill(TRUE) };
+    }
+    case 'not': {
+      const v = evalVec(e.arg, ctx);
+      if (v.t === 'const') return boolConst(v.v === null ? null : !v.v, n);
+      if (v.t !== 'bool') return rowwise(e, ctx, [v]);
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) out[i] = 2 - v.v[i]!;
+      return { t: 'bool', v: out };
+    }
+    case 'isnull': {
+      const v = evalVec(e.arg, ctx);
+      if (v.t === 'const') return boolConst((v.v === null) !== e.negated, n);
+      const out = new Uint8Array(n);
+      const yes = e.negated ? FALSE : TRUE;
+      const no = e.negated ? TRUE : FALSE;
+      if (v.t === 'bool') { for (let i = 0; i < n; i++) out[i] = v.v[i] === NULL ? yes : no; return { t: 'bool', v: out }; }
+      const nulls = v.nulls;
+      if (nulls === null) out.fill(no);
+      else for (let i = 0; i < n; i++) out[i] = nulls[i] === 1 ? yes : no;
+      return { t: 'bool', v: out };
+    }
+    case 'in': {
+      const v = evalVec(e.arg, ctx);
+      const hasNull = e.values.includes(null);
+      const miss = hasNull ? null : e.negated;
+      if (v.t === 'str') {
+        const set = new Set(e.values.filter((x) => typeof x === 'string'));
+        return byDict(v, n, (s) => (set.has(s) ? !e.negated : miss));
+      }
+      if (v.t === 'num') {
+        const set = new Set(e.values.filter((x) => typeof x === 'number'));
+        const out = new Uint8Array(n);
+        const hit = e.negated ? FALSE : TRUE;
+        const other = miss === null ? NULL : miss ? TRUE : FALSE;
+        for (let i = 0; i < n; i++) out[i] = set.has(v.v[i]!) ? hit : other;
+        if (v.nulls !== null) for (let i = 0; i < n; i++) if (v.nulls[i] === 1) out[i] = NULL;
+        return { t: 'bool', v: out };
+      }
+      return rowwise(e, ctx, [v]);
+    }
+    case 'match': {
+      const v = evalVec(e.arg, ctx);
+      const re = cachedRegex(e.regex, e.flags);
+      if (v.t === 'str') return byDict(v, n, (s) => re.test(s) !== e.negated);
+      return rowwise(e, ctx, [v]);
+    }
+    case 'arith': {
+      const l = evalVec(e.left, ctx);
+      const r = evalVec(e.right, ctx);
+      if ((l.t === 'num' || l.t === 'const') && (r.t === 'num' || r.t === 'const') && !(l.t === 'const' && r.t === 'const')) {
+        return arithNum(e.op, l, r, n);
+      }
+      return rowwise(e, ctx, [l, r]);
+    }
+    case 'neg': {
+      const v = evalVec(e.arg, ctx);
+      if (v.t !== 'num') return rowwise(e, ctx, [v]);
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = -v.v[i]!;
+      return { t: 'num', v: out, nulls: v.nulls };
+    }
+    case 'fn': return evalFnVec(e, ctx);
+    case 'key': case 'agg':
+      throw new Error(`assertion failed: ${e.k} ref in a scan expression`);
+  }
+}
+
+function arithNum(op: string, l: Vec, r: Vec, n: number): Vec {
+  const out = new Float64Array(n);
+  let nulls: Uint8Array | null = null;
+  const lv = l.t === 'num' ? l.v : null; const lk = l.t === 'const' ? l.v : 0;
+  const rv = r.t === 'num' ? r.v : null; const rk = r.t === 'const' ? r.v : 0;
+  if (lk === null || rk === null) return { t: 'const', v: null };
+  const a = (i: number) => (lv !== null ? lv[i]! : (lk as number));
+  const b = (i: number) => (rv !== null ? rv[i]! : (rk as number));
+  switch (op) {
+    case '+': for (let i = 0; i < n; i++) out[i] = a(i) + b(i); break;
+    case '-': for (let i = 0; i < n; i++) out[i] = a(i) - b(i); break;
+    case '*': for (let i = 0; i < n; i++) out[i] = a(i) * b(i); break;
+    case '/': case '%':
+      nulls = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const d = b(i);
+        if (d === 0) { nulls[i] = 1; continue; }
+        out[i] = op === '/' ? a(i) / d : a(i) % d;
+      }
+      break;
+  }
+  const ln = l.t === 'num' ? l.nulls : null;
+  const rn = r.t === 'num' ? r.nulls : null;
+  if (ln !== null || rn !== null) {
+    nulls ??= new Uint8Array(n);
+    for (let i = 0; i < n; i++) if ((ln !== null && ln[i] === 1) || (rn !== null && rn[i] === 1)) nulls[i] = 1;
+  }
+  return { t: 'num', v: out, nulls };
+}
+
+function evalFnVec(e: Extract<BExpr, { k: 'fn' }>, ctx: BlockContext): Vec {
+  const n = ctx.rowCount;
+  const args = e.args.map((a) => evalVec(a, ctx));
+  const a0 = args[0]!;
+  switch (e.name) {
+    case 'time_bucket': {
+      const w = args[0]!; const t = args[1]!;
+      if (w.t === 'const' && typeof w.v === 'number' && t.t === 'num') {
+        const out = new Float64Array(n);
+        const width = w.v;
+        for (let i = 0; i < n; i++) out[i] = timeBucket(width, t.v[i]!);
+        return { t: 'num', v: out, nulls: t.nulls };
+      }
+      break;
+    }
+    case 'lower': case 'upper':
+      if (a0.t === 'str') {
+        const dict = a0.dict.map((s) => (e.name === 'lower' ? s.toLowerCase() : s.toUpperCase()));
+        return { t: 'str', codes: a0.codes, dict, nulls: a0.nulls };
+      }
+      break;
+    case 'list_contains': {
+      const k = args[1]!;
+      if (a0.t === 'set' && k.t === 'const') {
+        const out = new Uint8Array(n);
+        const want = a0.dict.indexOf(k.v as string);
+        for (let i = 0; i < n; i++) {
+          if (a0.nulls !== null && a0.nulls[i] === 1) { out[i] = NULL; continue; }
+          let hit = false;
+          if (want >= 0) for (let j = a0.offsets[i]!; j < a0.offsets[i + 1]!; j++) if (a0.codes[j] === want) { hit = true; break; }
+          out[i] = hit ? TRUE : FALSE;
+        }
+        return { t: 'bool', v: out };
+      }
+      break;
+    }
+    case 'to_timestamp': case 'epoch':
+      return a0;
+    default:
+  }
+  return rowwise(e, ctx, null);
+}
+
+/** Row-at-a-time fallback: evaluates `e` per row through the scalar evaluator. */
+function rowwise(e: BExpr, ctx: BlockContext, _args: Vec[] | null): Vec {
+  const n = ctx.rowCount;
+  const values: Scalar[] = new Array(n);
+  let row = 0;
+  const env = { column: (name: string) => rowValue(ctx.column(name), row) };
+  for (row = 0; row < n; row++) values[row] = evalScalar(e, env);
+  return fromValues(values, e.type === 'bool');
+}
+
+export function fromValues(values: readonly Scalar[], asBool: boolean): Vec {
+  const n = values.length;
+  const sample = values.find((x) => x !== null);
+  if (asBool || typeof sample === 'boolean') {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = values[i] === null ? NULL : values[i] ? TRUE : FALSE;
+    return { t: 'bool', v: out };
+  }
+  if (sample === undefined) return { t: 'const', v: null };
+  if (typeof sample === 'number') {
+    const out = new Float64Array(n);
+    const nulls = new Uint8Array(n);
+    for (let i = 0; i < n; i++) { const x = values[i]; if (x === null) nulls[i] = 1; else out[i] = x as number; }
+    return { t: 'num', v: out, nulls };
+  }
+  // strings (and anything else) as a fresh dictionary
+  const dict: string[] = [];
+  const lookup = new Map<string, number>();
+  const codes = new Int32Array(n);
+  const nulls = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const x = values[i];
+    if (x === null) { nulls[i] = 1; continue; }
+    const s = typeof x === 'string' ? x : JSON.stringify(x);
+    let c = lookup.get(s);
+    if (c === undefined) { c = dict.length; dict.push(s); lookup.set(s, c); }
+    codes[i] = c;
+  }
+  return { t: 'str', codes, dict, nulls };
+}
+
+/** Row indices where a predicate vector is TRUE. */
+export function selection(pred: Vec, rowCount: number): { sel: Int32Array; count: number } {
+  const sel = new Int32Array(rowCount);
+  if (pred.t === 'const') {
+    if (pred.v === true) { for (let i = 0; i < rowCount; i++) sel[i] = i; return { sel, count: rowCount }; }
+    return { sel, count: 0 };
+  }
+  if (pred.t !== 'bool') return { sel, count: 0 };
+  const v = pred.v;
+  let count = 0;
+  for (let i = 0; i < rowCount; i++) if (v[i] === TRUE) sel[count++] = i;
+  return { sel, count };
+}

@@ -1,0 +1,74 @@
+/**
+ * `shoal aggregator --cluster FILE`: runs an aggregator over the leaves (or aggregators) the
+ * cluster file lists. Health checks start at once; SIGHUP re-reads the cluster file; SIGINT and
+ * SIGTERM stop it.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { isShoalError } from '../../query/errors.js';
+import { Aggregator, buildAggregatorApp, defaultAggregatorConfig, validateAggregatorConfig, type AggregatorConfig } from '../cluster/aggregator.js';
+import { loadClusterFile } from '../cluster/membership.js';
+
+export function registerAggregator(program: Command): void {
+  const d = defaultAggregatorConfig();
+  program
+    .command('aggregator')
+    .description('run an aggregator: fans queries out to leaves, routes ingest, reports coverage')
+    .requiredOption('--cluster <file>', 'cluster file: {"leaves": [{"id": "leaf-1", "url": "http://127.0.0.1:7001"}, ...]}')
+    .option('--host <host>', 'address to listen on', d.host)
+    .option('--port <port>', 'TCP port (0 = any free port)', String(d.port))
+    .option('--id <id>', 'name of this aggregator (in status, and in a parent aggregator\'s failures)', d.id)
+    .option('--leaf-timeout <ms>', 'wait this long for a leaf\'s answer to a query', String(d.leafTimeoutMs))
+    .option('--ingest-timeout <ms>', 'wait this long for a leaf to acknowledge a batch', String(d.ingestTimeoutMs))
+    .option('--token <token>', 'bearer token for ingest and query (or SHOAL_TOKEN); also sent to the leaves', process.env.SHOAL_TOKEN)
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', d.logLevel)
+    .addHelpText('after', `
+Example:
+  $ cat cluster.json
+  {"leaves": [{"id": "leaf-1", "url": "http://127.0.0.1:7001"}, {"id": "leaf-2", "url": "http://127.0.0.1:7002"}]}
+  $ shoal aggregator --cluster cluster.json --port 7000`)
+    .action(async (o: Record<string, string | undefined>) => {
+      const clusterFile = path.resolve(String(o.cluster));
+      let config: AggregatorConfig;
+      let members;
+      try {
+        config = validateAggregatorConfig({
+          ...d,
+          host: String(o.host), port: Number(o.port), id: String(o.id), clusterFile,
+          leafTimeoutMs: Number(o.leafTimeout), ingestTimeoutMs: Number(o.ingestTimeout),
+          token: o.token ?? null, memberToken: o.token ?? null, logLevel: String(o.logLevel),
+        });
+        members = loadClusterFile(clusterFile);
+      } catch (e) {
+        if (isShoalError(e)) throw new Error(`${e.code}: ${e.message}`);
+        throw e;
+      }
+      const agg = new Aggregator(config, members);
+      const app = buildAggregatorApp(agg);
+      await app.listen({ host: config.host, port: config.port });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
+      agg.membership.start();
+      app.log.info({ members: members.map((m) => m.id), clusterFile }, `aggregator ${config.id} over ${members.length} members`);
+      process.stdout.write(`shoal aggregator listening on http://${config.host}:${port}\n`);
+
+      process.on('SIGHUP', () => {
+        try {
+          const { added, removed } = agg.membership.replace(loadClusterFile(clusterFile));
+          app.log.info({ added, removed }, 'cluster file reloaded');
+        } catch (e) {
+          app.log.error({ err: e }, 'cluster file reload failed; keeping the previous members');
+        }
+      });
+      let stopping = false;
+      const stop = (sig: string) => {
+        if (stopping) return;
+        stopping = true;
+        app.log.info({ reason: sig }, 'stopping');
+        agg.membership.stop();
+        app.close().then(() => agg.close()).then(() => process.exit(0), (e) => { app.log.error(e); process.exit(1); });
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+}

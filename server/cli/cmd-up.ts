@@ -1,0 +1,109 @@
+/**
+ * `shoal up`: the embedded default. Starts N leaves and an aggregator on loopback as child
+ * processes (this same CLI: `node <dist>/server/cli/cli.js leaf|aggregator ...`), data and logs
+ * under one directory, restarts a leaf that exits, and stops everything on Ctrl-C or SIGTERM.
+ *
+ * Layout of --data-dir D: D/cluster.json (the aggregator's members), D/leaf-i/ (leaf i's data),
+ * D/logs/<name>.log (each child's stdout and stderr). Ports: the aggregator on P, leaf i on P+i.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { LIMITS } from '../../query/limits.js';
+import { Supervisor, type ManagedChild } from '../ops/supervisor.js';
+
+const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
+
+interface UpOptions {
+  shm?: boolean; leaves: string; port: string; host: string; dataDir: string; memoryBudget?: string; leafTimeout?: string; token?: string; startTimeout: string }
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('start a local cluster: N leaves and an aggregator, supervised (Ctrl-C stops it)')
+    .option('--leaves <n>', 'number of leaf processes', '4')
+    .option('--port <port>', 'aggregator port; leaf i listens on port + i', '7000')
+    .option('--host <host>', 'address every process listens on', '127.0.0.1')
+    .option('--data-dir <dir>', 'data, cluster file and logs', './data')
+    .option('--memory-budget <size>', 'memory budget of each leaf, e.g. 2GiB (default: the leaf default)')
+    .option('--leaf-timeout <ms>', 'aggregator: wait this long for a leaf\'s answer')
+    .option('--token <token>', 'bearer token for ingest and query on every process (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
+    .option('--no-shm', 'leaves do not use shared memory: planned restarts recover from disk (for comparison)')
+    .option('--start-timeout <ms>', 'give up if a process does not serve within this time', '60000')
+    .addHelpText('after', `
+Example:
+  $ shoal up --leaves 4 --data-dir ./data
+  $ shoal ingest events events.ndjson          # in another terminal
+  $ shoal query "SELECT service, count(*) FROM events GROUP BY service"
+  $ shoal status`)
+    .action(async (o: UpOptions) => {
+      const leafCount = Number(o.leaves);
+      const port = Number(o.port);
+      const startTimeoutMs = Number(o.startTimeout);
+      if (!(Number.isInteger(leafCount) && leafCount >= 1 && leafCount <= LIMITS.upLeavesMax)) throw new Error(`--leaves must be 1..${LIMITS.upLeavesMax}`);
+      if (!(Number.isInteger(port) && port >= 1 && port + leafCount <= 65535)) throw new Error(`--port must leave room for ${leafCount} leaf ports after it (1..${65535 - leafCount})`);
+      if (!(Number.isInteger(startTimeoutMs) && startTimeoutMs >= 1000)) throw new Error('--start-timeout must be at least 1000 ms');
+      const dataDir = path.resolve(o.dataDir);
+      const logDir = path.join(dataDir, 'logs');
+      fs.mkdirSync(logDir, { recursive: true });
+      const say = (line: string) => process.stdout.write(`shoal up: ${line}\n`);
+      const shown = (p: string) => path.relative(process.cwd(), p) || '.';
+
+      // Each leaf's scans share the machine's cores with the other leaves.
+      const workers = Math.max(1, Math.floor(os.availableParallelism() / leafCount));
+      // The token reaches the children through their environment (SHOAL_TOKEN), not their
+      // command lines, which `ps` shows to every user.
+      if (o.token !== undefined) process.env.SHOAL_TOKEN = o.token;
+      const common: string[] = [];
+      const leaves = Array.from({ length: leafCount }, (_, k) => {
+        const i = k + 1;
+        const name = `leaf-${i}`;
+        // No --id: the leaf keeps a generated identity in its data dir. Its shared-memory segments
+        // are named by that identity, so a fixed "leaf-1" would let a second `shoal up` (another
+        // data dir) or a new one over a deleted dir adopt an old handoff. The cluster file still
+        // names the members leaf-1..leaf-N for people.
+        const args = [CLI_PATH, 'leaf', '--host', o.host, '--port', String(port + i), '--data-dir', path.join(dataDir, name), '--workers', String(workers), ...common];
+        if (o.memoryBudget !== undefined) args.push('--memory-budget', o.memoryBudget);
+        if (o.shm === false) args.push('--no-shm');
+        return { name, url: `http://${o.host}:${port + i}`, args };
+      });
+      const clusterFile = path.join(dataDir, 'cluster.json');
+      fs.writeFileSync(clusterFile, JSON.stringify({ leaves: leaves.map((l) => ({ id: l.name, url: l.url })) }, null, 2) + '\n');
+
+      const sup = new Supervisor({ log: say, backoffMsMin: 250, backoffMsMax: 10_000, stopTimeoutMs: 30_000 });
+      let signals = 0;
+      const onSignal = (sig: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) { say('second signal: killing every process'); sup.killAll(); return; }
+        say(`${sig}: stopping (SIGTERM to every process; Ctrl-C again to kill)`);
+        void sup.stopAll('SIGTERM').then(() => { say('stopped'); process.exit(0); });
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      // The terminal closed: the children are in their own process groups and would live on.
+      process.on('SIGHUP', onSignal);
+
+      const fail = async (e: Error) => {
+        process.stderr.write(`shoal up: ${e.message}\n`);
+        await sup.stopAll('SIGTERM');
+        process.exit(1);
+      };
+      const started: ManagedChild[] = leaves.map((l) => sup.start({ name: l.name, command: process.execPath, args: l.args, logFile: path.join(logDir, `${l.name}.log`), url: l.url, restart: true }));
+      try {
+        await Promise.all(started.map((c) => sup.waitReady(c, startTimeoutMs)));
+      } catch (e) { return fail(e as Error); }
+      for (const c of started) say(`${c.spec.name} listening on ${c.spec.url} (pid ${c.pid}, log ${shown(c.spec.logFile)})`);
+
+      const aggArgs = [CLI_PATH, 'aggregator', '--cluster', clusterFile, '--host', o.host, '--port', String(port), ...common];
+      if (o.leafTimeout !== undefined) aggArgs.push('--leaf-timeout', o.leafTimeout);
+      const aggUrl = `http://${o.host}:${port}`;
+      const agg = sup.start({ name: 'aggregator', command: process.execPath, args: aggArgs, logFile: path.join(logDir, 'aggregator.log'), url: aggUrl, restart: true });
+      try {
+        await sup.waitReady(agg, startTimeoutMs);
+      } catch (e) { return fail(e as Error); }
+      say(`aggregator listening on ${aggUrl} (pid ${agg.pid}, log ${shown(agg.spec.logFile)}, cluster ${shown(clusterFile)})`);
+      say(`${leafCount} lea${leafCount === 1 ? 'f' : 'ves'} + aggregator ready at ${aggUrl}`);
+    });
+}

@@ -1,0 +1,211 @@
+/**
+ * A query over the cluster: plan once (so every member gets the same `nowSeconds`), send the
+ * partial-result request to every member at once, merge the partial states that come back, and
+ * account for what did not: the coverage object of DESIGN.md.
+ *
+ * Coverage: percent = 100 x rows held (of the queried table) by the leaves that answered / rows
+ * held by all leaves, using a failed leaf's last known count (from its last status or answer).
+ * When any failed leaf's count is unknown (never seen), or no rows are expected at all, percent
+ * falls back to leaves answered / leaves queried and `basis` says "leaves". A child aggregator
+ * answers `{partial, coverage}`; its coverage is summed into the parent's (rows held and expected,
+ * leaves, failures), so a tree reports the same coverage as one level over the same leaves.
+ *
+ * Members marked unhealthy by the health checks are not sent the query: they count as failures
+ * at once (reason `unhealthy: <last error>`) instead of costing every query a timeout; the health
+ * check notices within a second when they are back.
+ *
+ * Not here: HTTP routes (aggregator.ts), transport (fanout.ts).
+ */
+import type { Dispatcher } from 'undici';
+import { emptyPartial, finish, mergePartials, planQuery, type Partial, type QueryResult } from '../../query/engine.js';
+import { ERRORS, ShoalError, type ErrorCode } from '../../query/errors.js';
+import { LIMITS } from '../../query/limits.js';
+import type { LogicalPlan } from '../../query/plan/plan.js';
+import { mapBounded, memberRequest, outcomeError, outcomeJson, outcomeReason } from './fanout.js';
+import type { QueryRequest } from '../http/http-common.js';
+import type { Member, Membership } from './membership.js';
+
+export interface Failure { leaf: string; reason: string }
+
+export interface Coverage {
+  percent: number;
+  /** 'rows': percent is by rows held; 'leaves': by leaves (some failed leaf's row count is unknown). */
+  basis: 'rows' | 'leaves';
+  leavesQueried: number;
+  leavesResponded: number;
+  rowsScanned: number;
+  /** Rows of the table held by the leaves that answered. */
+  rowsHeld: number;
+  /** Rows of the table held by all leaves (last known counts for those that did not answer). */
+  rowsExpected: number;
+  failures: Failure[];
+  failuresOmitted?: number;
+}
+
+export interface ClusterQueryContext {
+  readonly membership: Membership;
+  readonly agent: Dispatcher;
+  /** Default wait for a member's answer when the request gives no timeoutMs. */
+  readonly leafTimeoutMs: number;
+  readonly queryTimeoutMsMax: number;
+  readonly memberToken: string | null;
+}
+
+export interface ClusterAnswer {
+  readonly plan: LogicalPlan;
+  readonly partial: Partial;
+  readonly coverage: Coverage;
+}
+
+interface Answered { member: Member; partial: Partial; coverage: Coverage }
+
+/** How much sooner a member must give up than we do, so its own answer (with its coverage, or a
+ * clean timeout error) arrives before our deadline: 10% of the wait, at most 250 ms. */
+export function childTimeoutMs(waitMs: number): number {
+  return Math.max(1, Math.floor(waitMs - Math.min(250, waitMs / 10)));
+}
+
+function isCoverage(c: unknown): c is Coverage {
+  const x = c as Coverage;
+  return typeof x === 'object' && x !== null && typeof x.leavesQueried === 'number' && typeof x.rowsExpected === 'number' && Array.isArray(x.failures);
+}
+
+/** Checks the shape of a member's partial enough that merging it cannot go astray. */
+function checkPartial(p: unknown, plan: LogicalPlan): string | null {
+  const x = p as Partial;
+  if (typeof x !== 'object' || x === null) return 'answer has no partial';
+  if (x.mode !== plan.mode) return `answer is a ${String(x.mode)} partial, expected ${plan.mode}`;
+  if (x.mode === 'aggregate' && !Array.isArray(x.groups)) return 'aggregate partial has no groups';
+  if (x.mode === 'rows' && (!Array.isArray(x.rows) || !Array.isArray(x.orderValues))) return 'rows partial has no rows';
+  if (typeof x.stats !== 'object' || x.stats === null || typeof x.stats.rowsHeld !== 'number') return 'partial has no stats';
+  if (!Array.isArray(x.columns) || !Array.isArray(x.unknownColumns)) return 'partial has no columns';
+  return null;
+}
+
+export function combineCoverage(answered: readonly Coverage[], failed: readonly { member: Member; reason: string }[], table: string): Coverage {
+  let basisLeaves = answered.some((c) => c.basis === 'leaves');
+  const c: Coverage = { percent: 0, basis: 'rows', leavesQueried: 0, leavesResponded: 0, rowsScanned: 0, rowsHeld: 0, rowsExpected: 0, failures: [] };
+  let omitted = 0;
+  const addFailure = (f: Failure) => {
+    if (c.failures.length < LIMITS.coverageFailuresMax) c.failures.push(f);
+    else omitted++;
+  };
+  for (const a of answered) {
+    c.leavesQueried += a.leavesQueried;
+    c.leavesResponded += a.leavesResponded;
+    c.rowsScanned += a.rowsScanned;
+    c.rowsHeld += a.rowsHeld ?? a.rowsExpected;
+    c.rowsExpected += a.rowsExpected;
+    for (const f of a.failures) addFailure(f);
+    omitted += a.failuresOmitted ?? 0;
+  }
+  for (const f of failed) {
+    c.leavesQueried += f.member.leafCount;
+    const known = f.member.knownTableRows(table);
+    if (known === null) basisLeaves = true;
+    else c.rowsExpected += known;
+    addFailure({ leaf: f.member.id, reason: f.reason });
+  }
+  if (omitted > 0) c.failuresOmitted = omitted;
+  const byLeaves = c.leavesQueried === 0 ? 100 : (100 * c.leavesResponded) / c.leavesQueried;
+  if (basisLeaves || c.rowsExpected === 0) {
+    c.basis = 'leaves';
+    c.percent = byLeaves;
+  } else {
+    c.percent = (100 * c.rowsHeld) / c.rowsExpected;
+  }
+  // Round down to 2 decimals: 99.999% must not print as 100%.
+  c.percent = c.percent >= 100 ? 100 : Math.floor(c.percent * 100) / 100;
+  return c;
+}
+
+/** Runs the fan-out and merge. Throws a ShoalError only for an error that ends the query. */
+export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryRequest): Promise<ClusterAnswer> {
+  const nowSeconds = req.nowSeconds ?? Date.now() / 1000;
+  const plan = planQuery(req.sql, nowSeconds);
+  const waitMs = req.timeoutMs !== null ? Math.min(req.timeoutMs, ctx.queryTimeoutMsMax) : ctx.leafTimeoutMs;
+  const payload = JSON.stringify({ sql: req.sql, partial: true, nowSeconds, timeoutMs: childTimeoutMs(waitMs) });
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (ctx.memberToken !== null) headers.authorization = `Bearer ${ctx.memberToken}`;
+
+  const answered: Answered[] = [];
+  const failed: { member: Member; reason: string }[] = [];
+  const queryErrors: { member: Member; status: number; error: { code: string; message: string; [k: string]: unknown } }[] = [];
+  const members = ctx.membership.members;
+  await mapBounded(members, LIMITS.fanoutInFlightMax, async (m) => {
+    if (m.health === 'unhealthy') { failed.push({ member: m, reason: `unhealthy: ${m.lastError ?? 'failed its health check'}` }); return; }
+    const o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body: payload, timeoutMs: waitMs, bytesMax: LIMITS.memberAnswerBytesMax });
+    if (o.kind === 'http' && o.status === 200) {
+      const body = outcomeJson(o) as { partial?: unknown; coverage?: unknown } | undefined;
+      const problem = checkPartial(body?.partial, plan);
+      if (problem !== null) { failed.push({ member: m, reason: `bad answer: ${problem}` }); return; }
+      const p = body!.partial as Partial;
+      let cov: Coverage;
+      if (body!.coverage !== undefined) {
+        if (!isCoverage(body!.coverage)) { failed.push({ member: m, reason: 'bad answer: malformed coverage' }); return; }
+        cov = body!.coverage;
+        m.noteAnswer(plan.table, cov.rowsExpected);
+      } else {
+        const rows = p.stats.rowsHeld;
+        cov = { percent: 100, basis: 'rows', leavesQueried: 1, leavesResponded: 1, rowsScanned: p.stats.rowsScanned, rowsHeld: rows, rowsExpected: rows, failures: [] };
+        m.noteAnswer(plan.table, rows);
+      }
+      answered.push({ member: m, partial: p, coverage: cov });
+      return;
+    }
+    const err = outcomeError(o);
+    if (o.kind === 'http' && o.status >= 400 && o.status < 500 && err !== null && err.code.startsWith('SHOAL_ERR_QUERY_')) {
+      queryErrors.push({ member: m, status: o.status, error: err });
+    }
+    if (o.kind === 'refused') m.noteFailure(o.reason, true, 1);
+    failed.push({ member: m, reason: outcomeReason(o) });
+  });
+
+  // A query error every answering member reports alike is the query's error, not an outage.
+  if (answered.length === 0 && queryErrors.length > 0 && queryErrors.every((q) => q.error.code === queryErrors[0]!.error.code)) {
+    const { code, message, ...rest } = queryErrors[0]!.error;
+    if (code in ERRORS) {
+      const { position, row, column, line, ...extra } = rest as { position?: number; row?: number; column?: string; line?: number };
+      throw new ShoalError(code as ErrorCode, message, { position, row, column, line }, Object.keys(extra).length > 0 ? extra : undefined);
+    }
+  }
+
+  // Stable order (the members' order) so the merge, and float sums, do not depend on timing.
+  const order = new Map(members.map((m, i) => [m, i]));
+  answered.sort((a, b) => order.get(a.member)! - order.get(b.member)!);
+  failed.sort((a, b) => order.get(a.member)! - order.get(b.member)!);
+  const coverage = combineCoverage(answered.map((a) => a.coverage), failed, plan.table);
+  let partial: Partial;
+  try {
+    partial = mergePartials(plan, answered.length > 0 ? answered.map((a) => a.partial) : [emptyPartial(plan)]);
+  } catch (e) {
+    if (e instanceof ShoalError) throw e;
+    throw new ShoalError('SHOAL_ERR_INTERNAL', `merging the members' answers failed: ${(e as Error).message}`);
+  }
+  return { plan, partial, coverage };
+}
+
+/**
+ * The checks a top-level answer gets (a child aggregator leaves them to its parent, which sees
+ * every leaf): nobody answered, no leaf has the table, a column no leaf has, minCoverage.
+ */
+export function finishClusterAnswer(a: ClusterAnswer, minCoverage: number | null): QueryResult {
+  const { plan, partial, coverage } = a;
+  const noAnswerSummary = () => coverage.failures.slice(0, 5).map((f) => `${f.leaf}: ${f.reason}`).join('; ');
+  if (coverage.leavesResponded === 0) {
+    throw new ShoalError('SHOAL_ERR_CLUSTER_NO_ANSWER', `none of the ${coverage.leavesQueried} leaves answered (${noAnswerSummary()})`, undefined, { coverage });
+  }
+  if (!partial.tableFound && coverage.rowsExpected === 0) {
+    const missing = coverage.leavesQueried - coverage.leavesResponded;
+    const note = missing > 0 ? ` on any of the ${coverage.leavesResponded} leaves that answered (${missing} did not)` : '';
+    throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_TABLE', `table "${plan.table}" does not exist${note}`, { position: 0 }, missing > 0 ? { coverage } : undefined);
+  }
+  if (partial.unknownColumns.length > 0) {
+    const names = partial.unknownColumns.map((c) => `"${c}"`).join(', ');
+    throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_COLUMN', `column${partial.unknownColumns.length > 1 ? 's' : ''} ${names} ${partial.unknownColumns.length > 1 ? 'do' : 'does'} not exist in table "${plan.table}"`, { column: partial.unknownColumns[0] });
+  }
+  if (minCoverage !== null && coverage.percent < minCoverage) {
+    throw new ShoalError('SHOAL_ERR_QUERY_COVERAGE', `coverage ${coverage.percent}% is below minCoverage ${minCoverage}% (${coverage.leavesResponded}/${coverage.leavesQueried} leaves answered)`, undefined, { coverage });
+  }
+  return finish(plan, partial);
+}

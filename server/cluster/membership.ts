@@ -1,0 +1,248 @@
+/**
+ * Cluster membership of an aggregator: the static cluster file (validated, with errors naming
+ * the entry), and health checks that track members coming and going. Every second each member
+ * gets `GET /v1/status` with a short timeout; its answer refreshes what the aggregator knows of
+ * it (rows per table, free memory, whether it takes writes), which the ingest router and the
+ * coverage computation use when the member itself does not answer.
+ *
+ * A member is a leaf or another aggregator (a tree): an aggregator's status says
+ * `role: "aggregator"` and how many leaves it stands for.
+ *
+ * Not here: sending queries or batches (cluster-query.ts, router.ts).
+ */
+import fs from 'node:fs';
+import type { Dispatcher } from 'undici';
+import { ShoalError } from '../../query/errors.js';
+import { LIMITS } from '../../query/limits.js';
+import { mapBounded, memberRequest, outcomeJson, outcomeReason } from './fanout.js';
+
+export interface MemberSpec { readonly id: string; readonly url: string }
+
+const ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function configError(file: string, message: string): ShoalError {
+  return new ShoalError('SHOAL_ERR_CLUSTER_CONFIG', `cluster file ${file}: ${message}`);
+}
+
+/** Validates the text of a cluster file: `{"leaves": [{"id": "leaf-1", "url": "http://127.0.0.1:7001"}]}`. */
+export function parseClusterFile(text: string, file = '<cluster>'): MemberSpec[] {
+  if (text.length > LIMITS.clusterFileBytesMax) throw configError(file, `is larger than ${LIMITS.clusterFileBytesMax} bytes`);
+  let doc: unknown;
+  try { doc = JSON.parse(text); } catch (e) { throw configError(file, `is not valid JSON: ${(e as Error).message}`); }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw configError(file, 'must be a JSON object with a "leaves" array');
+  const leaves = (doc as { leaves?: unknown }).leaves;
+  if (!Array.isArray(leaves)) throw configError(file, 'must have "leaves": an array of {"id", "url"}');
+  if (leaves.length === 0) throw configError(file, '"leaves" is empty; list at least one leaf');
+  if (leaves.length > LIMITS.clusterMembersMax) {
+    throw configError(file, `lists ${leaves.length} leaves; the limit is ${LIMITS.clusterMembersMax} (stand aggregators over aggregators for more)`);
+  }
+  const ids = new Set<string>();
+  const urls = new Set<string>();
+  return leaves.map((entry: unknown, i) => {
+    const where = `leaves[${i}]`;
+    if (typeof entry !== 'object' || entry === null) throw configError(file, `${where} must be an object {"id", "url"}`);
+    const { id, url } = entry as { id?: unknown; url?: unknown };
+    if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
+      throw configError(file, `${where}.id must be 1-64 letters, digits, '.', '_' or '-' (got ${JSON.stringify(id)})`);
+    }
+    if (typeof url !== 'string') throw configError(file, `${where}.url must be a string like "http://127.0.0.1:7001"`);
+    let parsed: URL;
+    try { parsed = new URL(url); } catch { throw configError(file, `${where}.url ${JSON.stringify(url)} is not a URL`); }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw configError(file, `${where}.url must start with http:// or https://`);
+    if ((parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search !== '' || parsed.hash !== '') {
+      throw configError(file, `${where}.url must be an origin without a path (got ${JSON.stringify(url)})`);
+    }
+    const origin = parsed.origin;
+    if (ids.has(id)) throw configError(file, `${where}.id "${id}" appears twice`);
+    if (urls.has(origin)) throw configError(file, `${where}.url ${origin} appears twice`);
+    ids.add(id);
+    urls.add(origin);
+    return { id, url: origin };
+  });
+}
+
+export function loadClusterFile(file: string): MemberSpec[] {
+  let text: string;
+  try {
+    const st = fs.statSync(file);
+    if (st.size > LIMITS.clusterFileBytesMax) throw configError(file, `is larger than ${LIMITS.clusterFileBytesMax} bytes`);
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof ShoalError) throw e;
+    throw configError(file, `cannot be read: ${(e as Error).message}`);
+  }
+  return parseClusterFile(text, file);
+}
+
+export type MemberHealth = 'healthy' | 'unhealthy' | 'unknown';
+
+/** What the aggregator knows of one member. */
+export class Member {
+  health: MemberHealth = 'unknown';
+  role: 'leaf' | 'aggregator' | null = null;
+  /** The member's own state word ('serving', 'handing-off', ...), from its status. */
+  memberState: string | null = null;
+  reportedId: string | null = null;
+  lastError: string | null = null;
+  lastSeenMs: number | null = null;
+  lastCheckMs: number | null = null;
+  consecutiveFailures = 0;
+  rows: number | null = null;
+  bytes: number | null = null;
+  memoryFreeBytes: number | null = null;
+  memoryBudgetBytes: number | null = null;
+  /** Leaves this member stands for: 1 for a leaf, the leaf count of a child aggregator. */
+  leafCount = 1;
+  pid: number | null = null;
+  restart: { source: string; ms: number } | null = null;
+  /** Rows per table as last seen (status poll or query answer); null until first seen. */
+  private tableRows: Map<string, number> | null = null;
+  /** Body bytes the router sent this member since its last status: the free memory it reported
+   * is up to a poll interval old, and without this every batch in that interval would go to the
+   * same "freest" member. */
+  routedBytes = 0;
+  /** A health check of this member is in flight (at most one at a time). */
+  checking = false;
+
+  constructor(readonly spec: MemberSpec) {}
+
+  get id(): string { return this.spec.id; }
+  get url(): string { return this.spec.url; }
+
+  /** Takes writes: answered its last health check and says it is serving. */
+  get live(): boolean { return this.health === 'healthy' && (this.memberState === null || this.memberState === 'serving'); }
+
+  /** Last known row count of a table on this member; null when the member was never seen. */
+  knownTableRows(table: string): number | null {
+    if (this.tableRows === null) return null;
+    return this.tableRows.get(table) ?? 0;
+  }
+
+  /** A query answered: the member holds `rows` rows of `table` now. */
+  noteAnswer(table: string, rows: number): void {
+    this.tableRows ??= new Map();
+    this.tableRows.set(table, rows);
+    this.lastSeenMs = Date.now();
+  }
+
+  /** A request failed. `refused` (nothing listens) marks the member down at once; other
+   * failures (timeouts, drops) only after `failuresMax` in a row, so one slow answer is not an outage. */
+  noteFailure(reason: string, refused: boolean, failuresMax: number): void {
+    this.lastError = reason;
+    this.consecutiveFailures++;
+    if (refused || this.consecutiveFailures >= failuresMax) this.health = 'unhealthy';
+  }
+
+  noteStatus(s: Record<string, unknown>): void {
+    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+    this.health = 'healthy';
+    this.consecutiveFailures = 0;
+    this.lastError = null;
+    this.lastSeenMs = Date.now();
+    this.role = s.role === 'aggregator' ? 'aggregator' : 'leaf';
+    this.memberState = typeof s.state === 'string' ? s.state : null;
+    this.reportedId = typeof s.leafId === 'string' ? s.leafId : typeof s.id === 'string' ? s.id : null;
+    this.rows = num(s.rows);
+    this.bytes = num(s.bytes);
+    this.memoryFreeBytes = num(s.memoryFreeBytes);
+    this.routedBytes = 0;
+    this.memoryBudgetBytes = num(s.memoryBudgetBytes);
+    this.pid = num(s.pid);
+    this.leafCount = this.role === 'aggregator' ? Math.max(1, num(s.leafCount) ?? 1) : 1;
+    const r = s.restart as { source?: unknown; ms?: unknown } | undefined;
+    this.restart = r && typeof r.source === 'string' ? { source: r.source, ms: num(r.ms) ?? 0 } : null;
+    const tables = s.tables;
+    if (typeof tables === 'object' && tables !== null) {
+      const m = new Map<string, number>();
+      for (const [name, t] of Object.entries(tables as Record<string, { rows?: unknown }>)) m.set(name, num(t?.rows) ?? 0);
+      this.tableRows = m;
+    }
+  }
+
+  /** Free memory now, as well as the router can tell: the last report less what was sent since. */
+  estimatedFreeBytes(): number | null {
+    return this.memoryFreeBytes === null ? null : this.memoryFreeBytes - this.routedBytes;
+  }
+
+  /** Table row counts as last seen, for the aggregator's own status. */
+  tablesSeen(): ReadonlyMap<string, number> { return this.tableRows ?? new Map(); }
+
+  toJSON() {
+    return {
+      id: this.id, url: this.url, role: this.role, state: this.health, memberState: this.memberState,
+      reportedId: this.reportedId, lastError: this.lastError,
+      lastSeenMsAgo: this.lastSeenMs === null ? null : Date.now() - this.lastSeenMs,
+      rows: this.rows, bytes: this.bytes, memoryFreeBytes: this.memoryFreeBytes, memoryBudgetBytes: this.memoryBudgetBytes,
+      leafCount: this.leafCount, pid: this.pid, restart: this.restart,
+    };
+  }
+}
+
+export interface HealthOptions {
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failed checks (other than a refused connection) before a member is unhealthy. */
+  failuresMax: number;
+}
+
+export class Membership {
+  members: Member[];
+  private timer: NodeJS.Timeout | null = null;
+
+  /** `memberToken`: the bearer token members require on /v1/status (null: none). */
+  constructor(specs: readonly MemberSpec[], private readonly agent: Dispatcher, readonly health: HealthOptions, private readonly memberToken: string | null = null) {
+    this.members = specs.map((s) => new Member(s));
+  }
+
+  /** Replaces the member list (cluster file reloaded); members whose id and URL are unchanged keep their state. */
+  replace(specs: readonly MemberSpec[]): { added: string[]; removed: string[] } {
+    const old = new Map(this.members.map((m) => [`${m.id} ${m.url}`, m]));
+    const next = specs.map((s) => old.get(`${s.id} ${s.url}`) ?? new Member(s));
+    const kept = new Set(next);
+    const removed = this.members.filter((m) => !kept.has(m)).map((m) => m.id);
+    const added = next.filter((m) => !this.members.includes(m)).map((m) => m.id);
+    this.members = next;
+    return { added, removed };
+  }
+
+  start(): void {
+    if (this.timer !== null) return;
+    void this.checkAll();
+    this.timer = setInterval(() => void this.checkAll(), this.health.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One round of health checks; a member whose previous check is still running is skipped. */
+  async checkAll(): Promise<void> {
+    const due = this.members.filter((m) => !m.checking);
+    await mapBounded(due, LIMITS.fanoutInFlightMax, (m) => this.check(m));
+  }
+
+  async check(m: Member): Promise<void> {
+    m.checking = true;
+    try {
+      const headers: Record<string, string> = this.memberToken === null ? {} : { authorization: `Bearer ${this.memberToken}` };
+      const o = await memberRequest(this.agent, `${m.url}/v1/status`, { method: 'GET', headers, timeoutMs: this.health.timeoutMs, bytesMax: LIMITS.memberStatusBytesMax });
+      m.lastCheckMs = Date.now();
+      const body = outcomeJson(o);
+      if (o.kind === 'http' && o.status === 200 && typeof body === 'object' && body !== null) {
+        m.noteStatus(body as Record<string, unknown>);
+      } else {
+        m.noteFailure(outcomeReason(o), o.kind === 'refused', this.health.failuresMax);
+      }
+    } finally {
+      m.checking = false;
+    }
+  }
+
+  /** Members that take writes now. */
+  live(): Member[] { return this.members.filter((m) => m.live); }
+
+  /** Leaves this aggregator stands for (child aggregators count their leaves). */
+  leafCount(): number { return this.members.reduce((n, m) => n + m.leafCount, 0); }
+}

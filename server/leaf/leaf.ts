@@ -1,0 +1,279 @@
+/**
+ * The leaf server: one process holding tables in memory, answering the HTTP API of DESIGN.md.
+ * Wires storage (LeafStore), durability (the disk log, when configured), the scan pool and the
+ * query engine to fastify routes. Every write is validated whole, made durable, then applied;
+ * every query plans on the event loop and scans sealed blocks in the worker pool.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { bindQuery, emptyPartial, finish, mergePartials, planQuery, scanBlocks, type Partial } from '../../query/engine.js';
+import { ShoalError } from '../../query/errors.js';
+import { timeRangeOf } from '../../query/exec/scan.js';
+import type { SealedBlock } from '../../query/storage/table.js';
+import type { LeafConfig } from './config.js';
+import { bodyFormat, fastifyOptions, installCommon, sendError, parseQueryRequest, requireToken, type QueryRequest } from '../http/http-common.js';
+import { LeafStore, checkTableName, type IngestRecord } from '../../query/storage/leaf-store.js';
+import { createMetrics } from '../http/metrics.js';
+import { ScanPool } from './scan-pool.js';
+
+/** Where a leaf's data came from when it started. */
+export interface RestartInfo {
+  source: 'shm' | 'disk' | 'empty';
+  ms: number;
+  bytes: number;
+  rows: number;
+  /** Why the data did not come from shared memory (null when it did). */
+  reason: string | null;
+  /** Bytes read from the data directory while restoring (0 for a shared-memory restore). */
+  diskBytesRead: number;
+}
+
+/** Makes batches durable before they are applied (the disk log). */
+export interface Durability {
+  append(rec: IngestRecord): void;
+  close(): Promise<void>;
+}
+
+export type LeafState = 'starting' | 'serving' | 'handing-off' | 'stopped';
+
+export interface RunningQuery { id: number; sql: string; startedAtMs: number }
+
+export class Leaf {
+  readonly store: LeafStore;
+  readonly metrics = createMetrics('leaf');
+  readonly pool: ScanPool;
+  state: LeafState = 'starting';
+  restart: RestartInfo = { source: 'empty', ms: 0, bytes: 0, rows: 0, reason: null, diskBytesRead: 0 };
+  /** Set by the lifecycle: starts a handoff to shared memory (the admin route calls it). */
+  onHandoff: ((reason: string) => void) | null = null;
+  durability: Durability | null = null;
+  readonly running = new Map<number, RunningQuery>();
+  private nextQueryId = 1;
+  /** Ingest requests admitted and not yet answered, counted from their first byte (bodies
+   * are buffered in memory, so this bounds the memory that uploads in progress can take). */
+  ingestRequests = 0;
+  readonly startedAtMs = Date.now();
+
+  constructor(readonly config: LeafConfig, readonly leafId: string) {
+    this.store = new LeafStore(config.memoryBudgetBytes, config.retentionSeconds);
+    this.pool = new ScanPool(config.workers);
+  }
+
+  ingest(rec: IngestRecord): { accepted: number; duplicate: boolean } {
+    if (this.state !== 'serving') {
+      throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${this.state} and does not take writes; retry (another leaf will take the batch)`);
+    }
+    if (this.store.overBudget()) {
+      throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'leaf is at its memory budget with nothing it may evict; retry on another leaf');
+    }
+    // A retry of a batch already stored: answer as the first time did, store nothing.
+    const dup = this.store.duplicateRows(rec.batchId);
+    if (dup !== null) return { accepted: dup, duplicate: true };
+    const { batch } = this.store.decode(rec);
+    if (batch.rowCount > 0) this.durability?.append(rec);
+    const accepted = this.store.apply(rec, batch);
+    this.metrics.ingestRows.inc(accepted);
+    this.metrics.ingestBytes.inc(rec.body.length);
+    return { accepted, duplicate: false };
+  }
+
+  /** Runs a query and returns its merged Partial (what an aggregator wants). */
+  async queryPartial(req: QueryRequest): Promise<Partial> {
+    // During a handoff the tables are being moved to shared memory (and then are empty here): a
+    // query started now would answer from part of the data, or none, as if it were all of it.
+    if (this.state !== 'serving') {
+      throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${this.state} and does not take queries; retry (its successor will answer)`);
+    }
+    if (this.running.size >= this.config.queriesMax) {
+      throw new ShoalError('SHOAL_ERR_QUERY_OVERLOADED', `${this.running.size} queries are running, the limit; retry later`);
+    }
+    const nowSeconds = req.nowSeconds ?? Date.now() / 1000;
+    const plan = planQuery(req.sql, nowSeconds);
+    const table = this.store.tables.get(plan.table);
+    if (table === undefined) {
+      if (req.partial) return emptyPartial(plan);
+      throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_TABLE', `table "${plan.table}" does not exist`, { position: plan.tablePos });
+    }
+    const bound = bindQuery(plan, table.schema, nowSeconds, req.partial);
+    const id = this.nextQueryId++;
+    this.running.set(id, { id, sql: req.sql.slice(0, 200), startedAtMs: Date.now() });
+    const timeoutMs = Math.min(req.timeoutMs ?? this.config.queryTimeoutMs, this.config.queryTimeoutMsMax);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      // Snapshot: the open block is scanned now, synchronously; sealed blocks never change.
+      const openPart = scanBlocks(bound, table.open.rowCount > 0 ? [table.open] : []);
+      const { range } = timeRangeOf(bound.where);
+      const sealed: SealedBlock[] = [];
+      let skipped = 0;
+      let sealedRows = 0;
+      for (const b of table.sealed) {
+        if (b.timeMax < range.min || b.timeMin > range.max) { skipped++; continue; }
+        sealed.push(b);
+        sealedRows += b.rowCount;
+      }
+      let parts: Partial[];
+      if (sealedRows <= this.config.inlineScanRowsMax || (plan.mode === 'rows' && plan.orderBy.length === 0 && (plan.limit ?? Infinity) <= 1000)) {
+        parts = [scanBlocks(bound, sealed)];
+      } else {
+        const schema = [...table.schema.values()].map((c) => [c.name, c.type] as [string, typeof c.type]);
+        parts = await this.pool.scan(req.sql, nowSeconds, schema, req.partial, sealed, abort.signal);
+      }
+      const merged = mergePartials(plan, [openPart, ...parts]);
+      merged.stats.rowsHeld = table.rowCount;
+      merged.stats.blocksSkipped += skipped;
+      return merged;
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(id);
+    }
+  }
+
+  status() {
+    const tables: Record<string, { rows: number; bytes: number }> = {};
+    for (const [name, t] of this.store.tables) tables[name] = { rows: t.rowCount, bytes: t.byteSize };
+    const bytes = this.store.byteSize();
+    return {
+      role: 'leaf' as const,
+      leafId: this.leafId,
+      state: this.state,
+      rows: this.store.rowCount(),
+      bytes,
+      memoryBudgetBytes: this.store.memoryBudgetBytes,
+      memoryFreeBytes: Math.max(0, this.store.memoryBudgetBytes - bytes),
+      evicted: { ...this.store.evicted },
+      tables,
+      restart: this.restart,
+      uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
+      pid: process.pid,
+      queriesRunning: [...this.running.values()].map((q) => ({ ...q, elapsedMs: Date.now() - q.startedAtMs })),
+    };
+  }
+}
+
+export function buildLeafApp(leaf: Leaf): FastifyInstance {
+  // return503OnClosing off: while the handoff closes the server, requests still arriving on open
+  // connections reach the routes, which refuse them in shoal's shape (503, Retry-After) because
+  // the leaf is no longer serving; fastify's own closing answer has neither.
+  const app = Fastify({ ...fastifyOptions(leaf.config.logLevel), return503OnClosing: false });
+  installCommon(app);
+  const cfg = leaf.config;
+
+  // Admission for ingest happens before the body is read: a leaf that is not serving, or has
+  // ingestInFlightMax uploads in progress, refuses at once with 503 + Retry-After, so the router
+  // places the batch elsewhere and no unbounded number of bodies is buffered here.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method !== 'POST' || !req.url.startsWith('/v1/tables/')) return;
+    if (leaf.state !== 'serving') {
+      // Going away (or restoring): the writer's next batch should go out on a new connection.
+      reply.header('connection', 'close');
+      return sendError(reply, new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${leaf.state} and does not take writes; retry (another leaf will take the batch)`));
+    }
+    if (leaf.ingestRequests >= cfg.ingestInFlightMax) {
+      leaf.metrics.ingestBatches.inc({ outcome: 'refused' });
+      return sendError(reply, new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf has ${leaf.ingestRequests} ingest requests in flight, its limit; retry later`));
+    }
+    leaf.ingestRequests++;
+    (req as { shoalAdmitted?: boolean }).shoalAdmitted = true;
+  });
+  const release = async (req: object) => {
+    const r = req as { shoalAdmitted?: boolean };
+    if (r.shoalAdmitted) { r.shoalAdmitted = false; leaf.ingestRequests--; }
+  };
+  app.addHook('onResponse', release);
+  // A client that hangs up mid-upload gets no response: release its slot here.
+  app.addHook('onRequestAbort', release);
+
+  app.post<{ Params: { table: string } }>('/v1/tables/:table/events', async (req, reply) => {
+    requireToken(req, cfg.token, 'ingest');
+    checkTableName(req.params.table);
+    const format = bodyFormat(req.headers['content-type']);
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const batchIdHeader = req.headers['x-shoal-batch-id'];
+    const batchId = typeof batchIdHeader === 'string' && batchIdHeader.length > 0 ? batchIdHeader.slice(0, 128) : null;
+    try {
+      const r = leaf.ingest({ table: req.params.table, nowSeconds: Date.now() / 1000, format, body, batchId });
+      leaf.metrics.ingestBatches.inc({ outcome: r.duplicate ? 'duplicate' : 'accepted' });
+      return reply.send(r.duplicate ? { accepted: r.accepted, duplicate: true } : { accepted: r.accepted });
+    } catch (e) {
+      leaf.metrics.ingestBatches.inc({ outcome: e instanceof ShoalError && e.status === 503 ? 'refused' : 'rejected' });
+      // A leaf that is going away asks the writer to drop the connection, so its next batch goes
+      // out on a new one (to this leaf's successor or another leaf) instead of a socket that the
+      // exit will reset.
+      if (leaf.state !== 'serving') reply.header('connection', 'close');
+      throw e;
+    }
+  });
+
+  app.post('/v1/query', async (req, reply) => {
+    requireToken(req, cfg.token, 'query');
+    const started = performance.now();
+    const q = parseQueryRequest(req.body);
+    try {
+      const part = await leaf.queryPartial(q);
+      leaf.metrics.queries.inc({ outcome: 'ok' });
+      leaf.metrics.queryLatency.observe((performance.now() - started) / 1000);
+      if (q.partial) return reply.send({ partial: part });
+      const plan = planQuery(q.sql, q.nowSeconds ?? Date.now() / 1000);
+      const result = finish(plan, part);
+      const s = part.stats;
+      return reply.send({
+        columns: result.columns,
+        rows: result.rows,
+        coverage: {
+          percent: 100, leavesQueried: 1, leavesResponded: 1,
+          rowsScanned: s.rowsScanned, rowsExpected: s.rowsHeld, failures: [],
+        },
+        stats: { elapsedMs: Math.round((performance.now() - started) * 100) / 100, rowsMatched: s.rowsMatched, blocksScanned: s.blocksScanned, blocksSkipped: s.blocksSkipped, truncated: result.truncated },
+      });
+    } catch (e) {
+      leaf.metrics.queries.inc({ outcome: 'error' });
+      throw e;
+    }
+  });
+
+  app.get('/v1/tables', async (req) => {
+    requireToken(req, cfg.token, 'tables');
+    return { tables: [...leaf.store.tables.values()].map((t) => ({ name: t.name, rows: t.rowCount, bytes: t.byteSize, columns: t.schema.size })) };
+  });
+
+  app.get<{ Params: { table: string } }>('/v1/tables/:table', async (req) => {
+    requireToken(req, cfg.token, 'tables');
+    const t = leaf.store.tables.get(req.params.table);
+    if (t === undefined) throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_TABLE', `table "${req.params.table}" does not exist`);
+    return {
+      name: t.name, rows: t.rowCount, bytes: t.byteSize, blocks: t.sealed.length + (t.open.rowCount > 0 ? 1 : 0),
+      timeMin: Math.min(t.open.timeMin, ...t.sealed.map((b) => b.timeMin)),
+      timeMax: Math.max(t.open.timeMax, ...t.sealed.map((b) => b.timeMax)),
+      columns: t.schemaList(), evictedRows: t.evictedRows,
+    };
+  });
+
+  app.get('/v1/status', async (req) => {
+    requireToken(req, cfg.token, 'status');
+    return leaf.status();
+  });
+
+  app.post('/v1/admin/handoff', async (req, reply) => {
+    requireToken(req, cfg.adminToken, 'admin calls');
+    if (leaf.onHandoff === null || leaf.state !== 'serving') throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${leaf.state}; cannot hand off now`);
+    const trigger = leaf.onHandoff;
+    // Answer first: the handoff ends this process.
+    reply.raw.once('finish', () => trigger('admin handoff'));
+    return reply.send({ handingOff: true, via: cfg.shm ? 'shm' : 'disk', leafId: leaf.leafId, rows: leaf.store.rowCount() });
+  });
+
+  app.get('/healthz', async (_req, reply) => {
+    if (leaf.state !== 'serving') return reply.code(503).send({ status: leaf.state });
+    return { status: 'serving' };
+  });
+
+  app.get('/metrics', async (req, reply) => {
+    requireToken(req, cfg.token, 'metrics');
+    leaf.metrics.rowsHeld.set(leaf.store.rowCount());
+    leaf.metrics.bytesHeld.set(leaf.store.byteSize());
+    leaf.metrics.evictedRows.set(leaf.store.evicted.rows);
+    return reply.type(leaf.metrics.registry.contentType).send(await leaf.metrics.registry.metrics());
+  });
+
+  return app;
+}
