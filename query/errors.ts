@@ -19,6 +19,7 @@ export const ERRORS = {
   SHOAL_ERR_INGEST_VALUE: { status: 400, description: 'A value cannot be stored: a nested object, an integer beyond 2^53, NaN/Infinity, a string or set over its size limit.' },
   SHOAL_ERR_INGEST_TIME: { status: 400, description: 'The `time` field is neither unix seconds nor an ISO-8601 string, or is outside the accepted range.' },
   SHOAL_ERR_INGEST_LIMIT: { status: 413, description: 'The batch exceeds a size limit: body bytes, events per batch, or columns per table.' },
+  SHOAL_ERR_INGEST_DISK: { status: 503, description: 'The leaf could not write the batch to its disk log (disk full, I/O error, or a failed fsync that stops writes until a checkpoint); nothing of the batch was stored; retry (see Retry-After), another leaf takes it.' },
   SHOAL_ERR_TABLE_NAME: { status: 400, description: 'The table name is empty, too long, or has characters other than letters, digits, _ and -.' },
   SHOAL_ERR_TABLE_LIMIT: { status: 400, description: 'Creating this table would exceed the number of tables a leaf holds.' },
   // query

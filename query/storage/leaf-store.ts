@@ -54,6 +54,19 @@ export class LeafStore {
     return { batch, table };
   }
 
+  /**
+   * The durable ingest of one batch: a retry of a stored batch id answers as the first time
+   * did; otherwise the batch is decoded and validated whole, handed to `log` (the disk log,
+   * which throws to refuse it: then nothing is applied), and only then applied.
+   */
+  ingest(rec: IngestRecord, log: ((rec: IngestRecord, rows: number) => void) | null): { accepted: number; duplicate: boolean } {
+    const dup = this.duplicateRows(rec.batchId);
+    if (dup !== null) return { accepted: dup, duplicate: true };
+    const { batch } = this.decode(rec);
+    if (batch.rowCount > 0 && log !== null) log(rec, batch.rowCount);
+    return { accepted: this.apply(rec, batch), duplicate: false };
+  }
+
   /** Rows the batch with this id was stored with, or null when it is not a known duplicate. */
   duplicateRows(batchId: string | null): number | null {
     if (batchId === null) return null;

@@ -1,32 +1,60 @@
 /**
  * A leaf's on-disk copy: the write-ahead log (disk-log.ts) plus checkpoints of sealed blocks,
- * and recovery from them after a crash.
+ * and recovery from them after a crash. Every file-system call goes through `DurableFs`.
  *
  * Checkpoint: rotate the log to a new segment S, seal every open block (so every row logged
  * before S is in a sealed block), write each sealed block not yet on disk as a block image file
- * (block-codec.ts) with its CRC-32C, then atomically replace manifest.json (tmp + fsync +
- * rename) with the list of live block files and `walStart = S`, then delete log segments before S
- * and block files no longer listed (evicted blocks). A crash at any point leaves either the old
- * manifest with the old log, or the new one with the new log: both complete.
+ * (block-codec.ts) with its CRC-32C (fdatasync each, then fsync the directory), then atomically
+ * replace manifest.json (tmp + fdatasync + rename + fsync of the directory) with the list of live
+ * block files, `walStart = S` and every data loss found so far, then move damaged log segments
+ * before S aside (damaged/), delete the other segments before S and block files no longer listed.
+ * A crash at any point leaves either the old manifest with the old log, or the new one with the
+ * new log: both complete.
  *
- * Recovery: read the manifest, read each block file into a SharedArrayBuffer (verified, then
- * viewed in place), replay log segments from walStart through the normal ingest decoder.
+ * Recovery: read the manifest, read each block file (verified against its CRC), replay log
+ * segments from walStart through the normal ingest decoder. Only the tail of the last segment may
+ * be cut as a torn write (nothing after it was ever acknowledged). Any other damage is data loss:
+ * every readable record past it is still replayed, the damaged file is kept aside (never deleted),
+ * and the loss (where, batches, rows) goes into `restart.reason`, `GET /v1/status`, the log at
+ * error level, and every later manifest, so no checkpoint erases the report.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { crc32c } from '../../native/shm.js';
 import { decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
 import { allocateBlockId, SealedBlock, Table } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
-import { DiskLog, listSegments, readSegment, segmentName } from './disk-log.js';
+import { DiskLog, listSegments, readSegment, segmentName, type LogFailure } from './disk-log.js';
+import { realFs, writeAll, writeFileDurable, type DurableFs } from './durable-fs.js';
 import type { IngestRecord, LeafStore } from '../../query/storage/leaf-store.js';
 
 export const MANIFEST_VERSION = 1;
 /** Batch ids kept across restarts for duplicate detection. */
 const BATCH_IDS_SAVED_MAX = 20_000;
+/** Data-loss reports kept in the manifest (oldest dropped first, and counted). Each is a few
+ * hundred bytes; a leaf with more than this many separate damages has a disk to replace. */
+const LOSSES_KEPT_MAX = 256;
+/** How soon a checkpoint is tried again while it is what lets writes back in (an fsync failure). */
+const FAILED_LOG_CHECKPOINT_RETRY_MS = 1_000;
 
 export interface BlockFile { file: string; bytes: number; crc: number; rows: number }
+
+/** One piece of acknowledged data that recovery could not bring back. */
+export interface DataLoss {
+  /** When recovery found it (unix ms). */
+  readonly foundAtMs: number;
+  readonly kind: 'log' | 'block';
+  /** The file and, for a log, the byte range: `wal/00000003.log bytes 120-4096`. */
+  readonly where: string;
+  /** Batches known lost (at least this many; null when unknown). */
+  readonly batches: number | null;
+  /** Rows known lost (null when unknown: the damage hit a record's header). */
+  readonly rows: number | null;
+  readonly table: string | null;
+  readonly reason: string;
+  /** Where the damaged file was moved (relative to the data directory), once it was. */
+  keptAs: string | null;
+}
 
 export interface Manifest {
   version: number;
@@ -36,6 +64,10 @@ export interface Manifest {
   tables: Record<string, { schema: [string, ColumnType][]; blocks: BlockFile[] }>;
   /** Recent batch ids and their row counts, so a retry after a restart is still recognised. */
   batchIds: [string, number][];
+  /** Every data loss recovery has found (absent in manifests of older builds). */
+  losses?: DataLoss[];
+  /** Loss reports dropped because there were more than LOSSES_KEPT_MAX. */
+  lossesDropped?: number;
 }
 
 export interface DiskOptions {
@@ -46,7 +78,23 @@ export interface DiskOptions {
   checkpointIntervalMs: number;
 }
 
-export interface RecoveryResult { rows: number; bytes: number; blocks: number; walRecords: number; diskBytesRead: number; notes: string[] }
+export interface RecoveryResult { rows: number; bytes: number; blocks: number; walRecords: number; diskBytesRead: number; notes: string[]; losses: DataLoss[] }
+
+/** What status, health and metrics say of the disk. */
+export interface DiskHealth {
+  writable: boolean;
+  failure: LogFailure | null;
+  errors: number;
+  losses: readonly DataLoss[];
+  lossesDropped: number;
+  lastCheckpointError: string | null;
+}
+
+function lossText(l: DataLoss): string {
+  const what = l.rows !== null ? `${l.rows} rows` : 'an unknown number of rows';
+  const batches = l.batches !== null ? ` in ${l.batches} batch${l.batches === 1 ? '' : 'es'}` : '';
+  return `DATA LOST: ${what}${batches}${l.table !== null ? ` of table ${l.table}` : ''} at ${l.where} (${l.reason})${l.keptAs !== null ? `; file kept as ${l.keptAs}` : ''}`;
+}
 
 export class DiskStore {
   readonly files = new WeakMap<SealedBlock, BlockFile>();
@@ -54,30 +102,77 @@ export class DiskStore {
   manifest: Manifest;
   private checkpointing: Promise<void> | null = null;
   private lastCheckpointMs = Date.now();
+  private lastCheckpointError: string | null = null;
   readonly blockDir: string;
+  /** Every loss known (from the manifest, and found by this process's recovery). */
+  private losses: DataLoss[] = [];
+  private lossesDropped = 0;
+  /** Damaged log segments still in wal/: the checkpoint that passes them moves them aside. */
+  private readonly damagedSegments = new Set<number>();
+  /** Losses found since the last checkpoint saved them. */
+  private lossesUnsaved = false;
+  /** The next block file number. Never reused, not even after a checkpoint that failed before
+   * its manifest was published: its files may be listed by the next one. */
+  private nextFileNo = 1;
 
-  constructor(readonly dataDir: string, readonly leafId: string, readonly store: LeafStore, readonly opts: DiskOptions, readonly log_: FastifyBaseLogger) {
+  constructor(readonly dataDir: string, readonly leafId: string, readonly store: LeafStore, readonly opts: DiskOptions, readonly log_: FastifyBaseLogger, readonly io: DurableFs = realFs) {
     this.blockDir = path.join(dataDir, 'blocks');
     this.manifest = { version: MANIFEST_VERSION, leafId, walStart: 1, nextFileNo: 1, tables: {}, batchIds: [] };
   }
 
   get walDir(): string { return path.join(this.dataDir, 'wal'); }
   get manifestPath(): string { return path.join(this.dataDir, 'manifest.json'); }
+  get damagedDir(): string { return path.join(this.dataDir, 'damaged'); }
 
   private readManifest(): Manifest | null {
-    if (!fs.existsSync(this.manifestPath)) return null;
-    const m = JSON.parse(fs.readFileSync(this.manifestPath, 'utf8')) as Manifest;
+    if (!this.io.exists(this.manifestPath)) return null;
+    let m: Manifest;
+    try {
+      m = JSON.parse(this.io.readFile(this.manifestPath).toString('utf8')) as Manifest;
+    } catch (e) {
+      // Written atomically (tmp + rename), so damage here is the disk's: refuse to start rather
+      // than serve the log alone as if it were everything.
+      throw new Error(`${this.manifestPath} is unreadable (${(e as Error).message}); the leaf will not start on a data directory it cannot account for: restore the file, or move the directory aside to start empty`);
+    }
     if (m.version !== MANIFEST_VERSION) throw new Error(`${this.manifestPath}: manifest version ${m.version}, this build reads ${MANIFEST_VERSION}`);
     if (m.leafId !== this.leafId) throw new Error(`${this.manifestPath} belongs to leaf ${m.leafId}, not ${this.leafId}`);
     return m;
   }
 
+  private addLoss(loss: DataLoss): void {
+    if (this.losses.some((l) => l.where === loss.where)) return;
+    this.losses.push(loss);
+    while (this.losses.length > LOSSES_KEPT_MAX) { this.losses.shift(); this.lossesDropped++; }
+    this.lossesUnsaved = true;
+    this.log_.error({ loss }, lossText(loss));
+  }
+
+  /** Moves a damaged file into damaged/ (never deletes it); returns its new relative path. */
+  private keepAside(file: string): string | null {
+    try {
+      this.io.mkdir(this.damagedDir);
+      const name = `${path.basename(file)}.${Date.now()}`;
+      this.io.rename(file, path.join(this.damagedDir, name));
+      this.io.fsyncDir(this.damagedDir);
+      this.io.fsyncDir(path.dirname(file));
+      return path.join('damaged', name);
+    } catch (e) {
+      this.log_.error({ err: e, file }, `could not move damaged file ${file} aside; it stays where it is`);
+      return null;
+    }
+  }
+
   /** Rebuilds every acknowledged row from the data directory. */
   recover(): RecoveryResult {
     const notes: string[] = [];
+    const found: DataLoss[] = [];
+    const lose = (l: DataLoss) => { found.push(l); this.addLoss(l); };
     let diskBytesRead = 0;
     const m = this.readManifest();
     if (m !== null) this.manifest = m;
+    this.nextFileNo = this.manifest.nextFileNo;
+    this.losses = [...(this.manifest.losses ?? [])];
+    this.lossesDropped = this.manifest.lossesDropped ?? 0;
     let blocks = 0;
     for (const [name, t] of Object.entries(this.manifest.tables)) {
       const table = this.tableFor(name, t.schema);
@@ -86,9 +181,9 @@ export class DiskStore {
         try {
           const sab = new SharedArrayBuffer(bf.bytes);
           const view = new Uint8Array(sab);
-          const fd = fs.openSync(file, 'r');
+          const fd = this.io.open(file, 'r');
           let got = 0;
-          try { while (got < bf.bytes) { const n = fs.readSync(fd, view, got, bf.bytes - got, got); if (n === 0) break; got += n; } } finally { fs.closeSync(fd); }
+          try { while (got < bf.bytes) { const n = this.io.read(fd, view, got, bf.bytes - got, got); if (n === 0) break; got += n; } } finally { this.io.close(fd); }
           diskBytesRead += got;
           if (got !== bf.bytes) throw new Error(`file has ${got} bytes, manifest says ${bf.bytes}`);
           if ((crc32c(view) >>> 0) !== bf.crc) throw new Error('checksum mismatch');
@@ -98,55 +193,71 @@ export class DiskStore {
           this.files.set(block, bf);
           blocks++;
         } catch (e) {
-          // A damaged checkpoint loses that block, not the leaf: serve the rest and say so.
-          const note = `block file ${bf.file} of table ${name} unreadable (${(e as Error).message}); its ${bf.rows} rows are missing`;
-          notes.push(note);
-          this.log_.error(note);
+          // A damaged checkpoint loses that block, not the leaf: serve the rest and say so. Its
+          // rows are gone from the log too (the checkpoint that wrote it dropped those segments).
+          const keptAs = this.io.exists(file) ? this.keepAside(file) : null;
+          lose({ foundAtMs: Date.now(), kind: 'block', where: `blocks/${bf.file}`, batches: null, rows: bf.rows, table: name, reason: `block file unreadable: ${(e as Error).message}`, keptAs });
+          t.blocks = t.blocks.filter((b) => b !== bf);
         }
       }
     }
     this.store.rememberBatchIds(this.manifest.batchIds);
-    // Replay the log from walStart.
-    const segments = listSegments(this.walDir).filter((n) => n >= this.manifest.walStart);
+    // Replay the log from walStart. Segments must run on without a gap.
+    const segments = listSegments(this.walDir, this.io).filter((n) => n >= this.manifest.walStart);
     let walRecords = 0;
-    for (const n of segments) {
+    for (let i = 0; i < segments.length; i++) {
+      const n = segments[i]!;
+      if (i > 0 && n !== segments[i - 1]! + 1) {
+        for (let g = segments[i - 1]! + 1; g < n; g++) {
+          lose({ foundAtMs: Date.now(), kind: 'log', where: `wal/${segmentName(g)}`, batches: null, rows: null, table: null, reason: 'log segment missing', keptAs: null });
+        }
+      }
       const file = path.join(this.walDir, segmentName(n));
-      const { records, goodBytes, totalBytes, badReason } = readSegment(file);
-      diskBytesRead += totalBytes;
-      for (const rec of records) {
+      const read = readSegment(file, this.io);
+      diskBytesRead += read.totalBytes;
+      for (const rec of read.records) {
         try {
           const { batch } = this.store.decode(rec);
           this.store.apply(rec, batch);
           walRecords++;
         } catch (e) {
-          const note = `log ${segmentName(n)}: a batch for ${rec.table} no longer decodes (${(e as Error).message}); skipped`;
-          notes.push(note);
-          this.log_.error(note);
+          lose({ foundAtMs: Date.now(), kind: 'log', where: `wal/${segmentName(n)} batch ${rec.batchId ?? '(no id)'}`, batches: 1, rows: null, table: rec.table, reason: `a logged batch no longer decodes: ${(e as Error).message}`, keptAs: null });
         }
       }
-      if (badReason !== null) {
-        // A torn tail is what a crash mid-write leaves: that batch was never acknowledged.
-        const note = `log ${segmentName(n)}: ${badReason}; ${totalBytes - goodBytes} trailing bytes dropped`;
-        notes.push(note);
-        this.log_.warn(note);
-        fs.truncateSync(file, goodBytes);
+      const last = i === segments.length - 1;
+      for (const d of read.damaged) {
+        if (last && d.end === read.totalBytes) {
+          // A torn tail of the newest segment is what a crash in the middle of a write leaves:
+          // that batch was never acknowledged (a failed write is cut back before the next).
+          const note = `log ${segmentName(n)}: ${d.reason}; ${d.end - d.start} trailing bytes of an unfinished write dropped (never acknowledged)`;
+          notes.push(note);
+          this.log_.warn(note);
+          this.io.truncate(file, d.start);
+          continue;
+        }
+        this.damagedSegments.add(n);
+        lose({ foundAtMs: Date.now(), kind: 'log', where: `wal/${segmentName(n)} bytes ${d.start}-${d.end}`, batches: d.records > 0 ? d.records : null, rows: d.rows, table: null, reason: d.reason, keptAs: null });
       }
     }
+    for (const l of found) notes.push(lossText(l));
     const last = Math.max(this.manifest.walStart - 1, ...segments, 0);
     this.openLog(last + 1);
-    return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords, diskBytesRead, notes };
+    return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords, diskBytesRead, notes, losses: found };
   }
 
   /** After a shared-memory restore: take the disk state as handed over, without reading the disk. */
   adopt(manifest: Manifest, walNext: number, files: Map<SealedBlock, BlockFile>): void {
     this.manifest = manifest;
+    this.nextFileNo = manifest.nextFileNo;
+    this.losses = [...(manifest.losses ?? [])];
+    this.lossesDropped = manifest.lossesDropped ?? 0;
     for (const [b, f] of files) this.files.set(b, f);
     this.openLog(walNext);
   }
 
   /** Shared memory held data but no disk state (the previous process ran without a log). */
   recoverEmptyLog(): void {
-    this.openLog(Math.max(0, ...listSegments(this.walDir)) + 1);
+    this.openLog(Math.max(0, ...listSegments(this.walDir, this.io)) + 1);
   }
 
   /** Before a handoff: finish a running checkpoint and make the log durable. */
@@ -156,9 +267,9 @@ export class DiskStore {
   }
 
   private openLog(segmentNo: number): void {
-    fs.mkdirSync(this.walDir, { recursive: true });
-    fs.mkdirSync(this.blockDir, { recursive: true });
-    this.log = new DiskLog(this.walDir, segmentNo, this.opts.fsync, this.opts.fsyncIntervalMs);
+    this.io.mkdir(this.walDir);
+    this.io.mkdir(this.blockDir);
+    this.log = new DiskLog(this.walDir, segmentNo, this.opts.fsync, this.opts.fsyncIntervalMs, this.io);
   }
 
   private tableFor(name: string, schema: [string, ColumnType][]): Table {
@@ -168,35 +279,55 @@ export class DiskStore {
     return t;
   }
 
-  append(rec: IngestRecord): void { this.log.append(rec); }
+  /** Logs a batch of `rows` rows, or throws SHOAL_ERR_INGEST_DISK (then it must not be applied). */
+  append(rec: IngestRecord, rows: number): void { this.log.append(rec, rows); }
+
+  health(): DiskHealth {
+    return { writable: this.log.failure === null, failure: this.log.failure, errors: this.log.errorCount, losses: this.losses, lossesDropped: this.lossesDropped, lastCheckpointError: this.lastCheckpointError };
+  }
 
   maybeCheckpoint(): void {
     if (this.checkpointing !== null) return;
+    const sinceMs = Date.now() - this.lastCheckpointMs;
     const due = this.log.bytesSinceCheckpoint >= this.opts.checkpointBytes ||
-      (this.log.bytesSinceCheckpoint > 0 && Date.now() - this.lastCheckpointMs >= this.opts.checkpointIntervalMs);
+      (this.log.bytesSinceCheckpoint > 0 && sinceMs >= this.opts.checkpointIntervalMs) ||
+      ((this.lossesUnsaved || this.damagedSegments.size > 0) && sinceMs >= FAILED_LOG_CHECKPOINT_RETRY_MS) ||
+      (this.log.failure?.kind === 'fsync' && sinceMs >= FAILED_LOG_CHECKPOINT_RETRY_MS);
     if (due) void this.checkpoint().catch((e) => this.log_.error({ err: e }, 'checkpoint failed; the log keeps every row, will retry'));
   }
 
   /** Runs one checkpoint (or waits for the running one). */
   checkpoint(): Promise<void> {
-    this.checkpointing ??= this.runCheckpoint().finally(() => { this.checkpointing = null; this.lastCheckpointMs = Date.now(); });
+    this.checkpointing ??= this.runCheckpoint().then(
+      () => { this.lastCheckpointError = null; },
+      (e: unknown) => { this.lastCheckpointError = `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`; throw e; },
+    ).finally(() => { this.checkpointing = null; this.lastCheckpointMs = Date.now(); });
     return this.checkpointing;
   }
 
   private async runCheckpoint(): Promise<void> {
     // Synchronous part: nothing can be ingested between the rotation and the sealing.
     const walStart = this.log.rotate();
+    const bytesBefore = this.log.bytesSinceCheckpoint;
     this.log.bytesSinceCheckpoint = 0;
+    try {
+      await this.writeCheckpoint(walStart);
+    } catch (e) {
+      this.log.bytesSinceCheckpoint += bytesBefore; // still due
+      throw e;
+    }
+  }
+
+  private async writeCheckpoint(walStart: number): Promise<void> {
     const tables: Manifest['tables'] = {};
     const toWrite: [SealedBlock, BlockFile][] = [];
-    let nextFileNo = this.manifest.nextFileNo;
     for (const t of this.store.tables.values()) {
       t.sealOpen();
       const blocks: BlockFile[] = [];
       for (const b of t.sealed) {
         let bf = this.files.get(b);
         if (bf === undefined) {
-          bf = { file: `${String(nextFileNo++).padStart(10, '0')}.blk`, bytes: 0, crc: 0, rows: b.rowCount };
+          bf = { file: `${String(this.nextFileNo++).padStart(10, '0')}.blk`, bytes: 0, crc: 0, rows: b.rowCount };
           toWrite.push([b, bf]);
         }
         blocks.push(bf);
@@ -204,33 +335,54 @@ export class DiskStore {
       tables[t.name] = { schema: t.schemaList().map((c) => [c.name, c.type]), blocks };
     }
     const batchIds = this.store.recentBatchIdList(BATCH_IDS_SAVED_MAX);
-    // Asynchronous part: write the new block files, then publish the manifest.
+    // Asynchronous part: write the new block files, make their names durable, publish the manifest.
     for (const [block, bf] of toWrite) {
       const img = encodeBlock(block.data);
       const buf = new Uint8Array(img.byteSize);
       for (const [o, bytes] of img.pieces) buf.set(bytes, o);
       bf.bytes = img.byteSize;
       bf.crc = crc32c(buf) >>> 0;
-      const fh = await fs.promises.open(path.join(this.blockDir, bf.file), 'w');
-      try { await fh.writeFile(buf); await fh.datasync(); } finally { await fh.close(); }
+      await writeFileDurable(this.io, path.join(this.blockDir, bf.file), buf);
       this.files.set(block, bf);
     }
-    const manifest: Manifest = { version: MANIFEST_VERSION, leafId: this.leafId, walStart, nextFileNo, tables, batchIds };
+    if (toWrite.length > 0) this.io.fsyncDir(this.blockDir);
+    const manifest: Manifest = { version: MANIFEST_VERSION, leafId: this.leafId, walStart, nextFileNo: this.nextFileNo, tables, batchIds, losses: this.losses, lossesDropped: this.lossesDropped };
     const tmp = this.manifestPath + '.tmp';
-    const fh = await fs.promises.open(tmp, 'w');
-    try { await fh.writeFile(JSON.stringify(manifest)); await fh.datasync(); } finally { await fh.close(); }
-    await fs.promises.rename(tmp, this.manifestPath);
-    const dir = await fs.promises.open(this.dataDir, 'r');
-    try { await dir.sync(); } finally { await dir.close(); }
+    await writeFileDurable(this.io, tmp, Buffer.from(JSON.stringify(manifest)));
+    this.io.rename(tmp, this.manifestPath);
+    this.io.fsyncDir(this.dataDir);
     this.manifest = manifest;
-    this.log.dropBefore(walStart);
+    this.lossesUnsaved = false;
+    // Everything in memory is now in fsynced block files: a failed fsync of the old log no
+    // longer matters, and the old segments go (damaged ones aside, never deleted).
+    this.log.clearFsyncFailure(walStart);
+    for (const n of [...this.damagedSegments]) {
+      if (n >= walStart) continue;
+      const keptAs = this.keepAside(path.join(this.walDir, segmentName(n)));
+      if (keptAs === null) continue;
+      this.damagedSegments.delete(n);
+      for (const l of this.losses) if (l.keptAs === null && l.where.startsWith(`wal/${segmentName(n)}`)) l.keptAs = keptAs;
+      this.lossesUnsaved = true; // the next manifest records where the file went
+    }
+    this.log.dropBefore(walStart, (n) => this.damagedSegments.has(n));
     const live = new Set(Object.values(tables).flatMap((t) => t.blocks.map((b) => b.file)));
-    for (const f of await fs.promises.readdir(this.blockDir)) if (f.endsWith('.blk') && !live.has(f)) await fs.promises.rm(path.join(this.blockDir, f), { force: true });
+    let removed = false;
+    for (const f of this.io.readdir(this.blockDir)) {
+      if (f.endsWith('.blk') && !live.has(f)) { this.io.unlink(path.join(this.blockDir, f)); removed = true; }
+    }
+    if (removed) this.io.fsyncDir(this.blockDir);
   }
 
   /** The manifest a successor would get if it took over now (for the shared-memory handoff). */
   currentState(): { manifest: Manifest; walNext: number } {
-    return { manifest: this.manifest, walNext: this.log.segmentNo + 1 };
+    return { manifest: { ...this.manifest, losses: this.losses, lossesDropped: this.lossesDropped }, walNext: this.log.segmentNo + 1 };
+  }
+
+  /** Writes a small file durably (file fdatasync, then the directory's fsync). */
+  writeSmallFileDurable(file: string, data: Uint8Array): void {
+    const fd = this.io.open(file, 'w');
+    try { writeAll(this.io, fd, data); this.io.fdatasync(fd); } finally { this.io.close(fd); }
+    this.io.fsyncDir(path.dirname(file));
   }
 
   async close(): Promise<void> {

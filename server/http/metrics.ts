@@ -25,6 +25,9 @@ export function createMetrics(role: 'leaf' | 'aggregator') {
     rowsHeld: new client.Gauge({ name: 'shoal_rows', help: 'Rows held in memory', registers: [registry] }),
     bytesHeld: new client.Gauge({ name: 'shoal_bytes', help: 'Bytes of table data held in memory', registers: [registry] }),
     evictedRows: new client.Gauge({ name: 'shoal_evicted_rows', help: 'Rows dropped by the memory budget or retention since start', registers: [registry] }),
+    diskWritable: new client.Gauge({ name: 'shoal_disk_log_writable', help: '1 while the disk log takes writes, 0 while ingest is refused because of the disk', registers: [registry] }),
+    diskErrors: new client.Gauge({ name: 'shoal_disk_log_errors', help: 'Write and fsync errors of the disk log since start', registers: [registry] }),
+    dataLossReports: new client.Gauge({ name: 'shoal_data_loss_reports', help: 'Damages recovery found that lost acknowledged data (see GET /v1/status disk.losses)', registers: [registry] }),
     restartMs: new client.Gauge({ name: 'shoal_restart_duration_ms', help: 'Time the last start took to restore data', labelNames: ['source'], registers: [registry] }),
   };
 }

@@ -9,6 +9,7 @@ import { bindQuery, emptyPartial, finish, mergePartials, planQuery, scanBlocks, 
 import { ShoalError } from '../../query/errors.js';
 import { timeRangeOf } from '../../query/exec/scan.js';
 import type { SealedBlock } from '../../query/storage/table.js';
+import type { DiskHealth } from '../durability/disk-store.js';
 import type { LeafConfig } from './config.js';
 import { bodyFormat, fastifyOptions, installCommon, sendError, parseQueryRequest, requireToken, type QueryRequest } from '../http/http-common.js';
 import { LeafStore, checkTableName, type IngestRecord } from '../../query/storage/leaf-store.js';
@@ -29,7 +30,9 @@ export interface RestartInfo {
 
 /** Makes batches durable before they are applied (the disk log). */
 export interface Durability {
-  append(rec: IngestRecord): void;
+  /** Logs a batch of `rows` rows, or throws SHOAL_ERR_INGEST_DISK (then it is not applied). */
+  append(rec: IngestRecord, rows: number): void;
+  health(): DiskHealth;
   close(): Promise<void>;
 }
 
@@ -65,15 +68,13 @@ export class Leaf {
     if (this.store.overBudget()) {
       throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'leaf is at its memory budget with nothing it may evict; retry on another leaf');
     }
-    // A retry of a batch already stored: answer as the first time did, store nothing.
-    const dup = this.store.duplicateRows(rec.batchId);
-    if (dup !== null) return { accepted: dup, duplicate: true };
-    const { batch } = this.store.decode(rec);
-    if (batch.rowCount > 0) this.durability?.append(rec);
-    const accepted = this.store.apply(rec, batch);
-    this.metrics.ingestRows.inc(accepted);
-    this.metrics.ingestBytes.inc(rec.body.length);
-    return { accepted, duplicate: false };
+    const d = this.durability;
+    const r = this.store.ingest(rec, d === null ? null : (x, rows) => d.append(x, rows));
+    if (!r.duplicate) {
+      this.metrics.ingestRows.inc(r.accepted);
+      this.metrics.ingestBytes.inc(rec.body.length);
+    }
+    return r;
   }
 
   /** Runs a query and returns its merged Partial (what an aggregator wants). */
@@ -128,6 +129,21 @@ export class Leaf {
     }
   }
 
+  /** The disk's state for status and health: whether writes are logged, why not, data lost. */
+  diskStatus() {
+    if (this.durability === null) return { log: false as const };
+    const h = this.durability.health();
+    return {
+      log: true as const,
+      writable: h.writable,
+      failure: h.failure === null ? null : { kind: h.failure.kind, code: h.failure.code, message: h.failure.message, sinceMs: h.failure.sinceMs },
+      errors: h.errors,
+      lastCheckpointError: h.lastCheckpointError,
+      losses: h.losses,
+      lossesDropped: h.lossesDropped,
+    };
+  }
+
   status() {
     const tables: Record<string, { rows: number; bytes: number }> = {};
     for (const [name, t] of this.store.tables) tables[name] = { rows: t.rowCount, bytes: t.byteSize };
@@ -143,6 +159,7 @@ export class Leaf {
       evicted: { ...this.store.evicted },
       tables,
       restart: this.restart,
+      disk: this.diskStatus(),
       uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
       pid: process.pid,
       queriesRunning: [...this.running.values()].map((q) => ({ ...q, elapsedMs: Date.now() - q.startedAtMs })),
@@ -264,6 +281,10 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
 
   app.get('/healthz', async (_req, reply) => {
     if (leaf.state !== 'serving') return reply.code(503).send({ status: leaf.state });
+    // Serving queries: 200. A disk that refuses the log is detail, not an outage (writes go to
+    // other leaves; this one still answers for the data it holds).
+    const disk = leaf.diskStatus();
+    if (disk.log && !disk.writable) return { status: 'serving', ingest: 'refused', disk: disk.failure };
     return { status: 'serving' };
   });
 
@@ -272,6 +293,12 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     leaf.metrics.rowsHeld.set(leaf.store.rowCount());
     leaf.metrics.bytesHeld.set(leaf.store.byteSize());
     leaf.metrics.evictedRows.set(leaf.store.evicted.rows);
+    const disk = leaf.diskStatus();
+    if (disk.log) {
+      leaf.metrics.diskWritable.set(disk.writable ? 1 : 0);
+      leaf.metrics.diskErrors.set(disk.errors);
+      leaf.metrics.dataLossReports.set(disk.losses.length + disk.lossesDropped);
+    }
     return reply.type(leaf.metrics.registry.contentType).send(await leaf.metrics.registry.metrics());
   });
 
