@@ -1,16 +1,19 @@
 /**
  * Typed wrapper of the native addon (native/shm.cc, built into build/Release/shoal_native.node by
  * `npm install` through binding.gyp): POSIX shared-memory primitives for a leaf's planned-restart
- * handoff, a CRC-32C for segment headers and a memcpy baseline for benchmarks.
+ * handoff, the exclusive lock of a data directory, a CRC-32C for segment headers and a memcpy
+ * baseline for benchmarks.
  *
- * What it is not: it knows nothing of tables, blocks or segment headers (server/ builds those on
- * top). Names are POSIX shm names: '/' then 1..199 of [A-Za-z0-9._-].
+ * What it is not: it knows nothing of tables, blocks, segment headers or data directories
+ * (server/ builds those on top). Names are POSIX shm names: '/' then 1..199 of [A-Za-z0-9._-].
  *
  * Errors: a failed syscall throws an Error with Node's system-error fields (`code` 'EEXIST',
  * 'ENOENT', 'ENOSPC', ..., `errno`, `syscall`, `path` = the segment name) and a message such as
- * `shm create "/shoal-x": File exists (EEXIST)`. A bad argument throws a TypeError or RangeError
- * with `code` 'ERR_INVALID_ARG_TYPE' / 'ERR_INVALID_ARG_VALUE' / 'ERR_OUT_OF_RANGE' (a range past
- * the end of a segment is 'ERR_OUT_OF_RANGE'). All calls are synchronous.
+ * `shm create "/shoal-x": File exists (EEXIST)`. A segment this process must not trust is
+ * 'EUNTRUSTED' (UntrustedError), a lock another holder has is 'ELOCKED' (LockedError). A bad
+ * argument throws a TypeError or RangeError with `code` 'ERR_INVALID_ARG_TYPE' /
+ * 'ERR_INVALID_ARG_VALUE' / 'ERR_OUT_OF_RANGE' (a range past the end of a segment is
+ * 'ERR_OUT_OF_RANGE'). All calls are synchronous.
  *
  * The addon is loaded on first use, so importing this module never fails; `nativeAvailable()`
  * says whether it can be loaded and `nativeLoadError()` why not.
@@ -32,6 +35,10 @@ export interface NativeLimits {
   readonly segmentBytesMax: number;
   /** Names returned by one `list()` call. */
   readonly listNamesMax: number;
+  /** Locks (`lockFile`) one process holds at once; each pins an fd until unlocked or exit. */
+  readonly lockFilesMax: number;
+  /** Bytes in a lock file's path (Linux PATH_MAX less the NUL). */
+  readonly lockPathBytesMax: number;
   /** `memcpyBench` bounds: bytes per copy, and copies per call. */
   readonly benchBytesMax: number;
   readonly benchRepeatsMax: number;
@@ -52,6 +59,51 @@ export interface MapOptions {
   readonly populate?: boolean;
 }
 
+/** What `stat()` says of a segment. */
+export interface SegmentStat {
+  readonly size: number;
+  /** Owner (st_uid). */
+  readonly uid: number;
+  /** Permission bits only (st_mode & 0o7777), e.g. 0o600. */
+  readonly mode: number;
+  readonly mtimeMs: number;
+  /** Whether map / mapShared / read / size / write would accept it: a regular file owned by this
+   * process's effective uid, with no group or other permission bits. */
+  readonly trusted: boolean;
+  /** Why not, naming the owner and the mode, e.g. `owner uid 1000 (this process runs as 0), mode
+   * 0666 (readable or writable by group or others)`; null when trusted. */
+  readonly untrustedReason: string | null;
+}
+
+/** Thrown by map / mapShared / read / size / write for a segment that fails the trust check:
+ * message `shm map "/shoal-x": not trusted: <SegmentStat.untrustedReason>`. */
+export interface UntrustedError extends Error {
+  readonly code: 'EUNTRUSTED';
+  /** The segment name. */
+  readonly path: string;
+  /** The segment's owner and permission bits, as found on the opened fd. */
+  readonly uid: number;
+  readonly mode: number;
+}
+
+/** Thrown by `lockFile` when another open file description (another process, or an earlier
+ * lockFile in this one) holds the lock: message `lock "<path>" is held by pid 1234`. */
+export interface LockedError extends Error {
+  readonly code: 'ELOCKED';
+  /** The pid the holder wrote into the file; null if it has not written it yet. */
+  readonly holderPid: number | null;
+  readonly path: string;
+  readonly syscall: 'flock';
+}
+
+export function isUntrustedError(error: unknown): error is UntrustedError {
+  return error instanceof Error && (error as { code?: unknown }).code === 'EUNTRUSTED';
+}
+
+export function isLockedError(error: unknown): error is LockedError {
+  return error instanceof Error && (error as { code?: unknown }).code === 'ELOCKED';
+}
+
 /** What the .node file exports (native/shm.cc `Init`). */
 interface NativeModule {
   create(name: string, byteSize: number, reserve: boolean): void;
@@ -63,6 +115,9 @@ interface NativeModule {
   exists(name: string): boolean;
   unlink(name: string): boolean;
   list(prefix: string): string[];
+  stat(name: string): SegmentStat;
+  lockFile(path: string): number;
+  unlockFile(fd: number): void;
   memcpyBench(byteSize: number, repeats: number): number;
   crc32c(data: Bytes, crc?: number): number;
   crc32cSoftware(data: Bytes, crc?: number): number;
@@ -143,19 +198,22 @@ export function crc32cImplementation(): 'sse4.2' | 'software' {
   return native().crc32cImplementation;
 }
 
-/** Creates a new zero-filled segment of `byteSize` bytes, mode 0600. Throws EEXIST if the name
- * is taken: unlink stale segments first, a segment is never reused by accident. */
+/** Creates a new zero-filled segment of `byteSize` bytes, mode 0600 whatever the umask. Throws
+ * EEXIST if the name is taken: unlink stale segments first, a segment is never reused by
+ * accident. */
 export function create(name: string, byteSize: number, options: CreateOptions = {}): void {
   native().create(name, byteSize, options.reserve === true);
 }
 
-/** Writes all of `bytes` at `offset` (pwrite); the range must lie inside the segment. */
+/** Writes all of `bytes` at `offset` (pwrite); the range must lie inside the segment.
+ * Throws EUNTRUSTED for a segment that fails the trust check (see `stat`). */
 export function write(name: string, offset: number, bytes: Bytes): void {
   native().write(name, offset, bytes);
 }
 
 /** Copies `target.byteLength` bytes from `offset` into `target` (pread); returns that count.
- * The copy path: the result lives in memory this process owns. */
+ * The copy path: the result lives in memory this process owns. Throws EUNTRUSTED for a segment
+ * that fails the trust check (see `stat`). */
 export function read(name: string, offset: number, target: Bytes): number {
   return native().read(name, offset, target);
 }
@@ -163,19 +221,21 @@ export function read(name: string, offset: number, target: Bytes): number {
 /** Maps the whole segment as an external ArrayBuffer (zero-copy; munmap when it is collected).
  * See MapOptions for the private (default) and shared semantics. The mapping stays valid after
  * `unlink()`; the memory is freed when the last mapping goes. An ArrayBuffer posted to a Worker
- * is copied: a Worker maps the segment by name itself. */
+ * is copied: a Worker maps the segment by name itself. Throws EUNTRUSTED for a segment that
+ * fails the trust check (see `stat`), ELOOP for a symbolic link. */
 export function map(name: string, options: MapOptions = {}): ArrayBuffer {
   return native().map(name, options.writable === true, options.populate === true);
 }
 
 /** Maps the whole segment copy-on-write as a SharedArrayBuffer (zero-copy), which can be posted
  * to worker threads without a copy. The mapping outlives `unlink()` and is unmapped when the
- * last SharedArrayBuffer over it, in any thread, is collected. Writes stay in this process. */
+ * last SharedArrayBuffer over it, in any thread, is collected. Writes stay in this process.
+ * Throws EUNTRUSTED / ELOOP as `map` does. */
 export function mapShared(name: string): SharedArrayBuffer {
   return native().mapShared(name);
 }
 
-/** The segment's size in bytes (fstat). */
+/** The segment's size in bytes (fstat). Throws EUNTRUSTED / ELOOP as `map` does. */
 export function size(name: string): number {
   return native().size(name);
 }
@@ -194,6 +254,35 @@ export function unlink(name: string): boolean {
  * `nativeLimits().listNamesMax`. Linux only (reads /dev/shm). For sweeping stale segments. */
 export function list(prefix: string): string[] {
   return native().list(prefix);
+}
+
+/** Size, owner, permission bits, mtime and trust verdict of a segment, without refusing an
+ * untrusted one (for listing tools; pairs with `list`). Linux only (opens /dev/shm/<name> with
+ * O_PATH|O_NOFOLLOW: needs no read permission, describes a symbolic link instead of following
+ * it). Throws ENOENT if there is no such name. */
+export function stat(name: string): SegmentStat {
+  return native().stat(name);
+}
+
+/**
+ * Takes the exclusive lock of a data directory: a BSD flock(LOCK_EX|LOCK_NB) on `path` (created
+ * 0600 if absent; a symbolic link is refused with ELOOP), then writes this process's pid into the
+ * file. Returns the fd that holds the lock. Keep it: the lock lasts until `unlockFile(fd)` or the
+ * process exits, however it exits (kill -9 included: the kernel drops it). The fd is O_CLOEXEC,
+ * so spawned children never inherit it. Do not close it yourself.
+ *
+ * Throws a LockedError (`code === 'ELOCKED'`, `holderPid`) if the lock is held, by another
+ * process or by an earlier lockFile of the same path in this one (flock locks belong to the open
+ * file description). Other failures are system errors (`lock "<path>": ... (EACCES)`).
+ */
+export function lockFile(path: string): number {
+  return native().lockFile(path);
+}
+
+/** Releases a lock taken by `lockFile` and closes its fd (for tests and clean stops). Any other
+ * fd is refused with ERR_INVALID_ARG_VALUE, never closed. */
+export function unlockFile(fd: number): void {
+  native().unlockFile(fd);
 }
 
 /** Nanoseconds per memcpy of `byteSize` bytes between two warm buffers, averaged over `repeats`

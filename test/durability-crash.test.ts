@@ -1,5 +1,5 @@
 /**
- * Crash points (SQLite's crash tests, in small): one ingest + checkpoint + retry cycle of the
+ * Crash points (SQLite's crash tests, in small): one ingest + checkpoint + retry + handoff cycle of the
  * durability code is run once to number every call it makes that changes the disk, then once per
  * call and fault: that call fails (EIO), writes half and runs out of space ('short'), or the
  * process stops there ('crash', and 'torn': half a write, then the stop). Then a new DiskStore
@@ -18,11 +18,14 @@ import { isShoalError } from '../query/errors.js';
 import { LeafStore, type IngestRecord } from '../query/storage/leaf-store.js';
 import { bindQuery, finish, planQuery, scanBlocks } from '../query/engine.js';
 import { DiskStore } from '../server/durability/disk-store.js';
+import { removeSegments, restoreFromShm, saveToShm, verifyTakenBlocks } from '../server/durability/shm-handoff.js';
+import * as shm from '../native/shm.js';
 import type { DurableFs } from '../server/durability/durable-fs.js';
 import { realFs } from '../server/durability/durable-fs.js';
 import { FaultyFs, SimulatedCrash, type Fault, type FaultKind } from './support/faulty-fs.js';
 
 const SEED = Number(process.env.SHOAL_SEED ?? 20261201);
+const LEAF_ID = `crash${process.pid}`;
 const silent = pino({ level: 'silent' });
 
 function mulberry32(seed: number): () => number {
@@ -63,15 +66,15 @@ function record(k: number, b: Batch): IngestRecord {
 
 function diskFor(dir: string, io: DurableFs, fsync: 'always' | 'interval'): { store: LeafStore; disk: DiskStore } {
   const store = new LeafStore(1 << 30);
-  const disk = new DiskStore(dir, 'crash-leaf', store, { fsync, fsyncIntervalMs: 3_600_000, checkpointBytes: 2 ** 40, checkpointIntervalMs: 2 ** 40 }, silent, io);
+  const disk = new DiskStore(dir, LEAF_ID, store, { fsync, fsyncIntervalMs: 3_600_000, checkpointBytes: 2 ** 40, checkpointIntervalMs: 2 ** 40 }, silent, io);
   return { store, disk };
 }
 
-interface Outcome { acked: Set<number>; refused: Set<number>; inflight: Set<number>; crashed: boolean; writableAtEnd: boolean | null }
+interface Outcome { acked: Set<number>; refused: Set<number>; inflight: Set<number>; crashed: boolean; writableAtEnd: boolean | null; handedOff: boolean }
 
 /** Runs the cycle on `io`; never throws for an injected fault. */
 async function runCycle(dir: string, io: FaultyFs, fsync: 'always' | 'interval', script: ReturnType<typeof makeScript>): Promise<Outcome> {
-  const out: Outcome = { acked: new Set(), refused: new Set(), inflight: new Set(), crashed: false, writableAtEnd: null };
+  const out: Outcome = { acked: new Set(), refused: new Set(), inflight: new Set(), crashed: false, writableAtEnd: null, handedOff: false };
   const { store, disk } = diskFor(dir, io, fsync);
   const ingest = (k: number): void => {
     try {
@@ -106,6 +109,16 @@ async function runCycle(dir: string, io: FaultyFs, fsync: 'always' | 'interval',
       ingest(last);
     }
     out.writableAtEnd = disk.health().writable && out.acked.has(last);
+    // A planned restart: make the log durable, write the handoff and bind it to this directory.
+    // A failure here leaves the successor to the disk (as the lifecycle does).
+    try {
+      await disk.prepareHandoff();
+      saveToShm(LEAF_ID, store, disk, { dataDir: dir, ttlSeconds: null, io });
+      out.handedOff = !io.crashed;
+    } catch (e) {
+      if (io.crashed) throw e;
+    }
+    if (io.crashed) throw new SimulatedCrash('handoff');
   } catch (e) {
     if (!(e instanceof SimulatedCrash)) throw e;
     out.crashed = true;
@@ -115,10 +128,18 @@ async function runCycle(dir: string, io: FaultyFs, fsync: 'always' | 'interval',
   return out;
 }
 
-/** Rows per batch number found after a recovery from disk alone, with the real file system. */
-function recoveredRows(dir: string, fsync: 'always' | 'interval'): Map<number, number[]> {
+/** Rows per batch number found after the successor's start, with the real file system: from
+ * shared memory when a valid handoff bound to this directory is there (its checksums verified),
+ * else from disk. */
+async function recoveredRows(dir: string, fsync: 'always' | 'interval'): Promise<Map<number, number[]>> {
   const { store, disk } = diskFor(dir, realFs, fsync);
-  disk.recover();
+  const taken = restoreFromShm(LEAF_ID, store, { dataDir: dir, ttlSeconds: null });
+  if (taken.ok) {
+    if ((await verifyTakenBlocks(taken.unverified)) !== null) throw new Error('a block taken from shared memory failed its checksum');
+    if (taken.manifest !== null && taken.walNext !== null) disk.adopt(taken.manifest, taken.walNext, taken.files); else disk.recoverEmptyLog();
+  } else {
+    disk.recover();
+  }
   const seqs: number[] = [];
   for (const t of store.tables.values()) {
     const plan = planQuery(`SELECT seq FROM ${t.name} LIMIT 100000`, 0);
@@ -148,7 +169,7 @@ function verify(found: Map<number, number[]>, out: Outcome, batches: readonly Ba
   return problems;
 }
 
-describe(`durability crash points (seed ${SEED}; replay with SHOAL_SEED=${SEED})`, () => {
+describe.runIf(shm.nativeAvailable())(`durability crash points (seed ${SEED}; replay with SHOAL_SEED=${SEED})`, () => {
   for (const fsync of ['always', 'interval'] as const) {
     it(`fsync ${fsync}: every write, fsync, rename and unlink failed or crashed in turn loses no acknowledged row`, async () => {
       const root = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-crash-'));
@@ -158,7 +179,8 @@ describe(`durability crash points (seed ${SEED}; replay with SHOAL_SEED=${SEED})
         const cleanDir = path.join(root, 'clean');
         const cleanOut = await runCycle(cleanDir, clean, fsync, makeScript(SEED));
         expect(cleanOut.writableAtEnd).toBe(true);
-        expect(verify(recoveredRows(cleanDir, fsync), cleanOut, makeScript(SEED).batches.concat([{ table: 'ev', rows: 2 }]))).toEqual([]);
+        expect(cleanOut.handedOff).toBe(true);
+        expect(verify(await recoveredRows(cleanDir, fsync), cleanOut, makeScript(SEED).batches.concat([{ table: 'ev', rows: 2 }]))).toEqual([]);
         const callCount = clean.calls.length;
         expect(callCount).toBeGreaterThan(40);
         const failures: string[] = [];
@@ -178,7 +200,7 @@ describe(`durability crash points (seed ${SEED}; replay with SHOAL_SEED=${SEED})
             // A fault the code survives must leave the leaf taking writes again without a restart.
             if (!out.crashed && out.writableAtEnd === false) failures.push(`${where}: the log did not take writes again after the fault`);
             let found: Map<number, number[]>;
-            try { found = recoveredRows(dir, fsync); } catch (e) { failures.push(`${where}: recovery failed: ${(e as Error).message}`); continue; }
+            try { found = await recoveredRows(dir, fsync); } catch (e) { failures.push(`${where}: recovery failed: ${(e as Error).message}`); continue; } finally { removeSegments(LEAF_ID); }
             for (const p of verify(found, out, script.batches)) failures.push(`${where}: ${p}`);
             fs.rmSync(dir, { recursive: true, force: true });
           }

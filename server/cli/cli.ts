@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   aggregator: async () => (await import('./cmd-aggregator.js')).registerAggregator,
   up: async () => (await import('./cmd-up.js')).registerUp,
   status: async () => (await import('./cmd-status.js')).registerStatus,
+  shm: async () => (await import('./cmd-shm.js')).registerShm,
 };
 
 async function main(): Promise<void> {

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { ConfigError, defaultLeafConfig, parseBytes, validateLeafConfig, type LeafConfig } from '../leaf/config.js';
 import { Leaf, buildLeafApp } from '../leaf/leaf.js';
 import { startLeafLifecycle } from '../leaf/lifecycle.js';
+import { DataDirInUseError, lockDataDir } from '../durability/data-dir-lock.js';
 
 /** The leaf's identity, kept in its data directory so a restarted process is the same leaf. */
 export function loadLeafId(dataDir: string, wanted: string | null): string {
@@ -38,6 +39,7 @@ export function registerLeaf(program: Command): void {
     .option('--fsync <policy>', 'disk log fsync: always, interval or never', d.fsync)
     .option('--no-disk-log', 'keep data in memory only (a crash loses it)')
     .option('--no-shm', 'do not use shared memory for planned restarts')
+    .option('--handoff-ttl <seconds>', 'free a planned-restart handoff left in shared memory after this long (0 = never)', String(d.handoffTtlSeconds))
     .option('--ingest-in-flight <n>', 'ingest requests admitted at once; more get 503 + Retry-After', String(d.ingestInFlightMax))
     .option('--checkpoint-interval <ms>', 'checkpoint sealed blocks to disk at least this often (while writes arrive)', String(d.checkpointIntervalMs))
     .option('--retention <seconds>', 'drop rows older than this (by their time)')
@@ -60,6 +62,7 @@ Example:
         fsync: o.fsync as LeafConfig['fsync'],
         diskLog: o.diskLog !== false,
         shm: o.shm !== false,
+        handoffTtlSeconds: Number(o.handoffTtl) === 0 ? null : Number(o.handoffTtl),
         checkpointIntervalMs: Number(o.checkpointInterval),
         ingestInFlightMax: Number(o.ingestInFlight),
         retentionSeconds: o.retention !== undefined ? Number(o.retention) : null,
@@ -68,6 +71,15 @@ Example:
         logLevel: String(o.logLevel),
       });
       fs.mkdirSync(config.dataDir, { recursive: true });
+      // Before anything in the directory is read: one process per data directory. Held until
+      // this process exits (the kernel drops it on any exit, kill -9 included).
+      try {
+        lockDataDir(config.dataDir);
+      } catch (e) {
+        if (!(e instanceof DataDirInUseError)) throw e;
+        process.stderr.write(`shoal leaf: ${e.message}\n`);
+        process.exit(3);
+      }
       const leafId = loadLeafId(config.dataDir, config.leafId);
       const leaf = new Leaf(config, leafId);
       const app = buildLeafApp(leaf);

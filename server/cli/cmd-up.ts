@@ -13,11 +13,28 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { LIMITS } from '../../query/limits.js';
 import { Supervisor, type ManagedChild } from '../ops/supervisor.js';
+import { DataDirInUseError, lockDataDir } from '../durability/data-dir-lock.js';
+import { SHM_LAYOUT_VERSION } from '../durability/shm-handoff.js';
+import { listHandoffs } from '../durability/shm-segments.js';
+import { nativeAvailable } from '../../native/shm.js';
+import { formatBytes } from './cmd-status.js';
 
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
 
 interface UpOptions {
   shm?: boolean; leaves: string; port: string; host: string; dataDir: string; memoryBudget?: string; leafTimeout?: string; token?: string; startTimeout: string }
+
+/** After a stop: how much memory the leaves' handoffs still hold, and how to free it. */
+function sayHeldMemory(dataDir: string, say: (line: string) => void): void {
+  try {
+    if (!nativeAvailable()) return;
+    const real = fs.realpathSync(dataDir);
+    const mine = listHandoffs(SHM_LAYOUT_VERSION).filter((h) => h.dataDir !== null && h.dataDir.startsWith(real + path.sep));
+    if (mine.length === 0) return;
+    const bytes = mine.reduce((s, h) => s + h.bytes, 0);
+    say(`${formatBytes(bytes)} of data stays in shared memory (/dev/shm) for the next \`shoal up\` on this directory (${mine.length} lea${mine.length === 1 ? 'f' : 'ves'}; freed by itself after --handoff-ttl). The disk has it too; free it now with: shoal shm --remove ${mine.map((h) => h.leafId).join(' ')}`);
+  } catch { /* a listing problem must not turn a clean stop into an error */ }
+}
 
 export function registerUp(program: Command): void {
   program
@@ -48,6 +65,15 @@ Example:
       const dataDir = path.resolve(o.dataDir);
       const logDir = path.join(dataDir, 'logs');
       fs.mkdirSync(logDir, { recursive: true });
+      // One `shoal up` per data directory (each leaf also locks its own): a second one would
+      // start leaves that fail on their locks and back off forever.
+      try {
+        lockDataDir(dataDir);
+      } catch (e) {
+        if (!(e instanceof DataDirInUseError)) throw e;
+        process.stderr.write(`shoal up: ${e.message}\n`);
+        process.exit(3);
+      }
       const say = (line: string) => process.stdout.write(`shoal up: ${line}\n`);
       const shown = (p: string) => path.relative(process.cwd(), p) || '.';
 
@@ -78,7 +104,7 @@ Example:
         signals++;
         if (signals > 1) { say('second signal: killing every process'); sup.killAll(); return; }
         say(`${sig}: stopping (SIGTERM to every process; Ctrl-C again to kill)`);
-        void sup.stopAll('SIGTERM').then(() => { say('stopped'); process.exit(0); });
+        void sup.stopAll('SIGTERM').then(() => { say('stopped'); sayHeldMemory(dataDir, say); process.exit(0); });
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);

@@ -25,7 +25,7 @@ import { decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
 import { allocateBlockId, SealedBlock, Table } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
 import { DiskLog, listSegments, readSegment, segmentName, type LogFailure } from './disk-log.js';
-import { realFs, writeAll, writeFileDurable, type DurableFs } from './durable-fs.js';
+import { realFs, writeFileDurable, type DurableFs } from './durable-fs.js';
 import type { IngestRecord, LeafStore } from '../../query/storage/leaf-store.js';
 
 export const MANIFEST_VERSION = 1;
@@ -376,13 +376,6 @@ export class DiskStore {
   /** The manifest a successor would get if it took over now (for the shared-memory handoff). */
   currentState(): { manifest: Manifest; walNext: number } {
     return { manifest: { ...this.manifest, losses: this.losses, lossesDropped: this.lossesDropped }, walNext: this.log.segmentNo + 1 };
-  }
-
-  /** Writes a small file durably (file fdatasync, then the directory's fsync). */
-  writeSmallFileDurable(file: string, data: Uint8Array): void {
-    const fd = this.io.open(file, 'w');
-    try { writeAll(this.io, fd, data); this.io.fdatasync(fd); } finally { this.io.close(fd); }
-    this.io.fsyncDir(path.dirname(file));
   }
 
   async close(): Promise<void> {

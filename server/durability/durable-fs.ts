@@ -11,6 +11,7 @@
  * shared memory (native/shm.ts): neither is a file whose bytes recovery reads.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 
 export interface DurableFs {
   /** 'a': append, create if missing; 'w': create or truncate; 'r': read. Returns an fd. */
@@ -76,4 +77,18 @@ export async function writeFileDurable(io: DurableFs, file: string, data: Uint8A
     try { io.close(fd); } catch { /* the error that matters is the one already thrown */ }
     if (!ok) { try { io.unlink(file); } catch { /* left for the next checkpoint's sweep */ } }
   }
+}
+
+/** Writes a small file durably: the file's fdatasync, then its directory's fsync. */
+export function writeSmallFileDurable(io: DurableFs, file: string, data: Uint8Array): void {
+  const fd = io.open(file, 'w');
+  try { writeAll(io, fd, data); io.fdatasync(fd); } finally { io.close(fd); }
+  io.fsyncDir(path.dirname(file));
+}
+
+/** Removes a file durably (unlink, then its directory's fsync); nothing when it is absent. */
+export function removeFileDurable(io: DurableFs, file: string): void {
+  if (!io.exists(file)) return;
+  io.unlink(file);
+  io.fsyncDir(path.dirname(file));
 }

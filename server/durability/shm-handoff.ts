@@ -21,6 +21,8 @@
  * mapping saves. A mismatch then makes the leaf recover from disk in place (server/leaf/lifecycle.ts).
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import * as shm from '../../native/shm.js';
@@ -28,13 +30,15 @@ import { BLOCK_LAYOUT_VERSION, decodeBlock, encodeBlock } from '../../query/stor
 import { allocateBlockId, SealedBlock, Table } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
 import type { BlockFile, DiskStore, Manifest } from './disk-store.js';
+import { listSegments } from './disk-log.js';
+import { realFs, removeFileDurable, writeSmallFileDurable, type DurableFs } from './durable-fs.js';
+import { BINDING_FILE, META_MAGIC, META_PREFIX_BYTES, metaSegment, removeSegments, segmentPrefix, type Binding } from './shm-segments.js';
 import type { LeafStore } from '../../query/storage/leaf-store.js';
 
-const META_MAGIC = 0x4d4d4853; // 'SHMM'
+export { metaSegment, removeSegments, segmentPrefix };
 /** Layout of the handoff: meta format 1 over block images of BLOCK_LAYOUT_VERSION. A build that
  * changes either reads no older segment (it recovers from disk instead, and says so). */
 export const SHM_LAYOUT_VERSION = 1000 + BLOCK_LAYOUT_VERSION;
-const META_PREFIX_BYTES = 24;
 /** Bytes handed off between full garbage collections. A block's memory (heap, or the mapping of
  * an earlier handoff) is returned only when the collector frees its buffers, and nothing else
  * triggers a collection during the save: without these, the leaf holds its data twice at the
@@ -60,34 +64,16 @@ interface Meta {
   gen: string;
   pid: number;
   createdAtMs: number;
+  /** The data directory (absolute, resolved) whose successor may take this handoff. */
+  dataDir: string;
+  /** After this instant any leaf start on the machine removes the handoff; null: never. */
+  expiresAtMs: number | null;
   walNext: number | null;
   manifest: Manifest | null;
   tables: { name: string; schema: [string, ColumnType][]; evictedRows: number; evictedBlocks: number; blocks: BlockEntry[] }[];
   batchIds: [string, number][];
   rows: number;
   bytes: number;
-}
-
-export function segmentPrefix(leafId: string): string { return `/shoal-${leafId}-`; }
-export function metaSegment(leafId: string): string { return `${segmentPrefix(leafId)}meta`; }
-
-/** The segment names of this leaf exactly: its meta segment and `<gen>-<n>` block segments. A
- * plain prefix match would also take another leaf's whose id extends this one's ("a" and "a-b"). */
-function segmentNamePattern(leafId: string): RegExp {
-  return new RegExp(`^${segmentPrefix(leafId)}(meta|[0-9a-f]{8}-[0-9]+)$`);
-}
-
-/** Removes every segment of this leaf (stale ones from an earlier run, or a rejected handoff). */
-export function removeSegments(leafId: string): number {
-  const own = segmentNamePattern(leafId);
-  let removed = 0;
-  // One list() returns at most listNamesMax names; repeat while a full page had some of ours.
-  for (;;) {
-    const names = shm.list(segmentPrefix(leafId));
-    const mine = names.filter((n) => own.test(n));
-    for (const n of mine) if (shm.unlink(n)) removed++;
-    if (mine.length === 0 || names.length < shm.nativeLimits().listNamesMax) return removed;
-  }
 }
 
 const ZEROS = new Uint8Array(4096);
@@ -100,14 +86,29 @@ function crcOfImage(img: ReturnType<typeof encodeBlock>): number {
   return crc >>> 0;
 }
 
-export interface HandoffResult { rows: number; bytes: number; blocks: number; ms: number }
+export interface HandoffResult { rows: number; bytes: number; blocks: number; ms: number; expiresAtMs: number | null }
+
+/** Where a handoff belongs: its data directory (and the file system to reach it through). */
+export interface HandoffBinding {
+  readonly dataDir: string;
+  /** Seconds a handoff may wait for its successor before any leaf start removes it; null: forever. */
+  readonly ttlSeconds: number | null;
+  readonly io?: DurableFs;
+}
+
+function resolvedDir(dir: string): string {
+  try { return fs.realpathSync(dir); } catch { return path.resolve(dir); }
+}
 
 /** Writes the leaf's data into shared memory. The caller has stopped writes and queries and exits after. */
-export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | null): HandoffResult {
+export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | null, binding: HandoffBinding): HandoffResult {
   const started = performance.now();
+  const io = binding.io ?? realFs;
   removeSegments(leafId);
   const gen = randomBytes(4).toString('hex');
-  const meta: Meta = { leafId, gen, pid: process.pid, createdAtMs: Date.now(), walNext: null, manifest: null, tables: [], batchIds: store.recentBatchIdList(20_000), rows: 0, bytes: 0 };
+  const createdAtMs = Date.now();
+  const expiresAtMs = binding.ttlSeconds === null ? null : createdAtMs + binding.ttlSeconds * 1000;
+  const meta: Meta = { leafId, gen, pid: process.pid, createdAtMs, dataDir: resolvedDir(binding.dataDir), expiresAtMs, walNext: null, manifest: null, tables: [], batchIds: store.recentBatchIdList(20_000), rows: 0, bytes: 0 };
   if (disk !== null) { const s = disk.currentState(); meta.manifest = s.manifest; meta.walNext = s.walNext; }
   let n = 0;
   let sinceGc = 0;
@@ -143,11 +144,16 @@ export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | nu
   shm.create(name, META_PREFIX_BYTES + json.length);
   shm.write(name, 0, header);
   shm.write(name, META_PREFIX_BYTES, json);
+  // Bind the handoff to this data directory, durably, before it is valid: a successor takes it
+  // only where this file names it (not a new, empty directory under the same --id, not a
+  // directory that has changed since).
+  const bound: Binding = { gen, leafId, createdAtMs };
+  writeSmallFileDurable(io, path.join(binding.dataDir, BINDING_FILE), Buffer.from(JSON.stringify(bound) + '\n'));
   // Everything is in place: only now does the successor see a valid handoff.
   const valid = Buffer.alloc(4);
   valid.writeUInt32LE(1, 0);
   shm.write(name, 8, valid);
-  return { rows: meta.rows, bytes: meta.bytes, blocks: n, ms: Math.round(performance.now() - started) };
+  return { rows: meta.rows, bytes: meta.bytes, blocks: n, ms: Math.round(performance.now() - started), expiresAtMs };
 }
 
 /** A block taken from shared memory whose bytes are still to be checked against their CRC. */
@@ -175,43 +181,100 @@ export async function verifyTakenBlocks(blocks: readonly UnverifiedBlock[]): Pro
   return null;
 }
 
-/** Takes the data of a valid handoff; on any doubt returns the reason and leaves `store` empty. */
-export function restoreFromShm(leafId: string, store: LeafStore): RestoreOutcome {
+/** Takes the data of a valid handoff bound to `binding.dataDir`; on any doubt returns the
+ * reason and leaves `store` empty. Either way the data directory's binding file is removed
+ * before this returns: a handoff serves the one start right after it. */
+export function restoreFromShm(leafId: string, store: LeafStore, binding: HandoffBinding): RestoreOutcome {
+  const io = binding.io ?? realFs;
   const name = metaSegment(leafId);
   let outcome: RestoreOutcome;
+  let keep = false;
   try {
-    outcome = shm.exists(name) ? takeHandoff(leafId, name, store) : { ok: false, reason: 'no handoff segment (first start, crash, or shared memory cleared)' };
+    if (!shm.exists(name)) {
+      outcome = { ok: false, reason: 'no handoff segment (first start, crash, or shared memory cleared)' };
+    } else {
+      const r = takeHandoff(leafId, name, store, binding, io);
+      outcome = r.outcome;
+      keep = r.keepSegments;
+    }
   } catch (e) {
     outcome = { ok: false, reason: `handoff unreadable: ${(e as Error).message}` };
   }
   if (!outcome.ok) store.tables.clear();
-  // Taken or not, the segments are done with (mappings keep a taken handoff's memory alive).
+  // Taken or not, the segments are done with (mappings keep a taken handoff's memory alive),
+  // unless they belong to another data directory whose successor can still take them.
   try {
-    removeSegments(leafId);
+    if (!keep) removeSegments(leafId);
+    removeFileDurable(io, path.join(binding.dataDir, BINDING_FILE));
   } catch (e) {
     // A taken handoff must not outlive this start (a later start would take it again, without
     // the writes this process acknowledged): better not to start at all.
     if (outcome.ok) throw e;
     // Not taken (e.g. the addon is not built): disk recovery goes on, and the reason says more.
-    outcome = { ok: false, reason: `${outcome.reason}; stale segments not removed: ${(e as Error).message}` };
+    outcome = { ok: false, reason: `${outcome.reason}; stale handoff not removed: ${(e as Error).message}` };
   }
   return outcome;
 }
 
-function takeHandoff(leafId: string, name: string, store: LeafStore): RestoreOutcome {
+/** Whether `dir` (another data directory) still holds the binding of handoff `gen`. */
+function boundElsewhere(dir: string, gen: string): boolean {
+  try {
+    const b = JSON.parse(fs.readFileSync(path.join(dir, BINDING_FILE), 'utf8')) as Binding;
+    return b.gen === gen;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks that a handoff belongs to this data directory as it is now. Null when it does. */
+function bindingMismatch(meta: Meta, binding: HandoffBinding, io: DurableFs): { reason: string; keepSegments: boolean } | null {
+  const here = resolvedDir(binding.dataDir);
+  if (typeof meta.dataDir !== 'string') return { reason: 'handoff is bound to no data directory (written by an older build)', keepSegments: false };
+  if (meta.dataDir !== here) {
+    const theirs = fs.existsSync(meta.dataDir) && boundElsewhere(meta.dataDir, meta.gen);
+    return { reason: `handoff belongs to data directory ${meta.dataDir}, not ${here}${theirs ? ' (left for that directory\'s next start)' : ''}`, keepSegments: theirs };
+  }
+  if (meta.expiresAtMs !== null && meta.expiresAtMs <= Date.now()) return { reason: `handoff expired at ${new Date(meta.expiresAtMs).toISOString()} (--handoff-ttl)`, keepSegments: false };
+  const bindingFile = path.join(binding.dataDir, BINDING_FILE);
+  let bound: Binding | null = null;
+  try { if (io.exists(bindingFile)) bound = JSON.parse(io.readFile(bindingFile).toString('utf8')) as Binding; } catch { bound = null; }
+  if (bound === null || bound.gen !== meta.gen || bound.leafId !== meta.leafId) {
+    return { reason: `${bindingFile} does not name this handoff (generation ${meta.gen}): the data directory is not the one that handed off`, keepSegments: false };
+  }
+  // The disk must be as the handoff left it: same manifest, no log written since.
+  const manifestFile = path.join(binding.dataDir, 'manifest.json');
+  if (io.exists(manifestFile)) {
+    let onDisk: Manifest;
+    try { onDisk = JSON.parse(io.readFile(manifestFile).toString('utf8')) as Manifest; } catch { return { reason: 'manifest.json unreadable; recovering from disk reports why', keepSegments: false }; }
+    if (meta.manifest === null || onDisk.walStart !== meta.manifest.walStart || onDisk.nextFileNo !== meta.manifest.nextFileNo) {
+      return { reason: 'manifest.json changed since the handoff (the data directory was used in between)', keepSegments: false };
+    }
+  }
+  if (meta.walNext !== null) {
+    const walDir = path.join(binding.dataDir, 'wal');
+    const later = listSegments(walDir, io).filter((n) => n >= meta.walNext!);
+    if (later.length > 0) return { reason: `log segment ${later[0]} was written after the handoff`, keepSegments: false };
+  }
+  return null;
+}
+
+function takeHandoff(leafId: string, name: string, store: LeafStore, binding: HandoffBinding, io: DurableFs): { outcome: RestoreOutcome; keepSegments: boolean } {
+  const no = (reason: string, keepSegments = false) => ({ outcome: { ok: false as const, reason }, keepSegments });
   const size = shm.size(name);
-  if (size < META_PREFIX_BYTES) return { ok: false, reason: `meta segment truncated (${size} bytes)` };
+  if (size < META_PREFIX_BYTES) return no(`meta segment truncated (${size} bytes)`);
   const buf = Buffer.from(shm.map(name));
-  if (buf.readUInt32LE(0) !== META_MAGIC) return { ok: false, reason: 'meta segment has a bad magic number' };
+  if (buf.readUInt32LE(0) !== META_MAGIC) return no('meta segment has a bad magic number');
   const version = buf.readUInt32LE(4);
-  if (version !== SHM_LAYOUT_VERSION) return { ok: false, reason: `layout version ${version} differs from this build's ${SHM_LAYOUT_VERSION}` };
-  if (buf.readUInt32LE(8) !== 1) return { ok: false, reason: 'handoff was not completed (valid flag unset: the previous process died while handing off)' };
+  if (version !== SHM_LAYOUT_VERSION) return no(`layout version ${version} differs from this build's ${SHM_LAYOUT_VERSION}`);
+  if (buf.readUInt32LE(8) !== 1) return no('handoff was not completed (valid flag unset: the previous process died while handing off)');
   const jsonBytes = buf.readUInt32LE(12);
-  if (META_PREFIX_BYTES + jsonBytes > buf.length) return { ok: false, reason: 'meta segment truncated' };
+  if (META_PREFIX_BYTES + jsonBytes > buf.length) return no('meta segment truncated');
   const json = buf.subarray(META_PREFIX_BYTES, META_PREFIX_BYTES + jsonBytes);
-  if ((shm.crc32c(json) >>> 0) !== buf.readUInt32LE(16)) return { ok: false, reason: 'meta checksum mismatch' };
+  if ((shm.crc32c(json) >>> 0) !== buf.readUInt32LE(16)) return no('meta checksum mismatch');
   const meta = JSON.parse(json.toString('utf8')) as Meta;
-  if (meta.leafId !== leafId) return { ok: false, reason: `segment belongs to leaf ${meta.leafId}, not ${leafId}` };
+  if (meta.leafId !== leafId) return no(`segment belongs to leaf ${meta.leafId}, not ${leafId}`);
+  const mismatch = bindingMismatch(meta, binding, io);
+  if (mismatch !== null) return no(mismatch.reason, mismatch.keepSegments);
   const files = new Map<SealedBlock, BlockFile>();
   const unverified: UnverifiedBlock[] = [];
   let rows = 0;
@@ -223,9 +286,9 @@ function takeHandoff(leafId: string, name: string, store: LeafStore): RestoreOut
     table.evictedRows = t.evictedRows;
     table.evictedBlocks = t.evictedBlocks;
     for (const e of t.blocks) {
-      if (!shm.exists(e.segment)) return { ok: false, reason: `block segment ${e.segment} is missing` };
+      if (!shm.exists(e.segment)) return no(`block segment ${e.segment} is missing`);
       const segSize = shm.size(e.segment);
-      if (segSize < e.bytes) return { ok: false, reason: `block segment ${e.segment} truncated (${segSize} of ${e.bytes} bytes)` };
+      if (segSize < e.bytes) return no(`block segment ${e.segment} truncated (${segSize} of ${e.bytes} bytes)`);
       const sab = shm.mapShared(e.segment);
       // Structure only (magic, version, every part within bounds); the bytes are checked later.
       const data = decodeBlock(sab, 0, e.bytes, e.segment);
@@ -240,5 +303,5 @@ function takeHandoff(leafId: string, name: string, store: LeafStore): RestoreOut
     store.tables.set(t.name, table);
   }
   store.rememberBatchIds(meta.batchIds);
-  return { ok: true, rows, bytes, blocks, walNext: meta.walNext, manifest: meta.manifest, files, unverified };
+  return { outcome: { ok: true, rows, bytes, blocks, walNext: meta.walNext, manifest: meta.manifest, files, unverified }, keepSegments: false };
 }

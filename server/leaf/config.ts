@@ -41,6 +41,11 @@ export interface LeafConfig {
   diskLog: boolean;
   /** Use shared memory for planned restarts. */
   shm: boolean;
+  /** Seconds a handoff waits in shared memory for its successor; after that, any leaf start on
+   * the machine (or `shoal shm --remove-expired`) frees it: the disk has the data. A planned
+   * restart takes seconds, so an hour-old handoff is far more likely an orphan (a leaf stopped
+   * with Ctrl-C and never started again) than a successor about to come. Null: never expires. */
+  handoffTtlSeconds: number | null;
   /** Checkpoint sealed blocks to disk when the log has grown this much since the last one... */
   checkpointBytes: number;
   /** ...or when this much time has passed with anything logged. Each checkpoint seals open
@@ -70,6 +75,7 @@ export function defaultLeafConfig(): LeafConfig {
     fsyncIntervalMs: 200,
     diskLog: true,
     shm: true,
+    handoffTtlSeconds: 3600,
     checkpointBytes: 128 * 1024 * 1024,
     checkpointIntervalMs: 120_000,
     retentionSeconds: null,
@@ -95,6 +101,7 @@ export function validateLeafConfig(c: LeafConfig): LeafConfig {
   check(Number.isInteger(c.ingestInFlightMax) && c.ingestInFlightMax >= 1 && c.ingestInFlightMax <= 10_000, '--ingest-in-flight', 'must be 1..10000');
   check(c.checkpointBytes >= 1024 * 1024, 'checkpointBytes', 'must be at least 1 MiB');
   check(c.checkpointIntervalMs >= 100, '--checkpoint-interval', 'must be at least 100 ms');
+  check(c.handoffTtlSeconds === null || (Number.isFinite(c.handoffTtlSeconds) && c.handoffTtlSeconds > 0 && c.handoffTtlSeconds <= 365 * 86_400), '--handoff-ttl', 'must be 1 second .. 365 days (0 = never expires)');
   check(c.retentionSeconds === null || c.retentionSeconds > 0, '--retention', 'must be positive seconds');
   return c;
 }

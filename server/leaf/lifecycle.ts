@@ -5,12 +5,15 @@
  * by a plain stop. A crash needs nothing from here: the disk log already has every
  * acknowledged batch.
  */
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { nativeAvailable } from '../../native/shm.js';
 import { Table } from '../../query/storage/table.js';
 import { DiskStore } from '../durability/disk-store.js';
 import type { Leaf } from './leaf.js';
-import { removeSegments, restoreFromShm, saveToShm, verifyTakenBlocks, type UnverifiedBlock } from '../durability/shm-handoff.js';
+import { removeSegments, restoreFromShm, saveToShm, SHM_LAYOUT_VERSION, verifyTakenBlocks, type HandoffBinding, type UnverifiedBlock } from '../durability/shm-handoff.js';
+import { BINDING_FILE, sweepExpired } from '../durability/shm-segments.js';
+import { realFs, removeFileDurable } from '../durability/durable-fs.js';
 
 export interface Lifecycle {
   /** Stops writes, waits for queries, saves to shared memory, exits the process. */
@@ -33,6 +36,10 @@ export interface Restored {
   unverified: UnverifiedBlock[];
 }
 
+export function handoffBinding(cfg: Leaf['config']): HandoffBinding {
+  return { dataDir: cfg.dataDir, ttlSeconds: cfg.handoffTtlSeconds };
+}
+
 export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restored {
   const started = performance.now();
   const cfg = leaf.config;
@@ -42,8 +49,17 @@ export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restore
     }, logger)
     : null;
   let reason: string | null = null;
+  if (nativeAvailable()) {
+    // Handoffs of any leaf on this machine that waited past their --handoff-ttl: the disk has
+    // their data, and nothing else frees that memory.
+    try {
+      for (const h of sweepExpired(SHM_LAYOUT_VERSION)) logger.warn({ leafId: h.leafId, bytes: h.bytes }, `removed an expired shared-memory handoff of leaf ${h.leafId} (${h.bytes} bytes, ${h.reason})`);
+    } catch (e) {
+      logger.warn({ err: e }, 'could not sweep expired shared-memory handoffs');
+    }
+  }
   if (cfg.shm) {
-    const r = restoreFromShm(leaf.leafId, leaf.store);
+    const r = restoreFromShm(leaf.leafId, leaf.store, handoffBinding(cfg));
     if (r.ok) {
       if (disk !== null) {
         if (r.manifest !== null && r.walNext !== null) disk.adopt(r.manifest, r.walNext, r.files);
@@ -58,6 +74,7 @@ export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restore
     // A handoff left by an earlier process is only good for the start right after it: this
     // process recovers from disk and will take writes, so a later start must not find that
     // older copy and take it instead of the disk.
+    removeFileDurable(disk?.io ?? realFs, path.join(cfg.dataDir, BINDING_FILE));
     if (nativeAvailable()) {
       const removed = removeSegments(leaf.leafId);
       if (removed > 0) logger.warn({ removed }, `removed ${removed} shared-memory segments of an earlier handoff (not used with --no-shm)`);
@@ -190,8 +207,12 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       try {
         if (disk !== null) await disk.prepareHandoff();
         if (bad !== null) throw new Error(`${bad.segment} of the restore this process took failed its checksum`);
-        const res = saveToShm(leaf.leafId, leaf.store, disk);
+        const res = saveToShm(leaf.leafId, leaf.store, disk, handoffBinding(leaf.config));
         app.log.info({ handoff: res }, `handed off ${res.rows} rows (${res.bytes} bytes, ${res.blocks} blocks) to shared memory in ${res.ms} ms`);
+        // Said to whoever stopped the process: this memory stays taken after the exit.
+        const mib = (res.bytes / 2 ** 20).toFixed(1);
+        const until = res.expiresAtMs === null ? 'until it is removed' : `until the next start of this leaf, or until ${new Date(res.expiresAtMs).toISOString()} (--handoff-ttl)`;
+        process.stderr.write(`shoal leaf ${leaf.leafId}: ${mib} MiB of data handed off to shared memory (/dev/shm), held ${until}; the disk has it too. Free it now with: shoal shm --remove ${leaf.leafId}\n`);
       } catch (e) {
         // The disk copy is complete: a failed handoff only makes the next start slower.
         app.log.error({ err: e }, 'handoff to shared memory failed; the next start recovers from disk');
