@@ -1,18 +1,21 @@
 // shoal_native: the POSIX shared-memory primitives behind a leaf's planned-restart handoff
-// (DESIGN.md "Durability and restart"), the exclusive lock of a data directory, the JS side of
-// the CRC-32C in crc32c.cc, and a memcpy baseline for benchmarks.
+// (DESIGN.md "Durability and restart"), the JS side of the CRC-32C in crc32c.cc, a memcpy
+// baseline for benchmarks, and the module Init that registers every export of the addon.
+// Elsewhere: the data-directory lock (file-lock.cc), the trust check of an existing segment
+// (segment-trust.cc), the errors every file throws (errors.cc), the owning Fd (fd.h).
 //
 // What this is: a handful of synchronous syscalls wrapped with argument validation, bounds checks
 // and errors that name the segment and the errno. What it is not: it knows nothing of tables,
 // blocks, headers, layouts or data directories; that lives in TypeScript (server/).
 // native/shm.ts is the typed wrapper; nothing else should load this addon directly.
 //
-// Errors. Operating errors (a syscall failed) are Error objects with Node's system-error fields:
+// Errors (errors.h). Operating errors (a syscall failed) are Error objects with Node's
+// system-error fields:
 //   message `shm create "/shoal-x": File exists (EEXIST)`, code 'EEXIST', errno 17,
 //   syscall 'shm_open', path '/shoal-x'.
 // Two operating errors are not an errno: a segment this process must not trust ('EUNTRUSTED',
-// with `uid` and `mode`; see "trust" below) and a lock held elsewhere ('ELOCKED', with `holderPid`;
-// see "data-directory lock").
+// with `uid` and `mode`; see segment-trust.cc) and a lock held elsewhere ('ELOCKED', with
+// `holderPid`; see file-lock.cc).
 // Bad arguments (wrong type, a bad name, a range outside the segment) are TypeError / RangeError
 // with code 'ERR_INVALID_ARG_TYPE' / 'ERR_INVALID_ARG_VALUE' / 'ERR_OUT_OF_RANGE', like Node's own.
 //
@@ -20,13 +23,16 @@
 
 #include <napi.h>
 #include "crc32c.h"
+#include "errors.h"
+#include "fd.h"
+#include "file-lock.h"
+#include "segment-trust.h"
 // V8's own API, for the one thing N-API cannot do: a SharedArrayBuffer over external memory
 // (mapShared below). The addon is built against the running Node's headers at install time.
 #include <v8.h>
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,15 +44,25 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <optional>
-#include <set>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace {
 
+// The helpers this file shares with the others (one copy each, in namespace shoal).
+using shoal::Fd;
+using shoal::kEintrRetriesMax;
+using shoal::OpenTrustedSegment;
+using shoal::ThrowRange;
+using shoal::ThrowSystem;
+using shoal::ThrowType;
+using shoal::ThrowValue;
+using shoal::UntrustedReason;
+
 // ---- limits (each: why, and the hard ceiling) ----
+//
+// The lock's limits are in file-lock.cc, the EINTR retry bound in fd.h.
 
 // Bytes in a segment name, leading '/' included. POSIX leaves the name's length to NAME_MAX (255
 // on Linux, where the name becomes a file in /dev/shm); 200 leaves room for a suffix a caller may
@@ -69,102 +85,13 @@ constexpr uint64_t kBenchRepeatsMax = 10000;
 // Bytes copied by one memcpyBench() call: it allocates two buffers of this size.
 constexpr uint64_t kBenchBytesMax = uint64_t{8} << 30;  // 8 GiB
 
-// Retries of a syscall interrupted by a signal (EINTR) before giving up: a bound, not a tuning
-// knob; tmpfs reads and writes are not interruptible in practice.
-constexpr int kEintrRetriesMax = 1000;
-
 // pread/pwrite move at most this much per call (Linux moves at most 0x7ffff000 bytes anyway).
 constexpr size_t kIoChunkBytesMax = size_t{1} << 30;
 
 constexpr double kSafeIntegerMax = 9007199254740991.0;  // 2^53 - 1
 
-// Bytes in a lock file's path. Linux's PATH_MAX is 4096 with the NUL; a longer path fails in
-// open() with ENAMETOOLONG anyway, this says so before the syscall. Ceiling: 4095.
-constexpr size_t kLockPathBytesMax = 4095;
-
-// Locks one process holds at once. A process locks its one data directory (a test a few); each
-// lock keeps an fd open for the life of the process, so this bounds the fds a lockFile() in a
-// loop could pin. Ceiling: RLIMIT_NOFILE.
-constexpr size_t kLockFilesMax = 64;
-
-// Bytes of a lock file read for the holder's pid: a pid is at most 7 digits (pid_max <= 2^22),
-// plus the newline; anything longer is not a pid this addon wrote.
-constexpr size_t kPidTextBytesMax = 32;
-
 // Where glibc keeps POSIX segments on Linux (list() and stat() read it directly).
 constexpr const char* kShmDirectory = "/dev/shm";
-
-// ---- errors ----
-
-const char* ErrnoName(int err) {
-  switch (err) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EINTR: return "EINTR";
-    case EIO: return "EIO";
-    case EBADF: return "EBADF";
-    case EAGAIN: return "EAGAIN";
-    case ENOMEM: return "ENOMEM";
-    case EACCES: return "EACCES";
-    case EFAULT: return "EFAULT";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case ENODEV: return "ENODEV";
-    case ENOTDIR: return "ENOTDIR";
-    case EISDIR: return "EISDIR";
-    case EINVAL: return "EINVAL";
-    case ENFILE: return "ENFILE";
-    case EMFILE: return "EMFILE";
-    case EFBIG: return "EFBIG";
-    case ENOSPC: return "ENOSPC";
-    case EROFS: return "EROFS";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case ENOSYS: return "ENOSYS";
-    case EOVERFLOW: return "EOVERFLOW";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ELOOP: return "ELOOP";
-    case ENXIO: return "ENXIO";
-    case ENOLCK: return "ENOLCK";
-    case EDQUOT: return "EDQUOT";
-    default: return "EUNKNOWN";
-  }
-}
-
-// Throws `<where>: <strerror> (<ENAME>)` with code/errno/syscall/path set.
-[[noreturn]] void ThrowSystemAt(Napi::Env env, const std::string& where, const std::string& path,
-                                const char* syscall, int err) {
-  std::string message = where + ": " + std::strerror(err) + " (" + ErrnoName(err) + ")";
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, ErrnoName(err)));
-  error.Set("errno", Napi::Number::New(env, err));
-  error.Set("syscall", Napi::String::New(env, syscall));
-  error.Set("path", Napi::String::New(env, path));
-  throw error;
-}
-
-// Throws `shm <op> "<name>": <strerror> (<ENAME>)` with code/errno/syscall/path set.
-[[noreturn]] void ThrowSystem(Napi::Env env, const char* op, const std::string& name,
-                              const char* syscall, int err) {
-  ThrowSystemAt(env, std::string("shm ") + op + " \"" + name + "\"", name, syscall, err);
-}
-
-[[noreturn]] void ThrowArg(Napi::Env env, const char* code, const std::string& message,
-                           bool range) {
-  Napi::Error error = range ? static_cast<Napi::Error>(Napi::RangeError::New(env, message))
-                            : static_cast<Napi::Error>(Napi::TypeError::New(env, message));
-  error.Set("code", Napi::String::New(env, code));
-  throw error;
-}
-
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
-  ThrowArg(env, "ERR_INVALID_ARG_TYPE", message, false);
-}
-[[noreturn]] void ThrowValue(Napi::Env env, const std::string& message) {
-  ThrowArg(env, "ERR_INVALID_ARG_VALUE", message, false);
-}
-[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) {
-  ThrowArg(env, "ERR_OUT_OF_RANGE", message, true);
-}
 
 // ---- arguments ----
 
@@ -263,118 +190,12 @@ Bytes GetBytes(const Napi::CallbackInfo& info, size_t index, const char* op,
   return Bytes{static_cast<uint8_t*>(data), byte_length};
 }
 
-// ---- file descriptors ----
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-  // Keeps the fd open past this object (a lock that must live until the process exits).
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-
-// ---- trust ----
-//
-// /dev/shm is a world-writable directory shared with every program on the machine, and shm_open
-// refuses nothing that sits there under the right name. Before this process reads a segment's
-// bytes as its own data (a handoff it restores, blocks it scans), the segment must be one only
-// this user could have written: a regular file, owned by geteuid(), with no group or other
-// permission bits. (No ACL can grant more: with an ACL the group bits are its mask, and a mask
-// of 0 disables every named entry.) The check is an fstat of the very fd that is then read or
-// mapped, so nothing can be swapped in between (no TOCTOU), and the open uses O_NOFOLLOW, so a
-// symbolic link planted under the name fails with ELOOP instead of leading elsewhere (glibc and
-// musl add O_NOFOLLOW inside shm_open too; it is explicit here so the check does not rest on it).
-// O_NONBLOCK keeps a FIFO planted under the name from blocking open() forever; on a regular file
-// it changes nothing.
-
-const char* FileKind(mode_t mode) {
-  if (S_ISREG(mode)) return "a regular file";
-  if (S_ISLNK(mode)) return "a symbolic link";
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  return "an unknown file type";
-}
-
-std::string OctalMode(mode_t permission_bits) {
-  char text[16];
-  std::snprintf(text, sizeof(text), "%04o", static_cast<unsigned>(permission_bits));
-  return text;
-}
-
-// Returns "" when the segment behind `st` may be trusted, else why not. The reason always names
-// the owner and the mode, and says which of them (or the file type) is wrong:
-// `owner uid 1000 (this process runs as 0), mode 0666 (readable or writable by group or others)`.
-std::string UntrustedReason(const struct stat& st) {
-  uid_t euid = geteuid();
-  mode_t permission_bits = st.st_mode & 07777;
-  bool regular = S_ISREG(st.st_mode);
-  bool owner_ok = st.st_uid == euid;
-  bool mode_ok = (permission_bits & 077) == 0;
-  if (regular && owner_ok && mode_ok) return "";
-  std::string reason;
-  if (!regular) reason += std::string(FileKind(st.st_mode)) + ", not a regular file, ";
-  reason += "owner uid " + std::to_string(st.st_uid);
-  if (!owner_ok) reason += " (this process runs as " + std::to_string(euid) + ")";
-  reason += ", mode " + OctalMode(permission_bits);
-  if ((permission_bits & 066) != 0) {
-    reason += " (readable or writable by group or others)";
-  } else if (!mode_ok) {
-    reason += " (executable by group or others)";
-  }
-  return reason;
-}
-
-[[noreturn]] void ThrowUntrusted(Napi::Env env, const char* op, const std::string& name,
-                                 const struct stat& st, const std::string& reason) {
-  Napi::Error error = Napi::Error::New(
-      env, std::string("shm ") + op + " \"" + name + "\": not trusted: " + reason);
-  error.Set("code", Napi::String::New(env, "EUNTRUSTED"));
-  error.Set("path", Napi::String::New(env, name));
-  error.Set("uid", Napi::Number::New(env, static_cast<double>(st.st_uid)));
-  error.Set("mode", Napi::Number::New(env, static_cast<double>(st.st_mode & 07777)));
-  throw error;
-}
+// ---- opening and bounds (the trust check of an existing segment is in segment-trust.cc) ----
 
 // A new segment: O_CREAT|O_EXCL, so it is always a fresh file owned by this process.
 int CreateSegment(Napi::Env env, const std::string& name) {
   int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
   if (fd < 0) ThrowSystem(env, "create", name, "shm_open", errno);
-  return fd;
-}
-
-// An existing segment, opened to read, write or map it: refused unless trusted (see above).
-// Returns the fd and sets *byte_size from the same fstat.
-int OpenTrustedSegment(Napi::Env env, const char* op, const std::string& name, int flags,
-                       uint64_t* byte_size) {
-  int fd = shm_open(name.c_str(), flags | O_NOFOLLOW | O_NONBLOCK, 0);
-  if (fd < 0) ThrowSystem(env, op, name, "shm_open", errno);
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    close(fd);
-    ThrowSystem(env, op, name, "fstat", err);
-  }
-  std::string reason = UntrustedReason(st);
-  if (!reason.empty()) {
-    close(fd);
-    ThrowUntrusted(env, op, name, st, reason);
-  }
-  *byte_size = static_cast<uint64_t>(st.st_size);
   return fd;
 }
 
@@ -661,141 +482,6 @@ Napi::Value MapShared(const Napi::CallbackInfo& info) {
   return Napi::Value(env, result);
 }
 
-// ---- data-directory lock ----
-//
-// lockFile(path) takes an exclusive BSD flock on a file (a data directory's lock file), so one
-// process at a time owns the directory. Why flock: the lock belongs to the open file description,
-// so the kernel drops it when the process dies in any way (kill -9 included) and a stale lock
-// file never needs cleaning up; and, unlike fcntl (POSIX) locks, closing some other fd on the
-// same file in this process does not silently drop it. Because it is per open file description,
-// a second lockFile() on the same path in the same process conflicts too.
-//
-// The fd stays open until unlockFile() or the process exits. O_CLOEXEC keeps it out of child
-// processes (`shoal up` spawns leaves): a child holding a copy of the description would keep the
-// lock alive after this process died. The holder writes its pid into the file, so a refused
-// caller can say who holds it; the pid is only for the message, the flock is the lock.
-
-std::mutex lock_fds_mutex;
-std::set<int> lock_fds;  // fds returned by lockFile() and not yet unlocked; guarded by the mutex
-
-std::string GetPath(const Napi::CallbackInfo& info, size_t index, const char* op) {
-  Napi::Env env = info.Env();
-  if (index >= info.Length() || !info[index].IsString()) {
-    ThrowType(env, std::string(op) + ": the path must be a string");
-  }
-  std::string path = info[index].As<Napi::String>().Utf8Value();
-  if (path.empty()) ThrowValue(env, std::string(op) + ": the path is empty");
-  if (path.find('\0') != std::string::npos) {
-    ThrowValue(env, std::string(op) + " \"" + path + "\": the path has a NUL byte");
-  }
-  if (path.size() > kLockPathBytesMax) {
-    ThrowValue(env, std::string(op) + ": the path is " + std::to_string(path.size()) +
-                        " bytes, over the limit of " + std::to_string(kLockPathBytesMax));
-  }
-  return path;
-}
-
-// The pid a holder wrote: decimal digits and a newline, nothing else; otherwise unknown (the
-// holder has not written it yet, or the file is not one of ours).
-std::optional<int32_t> ReadHolderPid(int fd) {
-  char text[kPidTextBytesMax];
-  ssize_t got = -1;
-  for (int eintr_count = 0; eintr_count < kEintrRetriesMax; eintr_count++) {
-    got = pread(fd, text, sizeof(text), 0);
-    if (got >= 0 || errno != EINTR) break;
-  }
-  if (got <= 1) return std::nullopt;
-  int64_t pid = 0;
-  ssize_t at = 0;
-  for (; at < got && text[at] >= '0' && text[at] <= '9'; at++) {
-    pid = pid * 10 + (text[at] - '0');
-    if (pid > INT32_MAX) return std::nullopt;
-  }
-  if (at == 0 || at >= got || text[at] != '\n' || pid == 0) return std::nullopt;
-  return static_cast<int32_t>(pid);
-}
-
-[[noreturn]] void ThrowLocked(Napi::Env env, const std::string& path,
-                              std::optional<int32_t> holder_pid) {
-  std::string message = "lock \"" + path + "\" is held by ";
-  if (holder_pid.has_value()) {
-    message += "pid " + std::to_string(*holder_pid);
-    if (*holder_pid == getpid()) message += " (this process)";
-  } else {
-    message += "a holder whose pid the file does not name (yet)";
-  }
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, "ELOCKED"));
-  error.Set("holderPid", holder_pid.has_value()
-                             ? Napi::Number::New(env, *holder_pid).As<Napi::Value>()
-                             : env.Null());
-  error.Set("syscall", Napi::String::New(env, "flock"));
-  error.Set("path", Napi::String::New(env, path));
-  throw error;
-}
-
-// lockFile(path): the fd holding the lock. Creates the file (0600) if absent; a symbolic link at
-// `path` is refused (ELOOP). Throws ELOCKED (holderPid) if another open file description holds
-// the lock, in this process or another.
-Napi::Value LockFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path = GetPath(info, 0, "lock");
-  const std::string where = "lock \"" + path + "\"";
-  std::lock_guard<std::mutex> guard(lock_fds_mutex);
-  if (lock_fds.size() >= kLockFilesMax) {
-    ThrowRange(env, where + ": this process holds " + std::to_string(lock_fds.size()) +
-                        " locks already, the limit");
-  }
-  Fd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) ThrowSystemAt(env, where, path, "open", errno);
-  int locked = -1;
-  for (int eintr_count = 0; eintr_count < kEintrRetriesMax; eintr_count++) {
-    locked = flock(fd.get(), LOCK_EX | LOCK_NB);
-    if (locked == 0 || errno != EINTR) break;
-  }
-  if (locked != 0) {
-    if (errno == EWOULDBLOCK) ThrowLocked(env, path, ReadHolderPid(fd.get()));
-    ThrowSystemAt(env, where, path, "flock", errno);
-  }
-  // Ours now. Truncate first: a reader that comes between the two calls sees an empty file (pid
-  // unknown), never a mix of the old and the new pid.
-  std::string pid_text = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd.get(), 0) != 0) ThrowSystemAt(env, where, path, "ftruncate", errno);
-  ssize_t written = -1;
-  for (int eintr_count = 0; eintr_count < kEintrRetriesMax; eintr_count++) {
-    written = pwrite(fd.get(), pid_text.data(), pid_text.size(), 0);
-    if (written >= 0 || errno != EINTR) break;
-  }
-  if (written < 0) ThrowSystemAt(env, where, path, "pwrite", errno);
-  if (static_cast<size_t>(written) != pid_text.size()) {
-    ThrowSystemAt(env, where, path, "pwrite", EIO);
-  }
-  lock_fds.insert(fd.get());
-  return Napi::Number::New(env, fd.release());
-}
-
-// unlockFile(fd): releases a lock from lockFile() and closes its fd. Any other fd is refused
-// (ERR_INVALID_ARG_VALUE) rather than closed: closing an fd this addon does not own would pull
-// it from under whoever does.
-Napi::Value UnlockFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) ThrowType(env, "unlock: fd must be a number");
-  double value = info[0].As<Napi::Number>().DoubleValue();
-  std::lock_guard<std::mutex> guard(lock_fds_mutex);
-  if (!(value >= 0 && value <= INT32_MAX && value == std::floor(value)) ||
-      lock_fds.count(static_cast<int>(value)) == 0) {
-    ThrowValue(env, "unlock: " + info[0].ToString().Utf8Value() +
-                        " is not an fd held by lockFile()");
-  }
-  int fd = static_cast<int>(value);
-  lock_fds.erase(fd);
-  // LOCK_UN first: it releases the lock even if the description was duplicated somewhere.
-  int err = flock(fd, LOCK_UN) == 0 ? 0 : errno;
-  close(fd);
-  if (err != 0) ThrowSystemAt(env, "unlock fd " + std::to_string(fd), "", "flock", err);
-  return env.Undefined();
-}
-
 // ---- memcpy baseline ----
 
 // memcpyBench(byteSize, repeats): ns per memcpy of byteSize bytes between two buffers already
@@ -871,8 +557,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unlink", Napi::Function::New(env, Unlink, "unlink"));
   exports.Set("list", Napi::Function::New(env, List, "list"));
   exports.Set("stat", Napi::Function::New(env, Stat, "stat"));
-  exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
-  exports.Set("unlockFile", Napi::Function::New(env, UnlockFile, "unlockFile"));
+  exports.Set("lockFile", Napi::Function::New(env, shoal::LockFile, "lockFile"));
+  exports.Set("unlockFile", Napi::Function::New(env, shoal::UnlockFile, "unlockFile"));
   exports.Set("memcpyBench", Napi::Function::New(env, MemcpyBench, "memcpyBench"));
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs, "crc32c"));
   exports.Set("crc32cSoftware", Napi::Function::New(env, Crc32cSoftwareJs, "crc32cSoftware"));
@@ -881,8 +567,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   limits.Set("nameBytesMax", Napi::Number::New(env, static_cast<double>(kNameBytesMax)));
   limits.Set("segmentBytesMax", Napi::Number::New(env, static_cast<double>(kSegmentBytesMax)));
   limits.Set("listNamesMax", Napi::Number::New(env, static_cast<double>(kListNamesMax)));
-  limits.Set("lockFilesMax", Napi::Number::New(env, static_cast<double>(kLockFilesMax)));
-  limits.Set("lockPathBytesMax", Napi::Number::New(env, static_cast<double>(kLockPathBytesMax)));
+  limits.Set("lockFilesMax", Napi::Number::New(env, static_cast<double>(shoal::kLockFilesMax)));
+  limits.Set("lockPathBytesMax",
+             Napi::Number::New(env, static_cast<double>(shoal::kLockPathBytesMax)));
   limits.Set("benchBytesMax", Napi::Number::New(env, static_cast<double>(kBenchBytesMax)));
   limits.Set("benchRepeatsMax", Napi::Number::New(env, static_cast<double>(kBenchRepeatsMax)));
   limits.Freeze();

@@ -188,7 +188,7 @@ export function nativeLoadError(): Error | undefined {
   return loadError;
 }
 
-/** The addon's limits (see native/shm.cc for why each exists). */
+/** The addon's limits (why each exists: native/shm.cc; the lock's: native/file-lock.cc). */
 export function nativeLimits(): NativeLimits {
   return native().limits;
 }

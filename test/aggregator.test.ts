@@ -157,6 +157,18 @@ describe('ingest router', () => {
     expect(pickTwo([members[0]!], () => 0.5)!.id).toBe('a');
     expect(pickTwo([], () => 0.5)).toBeNull();
   });
+
+  it('prefers a member whose disk log takes writes, whatever its free memory; status sets it', () => {
+    const m = (id: string, free: number, disk: boolean | null) => Object.assign(new Member({ id, url: `http://${id}` }), { memoryFreeBytes: free, diskWritable: disk });
+    const members = [m('a', 10, true), m('b', 30, false), m('c', 20, null)];
+    expect(pickTwo(members, () => 0.99)!.id).toBe('c'); // draws c, then b: b is freer but refuses writes
+    expect(pickTwo([members[1]!, m('d', 5, false)], () => 0)!.id).toBe('b'); // both refuse: the freer is still tried
+    const fromStatus = new Member({ id: 'x', url: 'http://x' });
+    fromStatus.noteStatus({ role: 'leaf', state: 'serving', disk: { log: true, writable: false } });
+    expect(fromStatus.diskWritable).toBe(false);
+    fromStatus.noteStatus({ role: 'leaf', state: 'serving', disk: { log: false } });
+    expect(fromStatus.diskWritable).toBeNull();
+  });
 });
 
 describe('tokens', () => {

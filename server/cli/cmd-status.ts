@@ -25,7 +25,7 @@ function ago(ms: number | null | undefined): string {
 interface MemberStatus {
   id: string; url: string; role: string | null; state: string; memberState: string | null; lastError: string | null;
   lastSeenMsAgo: number | null; rows: number | null; bytes: number | null; memoryFreeBytes: number | null;
-  leafCount: number; pid?: number | null; restart: { source: string; ms: number } | null;
+  leafCount: number; pid?: number | null; restart: { source: string; ms: number } | null; diskWritable?: boolean | null;
 }
 
 export function formatStatus(s: Record<string, unknown>, url: string): { text: string; allHealthy: boolean } {
@@ -39,7 +39,7 @@ export function formatStatus(s: Record<string, unknown>, url: string): { text: s
     const rows = members.map((m) => [
       m.id, m.role ?? '?', m.state === 'healthy' && m.memberState !== null && m.memberState !== 'serving' ? m.memberState : m.state,
       m.pid ?? null, m.rows, formatBytes(m.bytes), formatBytes(m.memoryFreeBytes),
-      m.restart ? `${m.restart.source} ${m.restart.ms} ms` : '-', ago(m.lastSeenMsAgo), m.lastError ?? '',
+      m.restart ? `${m.restart.source} ${m.restart.ms} ms` : '-', ago(m.lastSeenMsAgo), m.lastError ?? (m.diskWritable === false ? 'disk log refuses writes (see its status)' : ''),
     ]);
     return { text: `${head}\n${formatTable({ columns, rows })}`, allHealthy: healthy === members.length };
   }
@@ -49,6 +49,9 @@ export function formatStatus(s: Record<string, unknown>, url: string): { text: s
     `  rows ${String(s.rows)}, ${formatBytes(s.bytes as number)} of ${formatBytes(s.memoryBudgetBytes as number)} budget, ${formatBytes(s.memoryFreeBytes as number)} free`,
     `  tables ${Object.keys((s.tables as object) ?? {}).length}, restart ${r?.source ?? '?'} in ${r?.ms ?? '?'} ms, up ${String(s.uptimeSeconds)} s, pid ${String(s.pid)}`,
   ];
+  const disk = s.disk as { log?: boolean; writable?: boolean; failure?: { kind: string; code: string; message: string } | null; losses?: { where: string; rows: number | null }[] } | undefined;
+  if (disk?.log === true && disk.writable === false && disk.failure) lines.push(`  DISK LOG REFUSES WRITES: ${disk.failure.kind} failed (${disk.failure.code}: ${disk.failure.message})`);
+  for (const l of disk?.losses ?? []) lines.push(`  DATA LOST at ${l.where}: ${l.rows ?? 'unknown'} rows (see GET /v1/status disk.losses)`);
   return { text: lines.join('\n'), allHealthy: s.state === 'serving' };
 }
 

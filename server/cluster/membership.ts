@@ -95,6 +95,9 @@ export class Member {
   leafCount = 1;
   pid: number | null = null;
   restart: { source: string; ms: number } | null = null;
+  /** False while the member said its disk log refuses writes (disk full, failed fsync); null
+   * when unknown or it keeps no log. */
+  diskWritable: boolean | null = null;
   /** Rows per table as last seen (status poll or query answer); null until first seen. */
   private tableRows: Map<string, number> | null = null;
   /** Body bytes the router sent this member since its last status: the free memory it reported
@@ -151,6 +154,8 @@ export class Member {
     this.leafCount = this.role === 'aggregator' ? Math.max(1, num(s.leafCount) ?? 1) : 1;
     const r = s.restart as { source?: unknown; ms?: unknown } | undefined;
     this.restart = r && typeof r.source === 'string' ? { source: r.source, ms: num(r.ms) ?? 0 } : null;
+    const disk = s.disk as { log?: unknown; writable?: unknown } | undefined;
+    this.diskWritable = disk !== undefined && disk.log === true && typeof disk.writable === 'boolean' ? disk.writable : null;
     const tables = s.tables;
     if (typeof tables === 'object' && tables !== null) {
       const m = new Map<string, number>();
@@ -173,7 +178,7 @@ export class Member {
       reportedId: this.reportedId, lastError: this.lastError,
       lastSeenMsAgo: this.lastSeenMs === null ? null : Date.now() - this.lastSeenMs,
       rows: this.rows, bytes: this.bytes, memoryFreeBytes: this.memoryFreeBytes, memoryBudgetBytes: this.memoryBudgetBytes,
-      leafCount: this.leafCount, pid: this.pid, restart: this.restart,
+      leafCount: this.leafCount, pid: this.pid, restart: this.restart, diskWritable: this.diskWritable,
     };
   }
 }

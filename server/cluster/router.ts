@@ -56,13 +56,17 @@ export class Placements {
 }
 
 /** Picks two distinct members at random and returns the one with more free memory (estimated:
- * the last status less what was routed to it since). */
+ * the last status less what was routed to it since). A member whose disk log refused writes at
+ * its last status loses to one whose did not: it is still tried when drawn against another like
+ * it (that is how it is found writable again), but rarely costs a batch a wasted hop. */
 export function pickTwo(candidates: readonly Member[], random: () => number): Member | null {
   if (candidates.length === 0) return null;
   const a = candidates[Math.floor(random() * candidates.length)]!;
   if (candidates.length === 1) return a;
   let b = candidates[Math.floor(random() * (candidates.length - 1))]!;
   if (b === a) b = candidates[candidates.length - 1]!;
+  const refusing = (m: Member) => m.diskWritable === false;
+  if (refusing(a) !== refusing(b)) return refusing(a) ? b : a;
   const free = (m: Member) => m.estimatedFreeBytes() ?? -Infinity;
   return free(b) > free(a) ? b : a;
 }
