@@ -22,22 +22,12 @@ import { removeSegments, restoreFromShm, saveToShm, verifyTakenBlocks } from '..
 import * as shm from '../native/shm.js';
 import type { DurableFs } from '../server/durability/durable-fs.js';
 import { realFs } from '../server/durability/durable-fs.js';
+import { mulberry32 } from './support/gen.js';
 import { FaultyFs, SimulatedCrash, type Fault, type FaultKind } from './support/faulty-fs.js';
 
 const SEED = Number(process.env.SHOAL_SEED ?? 20261201);
 const LEAF_ID = `crash${process.pid}`;
 const silent = pino({ level: 'silent' });
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Step = { batch: number } | { retry: number } | 'checkpoint' | 'flush';
 interface Batch { readonly table: string; readonly rows: number }
