@@ -90,9 +90,11 @@ describe('shoal restart', () => {
     // One leaf (K = 1) away at a time: every query hears from at least N - K leaves, and its
     // coverage is what the other leaves hold. Random placement makes shares uneven (and a leaf
     // that is away takes no writes, so the others grow), so the rows bound is the leaves' share
-    // with room for that drift: coverage stays above (N - K) / N minus 10 points.
+    // with room for that drift. While leaf-1 is away the other two take every write, so the next
+    // leaf to go can hold up to about half the rows (seen in CI: 44%); the bound is (N - K) / N
+    // minus 20 points, and the exact totals below are the real check that nothing was lost.
     expect(qs.respondedMin).toBe(LEAVES - 1);
-    expect(qs.coverageMin, `coverages seen: ${qs.coverages.join(' ')}`).toBeGreaterThanOrEqual(((LEAVES - 1) / LEAVES) * 100 - 10);
+    expect(qs.coverageMin, `coverages seen: ${qs.coverages.join(' ')}`).toBeGreaterThanOrEqual(((LEAVES - 1) / LEAVES) * 100 - 20);
     expect(qs.coverageMin).toBeLessThan(100);
     // Everything acknowledged is there exactly once, and coverage is whole again.
     const expectedRows = seeded.rows + ing.rows;
