@@ -76,7 +76,6 @@ function converter(name: string, type: CsvType, isTimeColumn: boolean, source: s
         const t = v.trim();
         if (!NUMBER.test(t)) return conflict(v, 'a number');
         const n = Number(t);
-        if (Number.isInteger(n) && !Number.isSafeInteger(n)) return new Problem('SHOAL_ERR_INGEST_VALUE', `column "${name}": integer ${t} is beyond 2^53 and cannot be stored exactly (use --schema ${name}:string)`);
         return n;
       };
     case 'bool':

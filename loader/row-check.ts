@@ -73,9 +73,6 @@ function classOf(value: unknown, key: string): ValueClass | CheckProblem {
   switch (typeof value) {
     case 'number':
       if (!Number.isFinite(value)) return { code: 'SHOAL_ERR_INGEST_VALUE', message: `column "${key}": number ${value} is not finite`, column: key };
-      if (Math.abs(value) > LIMITS.integerAbsMax && Number.isInteger(value)) {
-        return { code: 'SHOAL_ERR_INGEST_VALUE', message: `column "${key}": integer ${value} is beyond 2^53 and cannot be stored exactly; send it as a string`, column: key };
-      }
       return 'number';
     case 'string':
       if (stringTooLong(value)) return { code: 'SHOAL_ERR_INGEST_VALUE', message: `column "${key}": string of ${Buffer.byteLength(value)} bytes exceeds the limit of ${LIMITS.stringBytesMax}`, column: key };

@@ -6,45 +6,27 @@
  *   (seconds, then ms, then us, then ns), which is unambiguous for any date after 1970-03.
  * - Strings are ISO-8601: `2024-05-01`, `2024-05-01T12:00:00`, `2024-05-01 12:00:00.123456`,
  *   with an optional `Z` or `+hh:mm` / `+hhmm` / `+hh` offset. A time without an offset is UTC
- *   (DuckDB reads a TIMESTAMP the same way), never the loader's local zone. Parsed by hand so
- *   that microseconds survive (Date.parse stops at milliseconds).
+ *   (DuckDB reads a TIMESTAMP the same way), never the loader's local zone. Read by the engine's
+ *   own parser (query/functions/time.ts), so a file's times mean what a query's and the leaf's
+ *   do; microseconds survive (Date.parse stops at milliseconds).
  * - Anything that does not read as a time in 1900..2200 is "unusable": the caller applies the
  *   --missing-time policy.
  *
  * Not here: Parquet/Arrow timestamp types, which their readers convert by the type's unit.
  */
 import { LIMITS } from '../query/limits.js';
+import { parseIsoTime } from '../query/functions/time.js';
 import type { TimeFormat } from './options.js';
 
-const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
 const NUMERIC = /^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$/;
 
 export function inTimeRange(seconds: number): boolean {
   return Number.isFinite(seconds) && seconds >= LIMITS.timeSecondsMin && seconds <= LIMITS.timeSecondsMax;
 }
 
-/** Unix seconds from an ISO-8601 string, or null when it is not one. */
+/** Unix seconds from an ISO-8601 string (surrounding spaces ignored), or null when it is not one. */
 export function parseIsoSeconds(text: string): number | null {
-  const m = ISO.exec(text.trim());
-  if (m === null) return null;
-  const [, y, mo, d, hh, mi, ss, frac, zone] = m;
-  const month = Number(mo);
-  const day = Number(d);
-  const hour = hh === undefined ? 0 : Number(hh);
-  const minute = mi === undefined ? 0 : Number(mi);
-  const second = ss === undefined ? 0 : Number(ss);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 24 || minute > 59 || second > 60) return null;
-  const ms = Date.UTC(Number(y), month - 1, day, hour, minute, second);
-  // Date.UTC rolls Feb 30 over to March: reject dates that do not exist.
-  if (new Date(ms).getUTCDate() !== day && hour !== 24) return null;
-  let seconds = ms / 1000 + (frac === undefined ? 0 : Number(frac));
-  if (zone !== undefined && zone !== 'Z' && zone !== 'z') {
-    const sign = zone[0] === '-' ? -1 : 1;
-    const digits = zone.slice(1).replace(':', '');
-    const offsetMinutes = Number(digits.slice(0, 2)) * 60 + (digits.length > 2 ? Number(digits.slice(2, 4)) : 0);
-    seconds -= sign * offsetMinutes * 60;
-  }
-  return seconds;
+  return parseIsoTime(text.trim());
 }
 
 function fromNumber(value: number, format: TimeFormat): number | null {
@@ -81,5 +63,5 @@ export function toSeconds(value: unknown, format: TimeFormat): number | null {
 
 /** Whether a string looks like a time (CSV inference of the time column). */
 export function looksLikeTime(text: string): boolean {
-  return ISO.test(text.trim()) || NUMERIC.test(text);
+  return parseIsoSeconds(text) !== null || NUMERIC.test(text);
 }

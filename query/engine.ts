@@ -14,6 +14,8 @@ import { scan } from './exec/scan.js';
 import type { ScanBlock } from './storage/table.js';
 
 export { finish, mergePartials, type QueryResult } from './merge/merge.js';
+export { apiRows } from './plan/wire.js';
+export { envelopeJson, openPlan, PLAN_VERSION, sealPlan, type PlanEnvelope } from './plan/protocol.js';
 export type { Partial } from './plan/partial.js';
 
 export function planQuery(sql: string, nowSeconds: number): LogicalPlan {

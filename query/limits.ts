@@ -49,9 +49,12 @@ export const LIMITS = {
   inListMax: 10_000,
   /** Items in the select list, GROUP BY and ORDER BY. */
   selectItemsMax: 256,
-  /** Groups one query may build on a leaf (and at the aggregator after merging). Past it the
-   * query fails with SHOAL_ERR_QUERY_GROUP_LIMIT instead of silently dropping groups. */
-  groupsMax: 1_000_000,
+  /** Estimated heap bytes of the groups one query builds in one process (a scan task, a leaf's
+   * merge, the aggregator's merge; see query/exec/group-key.ts). A memory bound, not a count:
+   * about 2.4M (url, country) groups with a count fit. Past it the query fails with
+   * SHOAL_ERR_QUERY_GROUP_LIMIT and the figure, never a silent cut. Ceiling: V8's heap (~4 GiB
+   * by default on 64-bit), which the group table shares with everything else. */
+  queryGroupBytesMax: 1024 * 1024 * 1024,
   /** Distinct values held by count(DISTINCT x) in one query (all groups together). */
   distinctValuesMax: 5_000_000,
   /** Largest LIMIT, and the rows a sample query (SELECT * ... LIMIT n) returns. */
@@ -76,7 +79,7 @@ export const LIMITS = {
    * (queries, ingest requests, one health check per member). */
   memberConnectionsMax: 64,
   /** Bytes of one member's answer to a query (its partial states or sample rows). A partial of
-   * groupsMax groups with sketches can be large; past this the member counts as failed rather
+   * a large grouping with sketches can be large; past this the member counts as failed rather
    * than exhausting the aggregator's heap. Ceiling: V8's string limit (~512 MiB). */
   memberAnswerBytesMax: 256 * 1024 * 1024,
   /** Bytes of a member's status or tables answer (a thousand tables of a few hundred bytes each,
@@ -93,6 +96,27 @@ export const LIMITS = {
    * retries a batch after a lost answer is sent to the leaf that may have stored it, whose dedupe
    * then drops the copy. ~100 bytes each: 100,000 ids cost ~10 MB. */
   ingestPlacementsMax: 100_000,
+  /** Column types (all tables together) one status answer lists, so the ingest router can keep
+   * one schema per cluster. A status is polled every 250 ms, but it lists columns only when the
+   * caller's `schemaVersion` is stale (after a schema change), so the steady state costs nothing;
+   * 10,000 entries are ~300 KB. Tables past it are marked `columnsOmitted` and their batches are
+   * not type-checked by the router (a query still reports a conflict). Ceiling: memberStatusBytesMax. */
+  statusColumnsMax: 10_000,
+  /** Bytes of the `x-shoal-column-types` header: the cluster's types of the columns the target
+   * leaf does not have yet, checked by that leaf while it decodes the batch. Node refuses a
+   * request whose headers exceed 16 KiB, so 8 KiB (~300 columns) leaves room for the rest; a
+   * longer list is cut (the columns left out are checked at query time only). */
+  ingestTypeHintBytesMax: 8_192,
+  /** How long past a forwarded batch's deadline the router waits before it places the batch on
+   * another leaf. A leaf checks the deadline right before it logs and applies a batch; this margin
+   * covers what can pass between that check and the append (a disk-log write, a GC pause) plus
+   * the error of the router's estimate of the leaf's clock (half the status round trip, added on
+   * top). Bigger is safer against duplicates and slower to fail over. Ceiling: the ingest timeout. */
+  ingestDeadlineMarginMs: 250,
+  /** Entries of one table's eviction log (time range and rows of the blocks the memory budget
+   * dropped): queries count the evicted rows inside their time range as missing coverage. Past
+   * it the two oldest entries merge (coarser ranges for older history); 24 bytes each. */
+  evictionRangesPerTableMax: 256,
   /** Leaves `shoal up` starts on one machine: each is a process with its own heap and workers. */
   upLeavesMax: 64,
   /** Restarts of one child per minute before `shoal up` stops restarting it (a leaf that cannot

@@ -90,7 +90,6 @@ const cases: Case[] = [
   { name: 'deeply nested arrays as the body', send: () => ingest(deepArray), code: 'SHOAL_ERR_INGEST_EVENT' },
   { name: 'deeply nested arrays in a value', send: () => ingest(`[{"v": ${deepArray}}]`), code: 'SHOAL_ERR_INGEST_VALUE' },
   { name: 'nested object value', send: () => ingest('[{"a":{"b":{"c":1}}}]'), code: 'SHOAL_ERR_INGEST_VALUE' },
-  { name: 'integer beyond 2^53', send: () => ingest('[{"n": 12345678901234567890}]'), code: 'SHOAL_ERR_INGEST_VALUE' },
   { name: 'number overflowing to Infinity', send: () => ingest('[{"n": 1e400}]'), code: 'SHOAL_ERR_INGEST_VALUE' },
   { name: 'NaN literal', send: () => ingest('[{"n": NaN}]'), code: 'SHOAL_ERR_INGEST_BODY' },
   { name: 'Infinity literal', send: () => ingest('[{"n": Infinity}]'), code: 'SHOAL_ERR_INGEST_BODY' },

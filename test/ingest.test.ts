@@ -122,9 +122,12 @@ describe('ingest', () => {
     expect(ms.json.error.code).toBe('SHOAL_ERR_INGEST_TIME');
   });
 
-  it('rejects nested objects, huge integers and wrong content types', async () => {
+  it('rejects nested objects, numbers beyond float64 and wrong content types; stores an integer beyond 2^53 as a float', async () => {
     expect((await L.ingest('bad', '[{"o":{"x":1}}]')).json.error.code).toBe('SHOAL_ERR_INGEST_VALUE');
-    expect((await L.ingest('bad', '[{"n":9007199254740993}]')).json.error.code).toBe('SHOAL_ERR_INGEST_VALUE');
+    expect((await L.ingest('huge', '[{"n":9007199254740993}]')).json).toEqual({ accepted: 1 });
+    const huge = await L.query('SELECT n FROM huge');
+    expect(huge.json.columns).toEqual([{ name: 'n', type: 'float' }]);
+    expect(huge.json.rows).toEqual([[9007199254740992]]);
     expect((await L.ingest('bad', '[{"n":1e400}]')).json.error.code).toBe('SHOAL_ERR_INGEST_VALUE');
     expect((await L.ingest('bad', '[1,2]')).json.error.code).toBe('SHOAL_ERR_INGEST_EVENT');
     const ct = await L.ingest('bad', '[{"a":1}]', 'text/csv');

@@ -25,6 +25,10 @@ type E = Bare<Expr>;
 
 const col = (name: string, quoted = false): E => ({ kind: 'column', name, quoted });
 const lit = (value: number | string | boolean | null): E => ({ kind: 'literal', value });
+/** A number written with a fraction or an exponent: a DOUBLE even when whole. */
+const flit = (value: number): E => ({ kind: 'literal', value, float: true });
+/** The literal a printed value parses back to: `1.5` and `1e+21` are floats, `3` is not. */
+const litOf = (value: number | string | boolean | null): E => (typeof value === 'number' && /[.eE]/.test(String(value)) ? flit(value) : lit(value));
 const bin = (op: string, left: E, right: E): E => ({ kind: 'binary', op, left, right } as E);
 const not = (operand: E): E => ({ kind: 'unary', op: 'not', operand });
 const neg = (operand: E): E => ({ kind: 'unary', op: 'neg', operand });
@@ -118,7 +122,7 @@ describe('parseSql: expressions', () => {
     expect(where('TRUE OR FALSE OR NULL')).toEqual(bin('or', bin('or', lit(true), lit(false)), lit(null)));
     expect(where('-a')).toEqual(neg(col('a')));
     expect(where('NOT a')).toEqual(not(col('a')));
-    expect(where('a IN (1, 2.5, \'x\')')).toEqual({ kind: 'in', operand: col('a'), list: [lit(1), lit(2.5), lit('x')], negated: false });
+    expect(where('a IN (1, 2.5, \'x\')')).toEqual({ kind: 'in', operand: col('a'), list: [lit(1), flit(2.5), lit('x')], negated: false });
     expect(where('a NOT IN (1)')).toEqual({ kind: 'in', operand: col('a'), list: [lit(1)], negated: true });
     expect(where("a LIKE 'x%'")).toEqual({ kind: 'like', operand: col('a'), pattern: lit('x%'), negated: false, caseInsensitive: false });
     expect(where("a NOT ILIKE 'x%'")).toEqual({ kind: 'like', operand: col('a'), pattern: lit('x%'), negated: true, caseInsensitive: true });
@@ -136,10 +140,10 @@ describe('parseSql: expressions', () => {
 
   it('reads numbers in every form and folds negative literals', () => {
     expect(where('a = 42')).toEqual(bin('=', col('a'), lit(42)));
-    expect(where('a = 1.5e3')).toEqual(bin('=', col('a'), lit(1500)));
-    expect(where('a = .5')).toEqual(bin('=', col('a'), lit(0.5)));
-    expect(where('a = 2E-2')).toEqual(bin('=', col('a'), lit(0.02)));
-    expect(where('a = 7.')).toEqual(bin('=', col('a'), lit(7)));
+    expect(where('a = 1.5e3')).toEqual(bin('=', col('a'), flit(1500)));
+    expect(where('a = .5')).toEqual(bin('=', col('a'), flit(0.5)));
+    expect(where('a = 2E-2')).toEqual(bin('=', col('a'), flit(0.02)));
+    expect(where('a = 7.')).toEqual(bin('=', col('a'), flit(7)));
     expect(where('a = -3')).toEqual(bin('=', col('a'), lit(-3)));
     expect(where('a = - - 3')).toEqual(bin('=', col('a'), lit(3)));
     expect(where('a - -3')).toEqual(bin('-', col('a'), lit(-3)));
@@ -371,7 +375,7 @@ const exprArb: fc.Arbitrary<E> = fc.letrec<{ expr: E }>((tie) => {
       fc.oneof(
         identArb.map((name) => col(name)),
         nameArb.map((name) => col(name, true)),
-        fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }).filter((v) => !Object.is(v, -0)), fc.string(), fc.boolean(), fc.constant(null)).map(lit),
+        fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }).filter((v) => !Object.is(v, -0)), fc.string(), fc.boolean(), fc.constant(null)).map(litOf),
         fc.tuple(fc.nat(1000), fc.constantFrom(...Object.keys(UNIT_MS))).map(([count, unit]): E =>
           ({ kind: 'interval', seconds: (count * UNIT_MS[unit]!) / 1000, text: `${count} ${unit}` })),
       ),

@@ -16,6 +16,7 @@ import type { AggFn, Scalar } from '../plan/plan.js';
 import { QuantileSketch } from '../functions/quantile.js';
 import { compareValues } from '../plan/scalar.js';
 import { rowValue, type Vec } from './vector.js';
+import { decFloat, decScalar, encFloat, encScalar, intResult } from '../plan/wire.js';
 
 export interface AggState {
   ensure(groupCount: number): void;
@@ -83,34 +84,139 @@ class Count implements AggState {
   final(g: number): Scalar { return this.counts[g]!; }
 }
 
+const TWO32 = 4294967296;
+const EXACT = 9007199254740992; // 2^53
+
+/**
+ * sum / avg. Integer arguments are summed exactly (DuckDB sums BIGINT into a HUGEINT): per group
+ * two float words, `hi` in units of 2^32 and `lo`, with every step exact. A block is added
+ * with a plain `lo += x` loop while a bound on |lo| says no partial sum can pass 2^53 (Int32
+ * blocks: at most 2^31 per row); otherwise the groups are first normalized (|lo| < 2^32), and
+ * values too large for the bound are split into their 2^32 words row by row. Exact through
+ * +-2^85; the final value is a number while exact as one, else a bigint (wire.ts).
+ * Float arguments are summed in float64 (`f`), as DuckDB does; a group that saw any float is
+ * a float. The state on the wire: [hi, lo, count, f, sawFloat].
+ */
 class Sum implements AggState {
-  sums: Float64Array = new Float64Array(0);
+  hi: Float64Array = new Float64Array(0);
+  lo: Float64Array = new Float64Array(0);
+  f: Float64Array = new Float64Array(0);
   counts: Float64Array = new Float64Array(0);
-  constructor(private readonly avg: boolean) {}
-  ensure(n: number): void { this.sums = growF64(this.sums, n); this.counts = growF64(this.counts, n); }
+  sawFloat: Uint8Array = new Uint8Array(0);
+  /** Upper bound of |lo| over every group; `small`: every |lo| < 2^32 (normalized). */
+  private loBound = 0;
+  private small = true;
+  constructor(private readonly avg: boolean, private readonly intArg: boolean) {}
+  ensure(n: number): void {
+    this.hi = growF64(this.hi, n); this.lo = growF64(this.lo, n); this.f = growF64(this.f, n);
+    this.counts = growF64(this.counts, n); this.sawFloat = growU8(this.sawFloat, n);
+  }
+  private normalize(): void {
+    const hi = this.hi; const lo = this.lo;
+    for (let g = 0; g < lo.length; g++) {
+      const x = lo[g]!;
+      if (x > -TWO32 && x < TWO32) continue;
+      const carry = Math.trunc(x / TWO32);
+      hi[g]! += carry; lo[g] = x - carry * TWO32;
+    }
+    this.loBound = TWO32;
+    this.small = true;
+  }
+  private addExact(g: number, x: number): void {
+    const h = Math.trunc(x / TWO32);
+    this.hi[g]! += h;
+    const l = this.lo[g]! + (x - h * TWO32);
+    if (l > -TWO32 && l < TWO32) this.lo[g] = l;
+    else { const c = Math.trunc(l / TWO32); this.hi[g]! += c; this.lo[g] = l - c * TWO32; }
+  }
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
     if (v === null || v.t === 'const') {
       if (v === null || typeof v.v !== 'number') return;
-      for (let i = 0; i < count; i++) { const g = gids === null ? 0 : gids[sel[i]!]!; this.sums[g]! += v.v; this.counts[g]!++; }
+      const x = v.v;
+      for (let i = 0; i < count; i++) {
+        const g = gids === null ? 0 : gids[sel[i]!]!;
+        if (this.intArg && Number.isInteger(x)) this.addExact(g, x); else { this.f[g]! += x; this.sawFloat[g] = 1; }
+        this.counts[g]!++;
+      }
+      this.loBound = Math.max(this.loBound, TWO32);
       return;
     }
     if (v.t !== 'num') return;
-    const s = this.sums; const c = this.counts; const vals = v.v; const nulls = v.nulls;
-    if (gids === null) {
-      let acc = 0; let k = 0;
-      if (nulls === null) { for (let i = 0; i < count; i++) acc += vals[sel[i]!]!; k = count; }
-      else for (let i = 0; i < count; i++) { const r = sel[i]!; if (nulls[r] === 0) { acc += vals[r]!; k++; } }
-      s[0]! += acc; c[0]! += k;
+    const vals = v.v; const nulls = v.nulls; const c = this.counts;
+    if (!this.intArg) {
+      const s = this.f; const fl = this.sawFloat;
+      if (gids === null) {
+        let acc = 0; let k = 0;
+        if (nulls === null) { for (let i = 0; i < count; i++) acc += vals[sel[i]!]!; k = count; }
+        else for (let i = 0; i < count; i++) { const r = sel[i]!; if (nulls[r] === 0) { acc += vals[r]!; k++; } }
+        s[0]! += acc; c[0]! += k; if (k > 0) fl[0] = 1;
+        return;
+      }
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) continue;
+        const g = gids[r]!; s[g]! += vals[r]!; c[g]!++; fl[g] = 1;
+      }
       return;
     }
-    if (nulls === null) for (let i = 0; i < count; i++) { const r = sel[i]!; const g = gids[r]!; s[g]! += vals[r]!; c[g]!++; }
-    else for (let i = 0; i < count; i++) { const r = sel[i]!; if (nulls[r] === 1) continue; const g = gids[r]!; s[g]! += vals[r]!; c[g]!++; }
+    // Integers: the largest |x| this block can add decides between the plain and the split loop.
+    let m = 2147483648;
+    if (!(vals instanceof Int32Array)) {
+      m = 0;
+      for (let i = 0; i < count; i++) { const x = Math.abs(vals[sel[i]!]!); if (x > m) m = x; }
+    }
+    if (this.loBound + count * m >= EXACT) this.normalize();
+    const lo = this.lo;
+    if (this.loBound + count * m < EXACT) {
+      this.loBound += count * m;
+      this.small = false;
+      if (gids === null) {
+        let acc = 0; let k = 0;
+        if (nulls === null) { for (let i = 0; i < count; i++) acc += vals[sel[i]!]!; k = count; }
+        else for (let i = 0; i < count; i++) { const r = sel[i]!; if (nulls[r] === 0) { acc += vals[r]!; k++; } }
+        lo[0]! += acc; c[0]! += k;
+        return;
+      }
+      if (nulls === null) for (let i = 0; i < count; i++) { const r = sel[i]!; const g = gids[r]!; lo[g]! += vals[r]!; c[g]!++; }
+      else for (let i = 0; i < count; i++) { const r = sel[i]!; if (nulls[r] === 1) continue; const g = gids[r]!; lo[g]! += vals[r]!; c[g]!++; }
+      return;
+    }
+    for (let i = 0; i < count; i++) {
+      const r = sel[i]!;
+      if (nulls !== null && nulls[r] === 1) continue;
+      const g = gids === null ? 0 : gids[r]!;
+      this.addExact(g, vals[r]!); c[g]!++;
+    }
+    this.loBound = TWO32;
   }
-  serialize(g: number): unknown { return [this.sums[g]!, this.counts[g]!]; }
-  merge(g: number, st: unknown): void { const [s, c] = st as [number, number]; this.sums[g]! += s; this.counts[g]! += c; }
+  serialize(g: number): unknown {
+    if (!this.small) this.normalize();
+    return [this.hi[g]!, this.lo[g]!, this.counts[g]!, encFloat(this.f[g]!), this.sawFloat[g]!];
+  }
+  merge(g: number, st: unknown): void {
+    const [h, l, n, f, fl] = st as [number, number, number, unknown, number];
+    this.hi[g]! += h;
+    this.addExact(g, l);
+    this.counts[g]! += n;
+    if (this.loBound < TWO32) this.loBound = TWO32;
+    this.f[g]! += decFloat(f);
+    if (fl === 1) this.sawFloat[g] = 1;
+  }
+  /** The exact integer part of group g. */
+  private exact(g: number): number | bigint {
+    const h = this.hi[g]!; const l = this.lo[g]!;
+    if (h === 0) return l;
+    if (Math.abs(h) < 1048576 && Math.abs(l) < TWO32) return h * TWO32 + l;
+    return intResult(BigInt(h) * 4294967296n + BigInt(l));
+  }
   final(g: number): Scalar {
     if (this.counts[g] === 0) return null;
-    return this.avg ? this.sums[g]! / this.counts[g]! : this.sums[g]!;
+    const whole = this.exact(g);
+    if (this.sawFloat[g] === 1) {
+      const total = Number(whole) + this.f[g]!;
+      return this.avg ? total / this.counts[g]! : total;
+    }
+    return this.avg ? Number(whole) / this.counts[g]! : whole;
   }
 }
 
@@ -155,8 +261,8 @@ class MinMax implements AggState {
     }
     for (let i = 0; i < count; i++) { const r = sel[i]!; this.offer(gids === null ? 0 : gids[r]!, rowValue(v, r)); }
   }
-  serialize(g: number): unknown { return this.final(g); }
-  merge(g: number, s: unknown): void { this.offer(g, s as Scalar); }
+  serialize(g: number): unknown { return encScalar(this.final(g)); }
+  merge(g: number, s: unknown): void { this.offer(g, decScalar(s)); }
   final(g: number): Scalar { return this.has[g] === 1 ? this.nums[g]! : this.others[g] ?? null; }
 }
 
@@ -188,8 +294,8 @@ class CountDistinct implements AggState {
       if (x !== null) this.add(gids === null ? 0 : gids[r]!, x);
     }
   }
-  serialize(g: number): unknown { return [...this.sets[g]!]; }
-  merge(g: number, s: unknown): void { for (const x of s as Scalar[]) this.add(g, x); }
+  serialize(g: number): unknown { return Array.from(this.sets[g]!, encScalar); }
+  merge(g: number, s: unknown): void { for (const x of s as unknown[]) this.add(g, decScalar(x)); }
   final(g: number): Scalar { return this.sets[g]!.size; }
 }
 
@@ -266,12 +372,12 @@ class ApproxQuantile implements AggState {
   final(g: number): Scalar { return this.set.sketches[g]?.quantile(this.q) ?? null; }
 }
 
-export function createAggState(fn: AggFn, q: number | null): AggState {
+export function createAggState(fn: AggFn, q: number | null, intArg = false): AggState {
   switch (fn) {
     case 'count_star': return new CountStar();
     case 'count': return new Count();
-    case 'sum': return new Sum(false);
-    case 'avg': return new Sum(true);
+    case 'sum': return new Sum(false, intArg);
+    case 'avg': return new Sum(true, intArg);
     case 'min': return new MinMax(false);
     case 'max': return new MinMax(true);
     case 'count_distinct': return new CountDistinct();
@@ -285,10 +391,10 @@ export function createAggState(fn: AggFn, q: number | null): AggState {
  * one sketch (the first call owns it): p50(x), p90(x) and p99(x) cost one sketch update per row.
  * Scans and merges must both build their states here, so the owner is the same call everywhere.
  */
-export function createAggStates(aggs: readonly { fn: AggFn; q: number | null; argKey: string }[]): AggState[] {
+export function createAggStates(aggs: readonly { fn: AggFn; q: number | null; argKey: string; intArg?: boolean }[]): AggState[] {
   const shared = new Map<string, SketchSet>();
   return aggs.map((a) => {
-    if (a.fn !== 'approx_quantile') return createAggState(a.fn, a.q);
+    if (a.fn !== 'approx_quantile') return createAggState(a.fn, a.q, a.intArg ?? false);
     const set = shared.get(a.argKey);
     if (set !== undefined) return new ApproxQuantile(a.q!, set, false);
     const fresh = new SketchSet();

@@ -13,14 +13,25 @@ import { compareForOrder } from '../plan/scalar.js';
 import type { ScanBlock } from '../storage/table.js';
 import { createAggStates, type AggState } from './aggregates.js';
 import { exprKey } from '../plan/expr-util.js';
+import { GroupBudget, singleKey, tupleText } from './group-key.js';
+import { encScalar } from '../plan/wire.js';
 import { BlockContext, evalVec, rowValue, selection, type Vec } from './vector.js';
 
-/** Inclusive time bounds implied by top-level `time` comparisons with constants in WHERE. */
-export interface TimeRange { readonly min: number; readonly max: number }
+/**
+ * Time bounds implied by top-level `time` comparisons with constants in WHERE. `min`/`max`
+ * prune blocks (inclusive: a block touching a bound may hold a match); `minStrict`/`maxStrict`
+ * say the bound itself is excluded (`time > k`), so only a block wholly past it may skip the
+ * time conditions.
+ */
+export interface TimeRange { readonly min: number; readonly max: number; readonly minStrict: boolean; readonly maxStrict: boolean }
 
 export function timeRangeOf(where: BExpr | null): { range: TimeRange; timeOnly: BExpr[]; rest: BExpr[] } {
   let min = -Infinity;
   let max = Infinity;
+  let minStrict = false;
+  let maxStrict = false;
+  const lower = (k: number, strict: boolean) => { if (k > min) { min = k; minStrict = strict; } else if (k === min) minStrict ||= strict; };
+  const upper = (k: number, strict: boolean) => { if (k < max) { max = k; maxStrict = strict; } else if (k === max) maxStrict ||= strict; };
   const conjuncts = where === null ? [] : where.k === 'and' ? [...where.args] : [where];
   const timeOnly: BExpr[] = [];
   const rest: BExpr[] = [];
@@ -31,15 +42,20 @@ export function timeRangeOf(where: BExpr | null): { range: TimeRange; timeOnly: 
       if (colLeft || colRight) {
         const k = (colLeft ? (c.right as { value: number }).value : (c.left as { value: number }).value);
         const op = colLeft ? c.op : ({ '<': '>', '>': '<', '<=': '>=', '>=': '<=', '=': '=', '!=': '!=' } as const)[c.op];
-        if (op === '>' || op === '>=') min = Math.max(min, k);
-        else if (op === '<' || op === '<=') max = Math.min(max, k);
-        else if (op === '=') { min = Math.max(min, k); max = Math.min(max, k); }
+        if (op === '>' || op === '>=') lower(k, op === '>');
+        else if (op === '<' || op === '<=') upper(k, op === '<');
+        else if (op === '=') { lower(k, false); upper(k, false); }
         if (op !== '!=') { timeOnly.push(c); continue; }
       }
     }
     rest.push(c);
   }
-  return { range: { min, max }, timeOnly, rest };
+  return { range: { min, max, minStrict, maxStrict }, timeOnly, rest };
+}
+
+/** True when every time in [timeMin, timeMax] satisfies the range (the time conditions can go). */
+export function insideRange(range: TimeRange, timeMin: number, timeMax: number): boolean {
+  return (range.minStrict ? timeMin > range.min : timeMin >= range.min) && (range.maxStrict ? timeMax < range.max : timeMax <= range.max);
 }
 
 const andOf = (parts: BExpr[]): BExpr | null =>
@@ -72,7 +88,7 @@ function forEachBlock(plan: BoundPlan, blocks: readonly ScanBlock[], stats: Scan
     stats.rowsScanned += block.rowCount;
     const ctx = new BlockContext(block);
     // A block wholly inside the time range needs only the non-time conditions.
-    const inside = block.timeMin >= range.min && block.timeMax <= range.max;
+    const inside = insideRange(range, block.timeMin, block.timeMax);
     const where = inside ? restWhere : fullWhere;
     let sel: Int32Array;
     let count: number;
@@ -80,6 +96,7 @@ function forEachBlock(plan: BoundPlan, blocks: readonly ScanBlock[], stats: Scan
     else ({ sel, count } = selection(evalVec(where, ctx), block.rowCount));
     stats.rowsMatched += count;
     if (count === 0) continue;
+    ctx.selected = { sel, count };
     if (visit({ ctx, sel, count }) === false) {
       // The caller has what it needs (a LIMIT without ORDER BY): count the rest as skipped.
       break;
@@ -87,25 +104,27 @@ function forEachBlock(plan: BoundPlan, blocks: readonly ScanBlock[], stats: Scan
   }
 }
 
-/** Global group table: key tuples -> dense group ids. */
+/** Global group table: key tuples -> dense group ids, bounded by memory (group-key.ts). */
 class Groups {
   readonly keys: Scalar[][] = [];
   private readonly single = new Map<Scalar, number>();
   private readonly multi = new Map<string, number>();
-  constructor(private readonly keyCount: number, private readonly onNew: (count: number) => void) {}
+  private readonly budget: GroupBudget;
+  constructor(private readonly keyCount: number, aggCount: number, private readonly onNew: (count: number) => void) {
+    this.budget = new GroupBudget(aggCount);
+  }
 
   id(values: Scalar[]): number {
     let g: number | undefined;
-    if (this.keyCount === 1) g = this.single.get(values[0]!);
-    else g = this.multi.get(JSON.stringify(values));
+    const text = this.keyCount === 1 ? null : tupleText(values);
+    if (text === null) g = this.single.get(singleKey(values[0]!));
+    else g = this.multi.get(text);
     if (g !== undefined) return g;
     g = this.keys.length;
-    if (g >= LIMITS.groupsMax) {
-      throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `the query produces more than ${LIMITS.groupsMax} groups; add a filter or group by fewer or coarser keys`);
-    }
+    this.budget.add(values, g + 1);
     this.keys.push(values);
-    if (this.keyCount === 1) this.single.set(values[0]!, g);
-    else this.multi.set(JSON.stringify(values), g);
+    if (text === null) this.single.set(singleKey(values[0]!), g);
+    else this.multi.set(text, g);
     this.onNew(g + 1);
     return g;
   }
@@ -199,11 +218,25 @@ function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, count: 
     return gids;
   }
   // Several keys: combine local ids in mixed radix, then resolve each distinct combination once.
-  const cache = new Map<number, number>();
+  // The packed number is exact only while the product of the radices stays within 2^53; past it
+  // (many keys, or a few of high cardinality) the combination is keyed by its ids' text instead.
+  let radixProduct = 1;
+  for (const l of locals) radixProduct *= l.values.length;
+  const packed = radixProduct <= Number.MAX_SAFE_INTEGER;
+  const comboOf = (r: number): number | string => {
+    if (packed) {
+      let combo = 0;
+      for (let k = 0; k < locals.length; k++) combo = combo * locals[k]!.values.length + locals[k]!.ids[r]!;
+      return combo;
+    }
+    let text = '';
+    for (let k = 0; k < locals.length; k++) text += locals[k]!.ids[r]! + ',';
+    return text;
+  };
+  const cache = new Map<number | string, number>();
   for (let i = 0; i < count; i++) {
     const r = sel[i]!;
-    let combo = 0;
-    for (let k = 0; k < locals.length; k++) combo = combo * locals[k]!.values.length + locals[k]!.ids[r]!;
+    const combo = comboOf(r);
     let g = cache.get(combo);
     if (g === undefined) {
       g = groups.id(locals.map((l) => l.values[l.ids[r]!]!));
@@ -216,9 +249,9 @@ function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, count: 
 
 export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound: boolean): AggregatePartial {
   const stats: ScanStats = { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
-  const aggs: AggState[] = createAggStates(plan.logical.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
+  const aggs: AggState[] = createAggStates(plan.logical.aggs.map((a, j) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg), intArg: plan.aggArgs[j]?.type === 'int' })));
   const noKeys = plan.keys.length === 0;
-  const groups = new Groups(plan.keys.length, (n) => { for (const a of aggs) a.ensure(n); });
+  const groups = new Groups(plan.keys.length, aggs.length, (n) => { for (const a of aggs) a.ensure(n); });
   if (noKeys) groups.id([]);
   forEachBlock(plan, blocks, stats, ({ ctx, sel, count }) => {
     const gids = noKeys ? null : groupIds(plan.keys.map((k) => evalVec(k, ctx)), groups, sel, count, ctx.rowCount);
@@ -227,7 +260,7 @@ export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tab
       aggs[j]!.update(gids, sel, count, arg === null || arg === undefined ? null : evalVec(arg, ctx));
     }
   });
-  const out = groups.keys.map((keys, g) => ({ keys, states: aggs.map((a) => a.serialize(g)) }));
+  const out = groups.keys.map((keys, g) => ({ keys: keys.map(encScalar) as Scalar[], states: aggs.map((a) => a.serialize(g)) }));
   return { mode: 'aggregate', tableFound, columns: plan.columns, groups: out, unknownColumns: plan.unknownColumns, stats };
 }
 
@@ -248,7 +281,7 @@ export function scanRows(plan: BoundPlan, blocks: readonly ScanBlock[], tableFou
       for (let i = 0; i < count; i++) {
         if (rows.length >= limit) { truncated = true; return false; }
         const r = sel[i]!;
-        rows.push(proj.map((v) => rowValue(v, r)));
+        rows.push(proj.map((v) => encScalar(rowValue(v, r)) as Scalar));
         orderValues.push([]);
       }
       return true;
@@ -259,7 +292,7 @@ export function scanRows(plan: BoundPlan, blocks: readonly ScanBlock[], tableFou
     const keyed = idx.map((r) => ({ r, k: keyOf(r) }));
     keyed.sort((a, b) => compare(a.k, b.k));
     if (keyed.length > limit) truncated = true;
-    for (const { r, k } of keyed.slice(0, limit)) { rows.push(proj.map((v) => rowValue(v, r))); orderValues.push(k); }
+    for (const { r, k } of keyed.slice(0, limit)) { rows.push(proj.map((v) => encScalar(rowValue(v, r)) as Scalar)); orderValues.push(k); }
     if (rows.length > limit) {
       const both = rows.map((row, i) => ({ row, k: orderValues[i]! }));
       both.sort((a, b) => compare(a.k, b.k));
@@ -269,7 +302,7 @@ export function scanRows(plan: BoundPlan, blocks: readonly ScanBlock[], tableFou
     }
     return true;
   });
-  return { mode: 'rows', tableFound, columns: plan.columns, rows, orderValues, truncated, unknownColumns: plan.unknownColumns, stats };
+  return { mode: 'rows', tableFound, columns: plan.columns, rows, orderValues: orderValues.map((k) => k.map(encScalar) as Scalar[]), truncated, unknownColumns: plan.unknownColumns, stats };
 }
 
 export function scan(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound = true): Partial {

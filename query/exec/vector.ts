@@ -8,8 +8,10 @@
  * Rare shapes fall back to row-at-a-time evaluation through scalar.ts: slower, same answers.
  * Not here: grouping and aggregate state (aggregates.ts, scan.ts).
  */
+import { ShoalError } from '../errors.js';
 import type { BExpr, Scalar } from '../plan/plan.js';
 import { cachedRegex, compareValues, evalScalar, timeBucket } from '../plan/scalar.js';
+import { codePointLength, lowerText, upperText } from '../functions/text.js';
 import type { ScanBlock } from '../storage/table.js';
 import type { ColumnData } from '../storage/types.js';
 
@@ -27,6 +29,8 @@ export type Vec =
 /** Per-block evaluation context: caches each column's vector (nulls unpacked once). */
 export class BlockContext {
   private readonly cols = new Map<string, Vec>();
+  /** The rows WHERE kept, once known: checks on values (integer overflow) look only at them. */
+  selected: { readonly sel: Int32Array; readonly count: number } | null = null;
   constructor(readonly block: ScanBlock) {}
   get rowCount(): number { return this.block.rowCount; }
 
@@ -214,7 +218,9 @@ export function evalVec(e: BExpr, ctx: BlockContext): Vec {
       const l = evalVec(e.left, ctx);
       const r = evalVec(e.right, ctx);
       if ((l.t === 'num' || l.t === 'const') && (r.t === 'num' || r.t === 'const') && !(l.t === 'const' && r.t === 'const')) {
-        return arithNum(e.op, l, r, n);
+        const out = arithNum(e.op, l, r, n);
+        if (e.type === 'int' && (e.op === '+' || e.op === '-' || e.op === '*')) checkExactInts(out, ctx, e);
+        return out;
       }
       return rowwise(e, ctx, [l, r]);
     }
@@ -228,6 +234,35 @@ export function evalVec(e: BExpr, ctx: BlockContext): Vec {
     case 'fn': return evalFnVec(e, ctx);
     case 'key': case 'agg':
       throw new Error(`assertion failed: ${e.k} ref in a scan expression`);
+  }
+}
+
+/**
+ * Integers are float64 values, exact to 2^53. An integer expression whose value passes it on a
+ * row that counts (every row in WHERE, the selected rows after it) is refused rather than
+ * rounded: DuckDB's BIGINT would be exact up to 2^63 (and refuse beyond).
+ */
+function checkExactInts(v: Vec, ctx: BlockContext, e: BExpr): void {
+  if (v.t !== 'num') return;
+  const vals = v.v; const nulls = v.nulls;
+  const over = (i: number) => (vals[i]! > 9007199254740991 || vals[i]! < -9007199254740991) && (nulls === null || nulls[i] === 0);
+  const at = ctx.selected;
+  let bad = -1;
+  if (at === null) { for (let i = 0; i < vals.length; i++) if (over(i)) { bad = i; break; } }
+  else for (let j = 0; j < at.count; j++) if (over(at.sel[j]!)) { bad = at.sel[j]!; break; }
+  if (bad >= 0) {
+    throw new ShoalError('SHOAL_ERR_QUERY_OVERFLOW', `integer arithmetic ${brief(e)} reaches ${vals[bad]!}, beyond +-2^53 where shoal's integers stop being exact (an operand divided by 1 makes it float arithmetic, approximate)`);
+  }
+}
+
+function brief(e: BExpr): string {
+  switch (e.k) {
+    case 'col': return e.name;
+    case 'const': return String(e.value);
+    case 'arith': return `(${brief(e.left)} ${e.op} ${brief(e.right)})`;
+    case 'neg': return `-${brief(e.arg)}`;
+    case 'fn': return `${e.name}(...)`;
+    default: return '(...)';
   }
 }
 
@@ -278,8 +313,17 @@ function evalFnVec(e: Extract<BExpr, { k: 'fn' }>, ctx: BlockContext): Vec {
     }
     case 'lower': case 'upper':
       if (a0.t === 'str') {
-        const dict = a0.dict.map((s) => (e.name === 'lower' ? s.toLowerCase() : s.toUpperCase()));
+        const dict = a0.dict.map(e.name === 'lower' ? lowerText : upperText);
         return { t: 'str', codes: a0.codes, dict, nulls: a0.nulls };
+      }
+      break;
+    case 'length':
+      // Once per dictionary entry, then by code (a string set falls through to the row path).
+      if (a0.t === 'str') {
+        const lengths = a0.dict.map(codePointLength);
+        const out = new Float64Array(n);
+        for (let i = 0; i < n; i++) out[i] = lengths[a0.codes[i]!]!;
+        return { t: 'num', v: out, nulls: a0.nulls };
       }
       break;
     case 'list_contains': {

@@ -7,7 +7,8 @@
  */
 import { createAggStates } from '../exec/aggregates.js';
 import { exprKey } from '../plan/expr-util.js';
-import { ShoalError } from '../errors.js';
+import { GroupBudget, singleKey, tupleText } from '../exec/group-key.js';
+import { decScalar } from '../plan/wire.js';
 import { LIMITS } from '../limits.js';
 import type { AggregatePartial, ColumnInfo, Partial, RowsPartial } from '../plan/partial.js';
 import { addStats, emptyStats, widenType } from '../plan/partial.js';
@@ -38,18 +39,19 @@ export function mergePartials(plan: LogicalPlan, parts: readonly Partial[]): Par
 
   const aggs = createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
   const keys: (readonly Scalar[])[] = [];
-  // One key (the common case) is looked up as itself; several as their JSON text.
+  // One key (the common case) is looked up as itself; several as their exact tuple text.
   const single = plan.keys.length === 1;
   const index = new Map<Scalar | string, number>();
+  const budget = new GroupBudget(aggs.length);
   const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
-  if (plan.keys.length === 0) { keys.push([]); index.set('[]', 0); ensure(1); }
+  if (plan.keys.length === 0) { keys.push([]); index.set('', 0); ensure(1); }
   for (const p of parts as AggregatePartial[]) {
     for (const grp of p.groups) {
-      const k = single ? grp.keys[0]! : JSON.stringify(grp.keys);
+      const k = single ? singleKey(grp.keys[0]!) : tupleText(grp.keys);
       let g = index.get(k);
       if (g === undefined) {
         g = keys.length;
-        if (g >= LIMITS.groupsMax) throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `the merged answer has more than ${LIMITS.groupsMax} groups`);
+        budget.add(grp.keys, g + 1);
         keys.push(grp.keys);
         index.set(k, g);
         ensure(g + 1);
@@ -63,18 +65,21 @@ export function mergePartials(plan: LogicalPlan, parts: readonly Partial[]): Par
 
 function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound: boolean, stats: AggregatePartial['stats'], unknownColumns: string[]): RowsPartial {
   const limit = Math.min(plan.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
-  // SELECT * over leaves with different schemas: the union of their columns, by name.
-  const columns: ColumnInfo[] = [];
+  // SELECT * over leaves with different schemas: the union of their columns, by name. A select
+  // list is positional: `SELECT n, n` has two columns of one name, and both stay.
+  let columns: ColumnInfo[] = [];
   const at = new Map<string, number>();
-  for (const p of parts) for (const c of p.columns) {
-    const i = at.get(c.name);
-    if (i === undefined) { at.set(c.name, columns.length); columns.push({ ...c }); }
-    else columns[i] = { name: c.name, type: widenType(columns[i]!.type, c.type) };
-  }
+  if (plan.star) {
+    for (const p of parts) for (const c of p.columns) {
+      const i = at.get(c.name);
+      if (i === undefined) { at.set(c.name, columns.length); columns.push({ ...c }); }
+      else columns[i] = { name: c.name, type: widenType(columns[i]!.type, c.type) };
+    }
+  } else columns = mergeColumns(parts);
   let all: { row: Scalar[]; k: readonly Scalar[] }[] = [];
   let truncated = parts.some((p) => p.truncated);
   for (const p of parts) {
-    const map = p.columns.map((c) => at.get(c.name)!);
+    const map = p.columns.map((c, j) => (plan.star ? at.get(c.name)! : j));
     p.rows.forEach((r, i) => {
       const row: Scalar[] = new Array(columns.length).fill(null);
       r.forEach((v, j) => { row[map[j]!] = v; });
@@ -82,10 +87,13 @@ function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound:
     });
   }
   if (plan.orderBy.length > 0) {
-    all.sort((a, b) => {
-      for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.k[k]!, b.k[k]!, plan.orderBy[k]!.desc); if (c !== 0) return c; }
+    // Order values arrive in their wire form (wire.ts): compare them decoded.
+    const keyed = all.map((x) => ({ x, d: x.k.map(decScalar) }));
+    keyed.sort((a, b) => {
+      for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.d[k]!, b.d[k]!, plan.orderBy[k]!.desc); if (c !== 0) return c; }
       return 0;
     });
+    all = keyed.map((y) => y.x);
   }
   if (all.length > limit) { truncated = true; all = all.slice(0, limit); }
   return { mode: 'rows', tableFound, columns, rows: all.map((x) => x.row), orderValues: all.map((x) => x.k), truncated, unknownColumns, stats };
@@ -94,14 +102,14 @@ function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound:
 /** The final answer of a merged Partial. */
 export function finish(plan: LogicalPlan, part: Partial): QueryResult {
   if (part.mode === 'rows') {
-    return { columns: [...part.columns], rows: part.rows.map((r) => [...r]), truncated: part.truncated && plan.limit === null };
+    return { columns: [...part.columns], rows: part.rows.map((r) => r.map(decScalar)), truncated: part.truncated && plan.limit === null };
   }
   const aggs = createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
   for (const a of aggs) a.ensure(part.groups.length);
   let rows: { out: Scalar[]; order: Scalar[] }[] = [];
   part.groups.forEach((grp, g) => {
     for (let j = 0; j < aggs.length; j++) aggs[j]!.merge(g, grp.states[j]);
-    const env = { keys: grp.keys, aggs: aggs.map((a) => a.final(g)) };
+    const env = { keys: grp.keys.map(decScalar), aggs: aggs.map((a) => a.final(g)) };
     if (plan.having !== null && evalScalar(plan.having, env) !== true) return;
     const out = plan.outputs.map((o) => evalScalar(o.expr, env));
     const order = plan.orderBy.map((o) => (o.output !== null ? out[o.output]! : evalScalar(o.expr!, env)));

@@ -10,7 +10,7 @@
  */
 import type { CallExpr, Expr, SelectStmt } from '../sql/ast.js';
 import { ShoalError } from '../errors.js';
-import type { AggCall, AggFn, BExpr, LogicalPlan, OrderKey, OutputColumn } from './plan.js';
+import type { AggCall, AggFn, BExpr, LogicalPlan, OrderKey, OutputColumn, ValueType } from './plan.js';
 import { exprText, exprKey, foldConstant, isAggregateName, scalarFromAst } from './expr-util.js';
 
 const QUANTILE_SHORTHANDS: Record<string, number> = {
@@ -75,13 +75,13 @@ export function analyze(stmt: SelectStmt, nowSeconds: number): LogicalPlan {
   const rewrite = (e: Expr, clause: string): BExpr => {
     const k = exprKey(e);
     const ki = keyIndex.get(k);
-    if (ki !== undefined) return { k: 'key', index: ki, type: 'any' };
+    if (ki !== undefined) return { k: 'key', index: ki, type: staticType(e) };
     if (e.kind === 'call' && isAggregateName(e.name)) {
       const call = toAggCall(e);
       const ak = `${call.fn}|${call.q}|${call.arg ? exprKey(call.arg) : '*'}`;
       let ai = aggIndex.get(ak);
       if (ai === undefined) { ai = aggs.length; aggIndex.set(ak, ai); aggs.push(call); }
-      return { k: 'agg', index: ai, type: 'any' };
+      return { k: 'agg', index: ai, type: staticType(e) };
     }
     if (e.kind === 'column') {
       ungrouped.push({ name: e.name, quoted: e.quoted, pos: e.pos, clause });
@@ -175,6 +175,38 @@ function toAggCall(e: CallExpr): AggCall {
     }
   }
   return { fn, arg, q, text };
+}
+
+/**
+ * The type of a group key or aggregate where it follows from the SQL alone, else 'any' (bind
+ * knows the rest, but the aggregator finishes a query without a schema). What matters is 'time':
+ * HAVING max(time) > '2026-12-02' must read the string as a time, as WHERE does, and not compare
+ * a number with a string. Time values come only from the time column and the functions that make
+ * times, so this is exact for them; count and avg are typed so a string compared with them is a
+ * type error instead of a meaningless comparison.
+ */
+function staticType(e: Expr): ValueType {
+  switch (e.kind) {
+    case 'column': return (e.quoted ? e.name === 'time' : e.name.toLowerCase() === 'time') ? 'time' : 'any';
+    case 'binary': {
+      if (e.op !== '+' && e.op !== '-') return 'any';
+      const l = staticType(e.left);
+      const r = staticType(e.right);
+      return (l === 'time') !== (r === 'time') ? 'time' : 'any';
+    }
+    case 'call':
+      switch (e.name) {
+        case 'time_bucket': case 'to_timestamp': case 'now': case 'current_timestamp': case 'current_date': case 'today':
+          return 'time';
+        case 'count': case 'count_star': case 'approx_count_distinct': return 'int';
+        case 'avg': case 'mean': return 'float';
+        case 'min': case 'max': case 'approx_quantile': case 'quantile': case 'coalesce':
+          return e.args.length > 0 && staticType(e.args[0]!) === 'time' ? 'time' : 'any';
+        default:
+          return e.name in QUANTILE_SHORTHANDS && e.args.length === 1 && staticType(e.args[0]!) === 'time' ? 'time' : 'any';
+      }
+    default: return 'any';
+  }
 }
 
 function findAggregate(e: Expr): CallExpr | null {

@@ -122,7 +122,10 @@ export function aggResultType(a: AggCall, arg: BExpr | null): ValueType {
     case 'count_star': case 'count': case 'count_distinct': case 'approx_count_distinct': return 'int';
     case 'avg': return 'float';
     case 'sum': return arg!.type === 'int' ? 'int' : arg!.type === 'null' ? 'null' : 'float';
-    case 'min': case 'max': case 'approx_quantile': return arg!.type;
+    case 'min': case 'max': return arg!.type;
+    // The sketch interpolates: a quantile of ints holds fractions, so it is a float (DuckDB's
+    // median of an INTEGER is a DOUBLE too); a quantile of time is a time.
+    case 'approx_quantile': return arg!.type === 'int' ? 'float' : arg!.type;
   }
 }
 

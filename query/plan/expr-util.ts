@@ -8,6 +8,8 @@ import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { BExpr, ScalarFn, ValueType, Scalar } from './plan.js';
 import { foldConstant, likeToRegex } from './scalar.js';
+import { parseIsoTime } from '../functions/time.js';
+import { lowerText } from '../functions/text.js';
 export { foldConstant };
 
 const AGGREGATES = new Set([
@@ -27,6 +29,7 @@ export function exprText(e: Expr): string {
     case 'column': return e.quoted ? `"${e.name.replace(/"/g, '""')}"` : e.name;
     case 'star': return '*';
     case 'literal':
+      if (e.float === true && typeof e.value === 'number' && Number.isInteger(e.value) && !/e/.test(String(e.value))) return `${e.value}.0`;
       return e.value === null ? 'NULL' : typeof e.value === 'string' ? `'${e.value.replace(/'/g, "''")}'` : String(e.value);
     case 'interval': return `INTERVAL '${e.text}'`;
     case 'unary': return e.op === 'not' ? `(NOT ${exprText(e.operand)})` : `-${exprText(e.operand)}`;
@@ -35,20 +38,26 @@ export function exprText(e: Expr): string {
     case 'like': return `(${exprText(e.operand)} ${e.negated ? 'NOT ' : ''}${e.caseInsensitive ? 'ILIKE' : 'LIKE'} ${exprText(e.pattern)})`;
     case 'isNull': return `(${exprText(e.operand)} IS ${e.negated ? 'NOT ' : ''}NULL)`;
     case 'between': return `(${exprText(e.operand)} ${e.negated ? 'NOT ' : ''}BETWEEN ${exprText(e.low)} AND ${exprText(e.high)})`;
-    case 'call': return `${e.name}(${e.distinct ? 'DISTINCT ' : ''}${e.args.map(exprText).join(', ')})`;
+    case 'call':
+      // DuckDB names these columns without parentheses, as they are written.
+      if (e.args.length === 0 && (e.name === 'current_timestamp' || e.name === 'current_date')) return e.name;
+      return `${e.name}(${e.distinct ? 'DISTINCT ' : ''}${e.args.map(exprText).join(', ')})`;
   }
 }
 
 const numeric = (t: ValueType) => t === 'int' || t === 'float' || t === 'time';
 const typeErr = (msg: string, pos: number) => new ShoalError('SHOAL_ERR_QUERY_TYPE', msg, { position: pos });
 
-/** A constant string compared with a time becomes unix seconds, as DuckDB casts it to a timestamp. */
+/**
+ * A constant string compared with a time becomes unix seconds, as DuckDB casts it to a timestamp:
+ * ISO-8601, UTC when it has no offset (functions/time.ts), whatever the process's time zone.
+ */
 function coerceConst(target: ValueType, c: BExpr, pos: number): BExpr {
   if (c.k !== 'const') return c;
   if (target === 'time' && typeof c.value === 'string') {
-    const ms = Date.parse(c.value);
-    if (!Number.isFinite(ms)) throw typeErr(`cannot read '${c.value}' as a time`, pos);
-    return { k: 'const', value: ms / 1000, type: 'time' };
+    const seconds = parseIsoTime(c.value);
+    if (seconds === null) throw typeErr(`cannot read '${c.value}' as a time (expected ISO-8601, e.g. '2024-05-01 12:00:00', UTC unless it ends in Z or an offset like +02:00)`, pos);
+    return { k: 'const', value: seconds, type: 'time' };
   }
   return c;
 }
@@ -68,7 +77,7 @@ export function scalarFromAst(e: Expr, nowSeconds: number, child: (e: Expr) => B
   switch (e.kind) {
     case 'literal': {
       const v = e.value;
-      const type: ValueType = v === null ? 'null' : typeof v === 'string' ? 'string' : typeof v === 'boolean' ? 'bool' : Number.isInteger(v) ? 'int' : 'float';
+      const type: ValueType = v === null ? 'null' : typeof v === 'string' ? 'string' : typeof v === 'boolean' ? 'bool' : Number.isInteger(v) && e.float !== true ? 'int' : 'float';
       return { k: 'const', value: v, type };
     }
     case 'interval':
@@ -127,7 +136,13 @@ export function scalarFromAst(e: Expr, nowSeconds: number, child: (e: Expr) => B
       const p = foldConstant(child(e.pattern));
       if (p.k !== 'const' || typeof p.value !== 'string') throw new ShoalError('SHOAL_ERR_QUERY_SEMANTIC', 'LIKE takes a constant string pattern', { position: e.pattern.pos });
       checkPattern(p.value, e.pattern.pos);
-      return foldConstant({ k: 'match', arg: a, regex: likeToRegex(p.value), flags: e.caseInsensitive ? 'is' : 's', negated: e.negated, type: 'bool' });
+      // ILIKE is DuckDB's lower(x) LIKE lower(p), not a regex's case folding: 'Σ' ILIKE 'ς' is
+      // false there (lower('ς') is 'ς'), and /ς/iu would match.
+      if (e.caseInsensitive) {
+        const lowered: BExpr = { k: 'fn', name: 'lower', args: [a], type: a.type === 'null' ? 'null' : 'string' };
+        return foldConstant({ k: 'match', arg: lowered, regex: likeToRegex(lowerText(p.value)), flags: 'su', negated: e.negated, type: 'bool' });
+      }
+      return foldConstant({ k: 'match', arg: a, regex: likeToRegex(p.value), flags: 'su', negated: e.negated, type: 'bool' });
     }
     case 'isNull':
       return foldConstant({ k: 'isnull', arg: child(e.operand), negated: e.negated, type: 'bool' });
@@ -154,7 +169,7 @@ function checkPattern(p: string, pos: number): void {
   }
 }
 
-const SIGNATURES: Record<string, { fn: ScalarFn | 'now' | 'regexp_matches'; min: number; max: number }> = {
+const SIGNATURES: Record<string, { fn: ScalarFn | 'now' | 'current_date' | 'regexp_matches'; min: number; max: number }> = {
   time_bucket: { fn: 'time_bucket', min: 2, max: 2 },
   lower: { fn: 'lower', min: 1, max: 1 }, upper: { fn: 'upper', min: 1, max: 1 },
   length: { fn: 'length', min: 1, max: 1 }, abs: { fn: 'abs', min: 1, max: 1 },
@@ -163,6 +178,7 @@ const SIGNATURES: Record<string, { fn: ScalarFn | 'now' | 'regexp_matches'; min:
   to_timestamp: { fn: 'to_timestamp', min: 1, max: 1 }, epoch: { fn: 'epoch', min: 1, max: 1 },
   coalesce: { fn: 'coalesce', min: 1, max: 16 },
   now: { fn: 'now', min: 0, max: 0 }, current_timestamp: { fn: 'now', min: 0, max: 0 },
+  current_date: { fn: 'current_date', min: 0, max: 0 }, today: { fn: 'current_date', min: 0, max: 0 },
   regexp_matches: { fn: 'regexp_matches', min: 2, max: 2 },
 };
 
@@ -177,6 +193,9 @@ function callFromAst(e: Extract<Expr, { kind: 'call' }>, nowSeconds: number, chi
   }
   if (e.distinct) throw new ShoalError('SHOAL_ERR_QUERY_SEMANTIC', `DISTINCT is only valid in count()`, { position: e.pos });
   if (sig.fn === 'now') return { k: 'const', value: nowSeconds, type: 'time' };
+  // DuckDB's current_date is a DATE in the session's zone; shoal's zone is UTC, and a date
+  // compared with a timestamp is its midnight, so the UTC midnight of now() is the same value.
+  if (sig.fn === 'current_date') return { k: 'const', value: Math.floor(nowSeconds / 86_400) * 86_400, type: 'time' };
   const args = e.args.map((a) => (a.kind === 'star' ? badStar(a.pos) : child(a)));
   const want = (i: number, ok: (t: ValueType) => boolean, what: string) => {
     const t = args[i]!.type;

@@ -14,6 +14,10 @@ export interface ScanStats {
   rowsMatched: number;
   blocksScanned: number;
   blocksSkipped: number;
+  /** Rows of the table inside the query's time range that the memory budget dropped (they were
+   * acknowledged, and are missing from this answer); coverage counts them as missing. Optional
+   * on the wire: a partial from an older leaf has none. */
+  rowsEvicted?: number;
 }
 
 export interface ColumnInfo { readonly name: string; readonly type: ValueType }
@@ -42,8 +46,13 @@ export interface RowsPartial {
 
 export type Partial = AggregatePartial | RowsPartial;
 
+/** How a coverage note words ScanStats.rowsEvicted of one leaf (leaf and aggregator alike). */
+export function evictedRowsNote(rows: number): string {
+  return `${rows} rows evicted by the memory budget inside the queried time range`;
+}
+
 export function emptyStats(): ScanStats {
-  return { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
+  return { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0, rowsEvicted: 0 };
 }
 
 export function addStats(a: ScanStats, b: ScanStats): ScanStats {
@@ -53,6 +62,7 @@ export function addStats(a: ScanStats, b: ScanStats): ScanStats {
     rowsMatched: a.rowsMatched + b.rowsMatched,
     blocksScanned: a.blocksScanned + b.blocksScanned,
     blocksSkipped: a.blocksSkipped + b.blocksSkipped,
+    rowsEvicted: (a.rowsEvicted ?? 0) + (b.rowsEvicted ?? 0),
   };
 }
 

@@ -9,7 +9,8 @@ import type { Expr } from '../sql/ast.js';
 import type { ColumnType } from '../storage/types.js';
 
 export type ValueType = ColumnType | 'null' | 'any';
-export type Scalar = number | string | boolean | null | readonly string[];
+/** bigint only as the final value of an exact integer sum beyond 2^53 (never stored, never a key). */
+export type Scalar = number | bigint | string | boolean | null | readonly string[];
 
 export type CmpOp = '=' | '!=' | '<' | '<=' | '>' | '>=';
 export type ArithOp = '+' | '-' | '*' | '/' | '%';

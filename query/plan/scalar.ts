@@ -6,7 +6,9 @@
  * aligned like DuckDB's, round half away from zero.
  */
 import { ShoalError } from '../errors.js';
-import type { BExpr, Scalar } from './plan.js';
+import type { ArithOp, BExpr, Scalar } from './plan.js';
+import { intResult } from './wire.js';
+import { codePointLength, lowerText, upperText } from '../functions/text.js';
 
 export interface ScalarEnv {
   keys?: readonly Scalar[];
@@ -23,7 +25,11 @@ export function timeBucket(widthSeconds: number, t: number): number {
 
 export function roundHalfAway(x: number, digits: number): number {
   const f = 10 ** digits;
-  return (Math.sign(x) * Math.round(Math.abs(x) * f)) / f;
+  const scaled = Math.abs(x) * f;
+  // Past 2^52 a double has no fraction left to round at this precision (and x * 10^d may
+  // overflow: round(1.7e308, 2) is 1.7e308, not Infinity).
+  if (!Number.isFinite(scaled) || scaled >= 4503599627370496) return x;
+  return (Math.sign(x) * Math.round(scaled)) / f;
 }
 
 const regexCache = new Map<string, RegExp>();
@@ -38,7 +44,10 @@ export function cachedRegex(source: string, flags: string): RegExp {
   return re;
 }
 
-/** LIKE pattern -> anchored regex source: % = any run, _ = any one character, the rest literal. */
+/**
+ * LIKE pattern -> anchored regex source: % = any run, _ = any one code point (compiled with the
+ * `u` flag, so an emoji is one character as in DuckDB), the rest literal.
+ */
 export function likeToRegex(pattern: string): string {
   let out = '^';
   for (const ch of pattern) {
@@ -72,6 +81,8 @@ export function compareStrings(a: string, b: string): number {
 /** SQL comparison of two non-null values: <0, 0, >0. */
 export function compareValues(a: Scalar, b: Scalar): number {
   if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
+  // An exact sum beyond 2^53 (bigint) compares with numbers exactly, as JS does across the two.
+  if ((typeof a === 'bigint' || typeof a === 'number') && (typeof b === 'bigint' || typeof b === 'number')) return a < b ? -1 : a > b ? 1 : 0;
   if (typeof a === 'string' && typeof b === 'string') return compareStrings(a, b);
   if (typeof a === 'boolean' && typeof b === 'boolean') return (a ? 1 : 0) - (b ? 1 : 0);
   const sa = JSON.stringify(a);
@@ -98,14 +109,20 @@ export function evalScalar(e: BExpr, env: ScalarEnv): Scalar {
     case 'agg': return env.aggs![e.index]!;
     case 'neg': {
       const v = evalScalar(e.arg, env);
-      return v === null ? null : -(v as number);
+      return v === null ? null : typeof v === 'bigint' ? intResult(-v) : -(v as number);
     }
     case 'arith': {
       const l = evalScalar(e.left, env);
       const r = evalScalar(e.right, env);
       if (l === null || r === null) return null;
+      if (typeof l === 'bigint' || typeof r === 'bigint') return bigArith(e.op, l, r);
       if (typeof l !== 'number' || typeof r !== 'number') {
         throw new ShoalError('SHOAL_ERR_QUERY_TYPE', `arithmetic ${e.op} needs numbers, got ${typeof l} and ${typeof r}`);
+      }
+      if (e.type !== 'float' && e.op !== '/' && e.op !== '%' && Number.isInteger(l) && Number.isInteger(r)) {
+        // Integers past 2^53 (sum(x) * 1000 after aggregation) stay exact, as bigints.
+        const x = e.op === '+' ? l + r : e.op === '-' ? l - r : l * r;
+        return x > -9007199254740992 && x < 9007199254740992 ? x : bigArith(e.op, l, r);
       }
       switch (e.op) {
         case '+': return l + r;
@@ -120,6 +137,11 @@ export function evalScalar(e: BExpr, env: ScalarEnv): Scalar {
       const l = evalScalar(e.left, env);
       const r = evalScalar(e.right, env);
       if (l === null || r === null) return null;
+      if (typeof l !== typeof r && (typeof l === 'string' || typeof r === 'string')) {
+        // Binding coerces or refuses these; one left over (a value whose type was unknown
+        // when planning) has no meaningful order, so it is an error, never a silent answer.
+        throw new ShoalError('SHOAL_ERR_QUERY_TYPE', `cannot compare ${typeof l === 'number' ? 'a number' : typeof l} with ${typeof r === 'number' ? 'a number' : typeof r} using ${e.op}`);
+      }
       const c = compareValues(l, r);
       switch (e.op) {
         case '=': return c === 0;
@@ -177,20 +199,55 @@ export function evalScalar(e: BExpr, env: ScalarEnv): Scalar {
   }
 }
 
+/**
+ * Arithmetic with an exact integer beyond 2^53 (a big sum): + - * % stay exact when both sides
+ * are integers; anything with a fraction, and `/`, is float arithmetic.
+ */
+function bigArith(op: ArithOp, l: Scalar, r: Scalar): Scalar {
+  const isInt = (x: Scalar) => typeof x === 'bigint' || (typeof x === 'number' && Number.isInteger(x));
+  if (op !== '/' && isInt(l) && isInt(r)) {
+    const a = BigInt(l as number | bigint);
+    const b = BigInt(r as number | bigint);
+    switch (op) {
+      case '+': return intResult(a + b);
+      case '-': return intResult(a - b);
+      case '*': return intResult(a * b);
+      case '%': return b === 0n ? null : intResult(a % b);
+    }
+  }
+  if (typeof l !== 'number' && typeof l !== 'bigint' || typeof r !== 'number' && typeof r !== 'bigint') {
+    throw new ShoalError('SHOAL_ERR_QUERY_TYPE', `arithmetic ${op} needs numbers, got ${typeof l} and ${typeof r}`);
+  }
+  const x = Number(l); const y = Number(r);
+  switch (op) {
+    case '+': return x + y;
+    case '-': return x - y;
+    case '*': return x * y;
+    case '/': return y === 0 ? null : x / y;
+    case '%': return y === 0 ? null : x % y;
+  }
+}
+
 function evalFn(e: Extract<BExpr, { k: 'fn' }>, env: ScalarEnv): Scalar {
   const args = e.args.map((a) => evalScalar(a, env));
   if (e.name === 'coalesce') return args.find((a) => a !== null) ?? null;
   const a = args[0]!;
   if (a === null) return null;
+  // A big exact integer is already whole; other functions take it as a float.
+  if (typeof a === 'bigint') {
+    if (e.name === 'floor' || e.name === 'ceil' || e.name === 'round' || e.name === 'abs') return e.name === 'abs' && a < 0n ? -a : a;
+    args[0] = Number(a);
+    return evalFn({ ...e, args: args.map((v) => ({ k: 'const', value: v, type: 'any' }) as BExpr) }, env);
+  }
   switch (e.name) {
     case 'time_bucket': {
       const t = args[1];
       return t === null || t === undefined ? null : timeBucket(a as number, t as number);
     }
-    case 'lower': return (a as string).toLowerCase();
-    case 'upper': return (a as string).toUpperCase();
-    case 'length': return Array.isArray(a) ? a.length : [...(a as string)].length;
-    case 'abs': return Math.abs(a as number);
+    case 'lower': return lowerText(a as string);
+    case 'upper': return upperText(a as string);
+    case 'length': return Array.isArray(a) ? a.length : codePointLength(a as string);
+    case 'abs': return typeof a === 'bigint' ? (a < 0n ? -a : a) : Math.abs(a as number);
     case 'floor': return Math.floor(a as number);
     case 'ceil': return Math.ceil(a as number);
     case 'round': {

@@ -33,7 +33,8 @@ export interface ColumnRef { readonly kind: 'column'; readonly name: string; rea
 /** `*` as in `count(*)`. (`SELECT *` is a SelectItem of kind 'star'.) */
 export interface StarRef { readonly kind: 'star'; readonly pos: number }
 /** Numbers, strings, booleans (TRUE/FALSE) and NULL. */
-export interface Literal { readonly kind: 'literal'; readonly value: number | string | boolean | null; readonly pos: number }
+/** `float`: a number written with a fraction or an exponent (`1.0`, `1e3`): a DOUBLE even when whole. */
+export interface Literal { readonly kind: 'literal'; readonly value: number | string | boolean | null; readonly pos: number; readonly float?: true }
 /** `INTERVAL '5 minutes'` or `INTERVAL 5 MINUTE`; normalised to seconds. */
 export interface IntervalLiteral { readonly kind: 'interval'; readonly seconds: number; readonly text: string; readonly pos: number }
 export interface UnaryExpr { readonly kind: 'unary'; readonly op: 'not' | 'neg'; readonly operand: Expr; readonly pos: number }

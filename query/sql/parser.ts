@@ -28,6 +28,8 @@ const NEGATABLE = new Set(['IN', 'LIKE', 'ILIKE', 'BETWEEN']);
 const CLAUSES = ['WHERE', 'GROUP BY', 'HAVING', 'ORDER BY', 'LIMIT'] as const;
 const JOIN_WORDS = new Set(['join', 'inner', 'left', 'right', 'full', 'outer', 'cross', 'natural']);
 const TYPED_LITERAL_WORDS = new Set(['date', 'time', 'timestamp', 'timestamptz']);
+/** Functions called without parentheses: `current_timestamp` is now(), `current_date` its UTC day. */
+const BARE_FUNCTION_WORDS = new Set(['current_timestamp', 'current_date']);
 
 /**
  * Interval units in milliseconds. Months and years are absent on purpose: they have no fixed
@@ -313,7 +315,7 @@ class Parser {
     this.nesting--;
     // Fold `-5` into a literal so the planner sees a constant, not an operation.
     if (operand.kind === 'literal' && typeof operand.value === 'number') {
-      return this.node({ kind: 'literal', value: -operand.value, pos: t.pos }, t.pos);
+      return this.node(operand.float ? { kind: 'literal', value: -operand.value, pos: t.pos, float: true } : { kind: 'literal', value: -operand.value, pos: t.pos }, t.pos);
     }
     return this.node({ kind: 'unary', op: 'neg', operand, pos: t.pos }, t.pos, operand);
   }
@@ -325,7 +327,7 @@ class Parser {
         this.next();
         const value = Number(t.value);
         if (!Number.isFinite(value)) throw parseError(this.sql, t.pos, `number ${quoteText(t.value)} is out of range`);
-        return this.node({ kind: 'literal', value, pos: t.pos }, t.pos);
+        return this.node(/[.eE]/.test(t.value) ? { kind: 'literal', value, pos: t.pos, float: true } : { kind: 'literal', value, pos: t.pos }, t.pos);
       }
       case 'string':
         this.next();
@@ -356,6 +358,11 @@ class Parser {
           this.unsupported(`typed literals such as ${t.value.toUpperCase()} '...' are not supported`);
         }
         this.next();
+        // SQL's niladic functions, written without parentheses. A column of that name needs
+        // double quotes (as in Postgres; DuckDB would prefer an existing column).
+        if (BARE_FUNCTION_WORDS.has(word)) {
+          return this.node({ kind: 'call', name: word, args: Object.freeze([]), distinct: false, pos: t.pos }, t.pos);
+        }
         return this.node({ kind: 'column', name: t.value, quoted: t.quoted, pos: t.pos }, t.pos);
       }
       case 'eof':

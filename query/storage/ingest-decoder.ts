@@ -4,8 +4,8 @@
  * the first problem rejects it with a code, the row (0-based index in the batch, and the line
  * for NDJSON) and the column.
  *
- * Value rules: numbers must be finite and, when integral, within +-2^53 (they are stored as
- * float64 at worst); an int column that meets a non-integer becomes float; strings are bounded
+ * Value rules: numbers must be finite; integers within +-2^53 are ints, any other number (a
+ * fraction, or an integer beyond 2^53) a float, and an int column that meets a float becomes float; strings are bounded
  * in UTF-8 bytes; arrays of strings are string sets; nested objects are rejected (flatten them
  * before sending: shoal's columns are flat, like Scuba's). `time` is unix seconds (number) or an
  * ISO-8601 string, and defaults to the arrival time.
@@ -13,6 +13,7 @@
 import { isUtf8 } from 'node:buffer';
 import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
+import { parseIsoTime } from '../functions/time.js';
 import type { BatchColumn, ColumnarBatch } from './batch.js';
 import type { ColumnType } from './types.js';
 
@@ -154,13 +155,10 @@ function valueType(
   switch (typeof value) {
     case 'number':
       if (!Number.isFinite(value)) throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": number ${value} is not finite`, where(row, key));
-      if (Number.isInteger(value)) {
-        if (Math.abs(value) > LIMITS.integerAbsMax) {
-          throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": integer ${value} is beyond 2^53 and cannot be stored exactly; send it as a string`, where(row, key));
-        }
-        return 'int';
-      }
-      return 'float';
+      // Integers are exact to 2^53. A larger one (1e20, 1.5e300, 18446744073709551615) is a
+      // double, and makes its column a float column: stored as the nearest double, as a JSON
+      // reader that reads numbers as float64 would; never refused.
+      return Number.isInteger(value) && Math.abs(value) <= LIMITS.integerAbsMax ? 'int' : 'float';
     case 'string':
       if (value.length > LIMITS.stringBytesMax / 3 && Buffer.byteLength(value) > LIMITS.stringBytesMax) {
         throw new ShoalError('SHOAL_ERR_INGEST_VALUE', `${at(row)}, column "${key}": string of ${Buffer.byteLength(value)} bytes exceeds the limit of ${LIMITS.stringBytesMax}`, where(row, key));
@@ -241,8 +239,9 @@ export function parseTime(value: unknown, nowSeconds: number, at: () => string, 
   if (value === null || value === undefined) return nowSeconds;
   if (typeof value === 'number') {
     seconds = value;
-  } else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value)) {
-    seconds = Date.parse(value) / 1000;
+  } else if (typeof value === 'string' && /^\d{4}-\d{1,2}-\d{1,2}/.test(value)) {
+    // UTC unless the text has an offset, whatever this process's time zone (functions/time.ts).
+    seconds = parseIsoTime(value) ?? NaN;
   } else {
     throw new ShoalError('SHOAL_ERR_INGEST_TIME', `${at()}: time must be unix seconds or an ISO-8601 string, got ${describe(value)}`, where);
   }

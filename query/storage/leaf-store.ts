@@ -5,11 +5,13 @@
  * batch leaves no trace. Durability hooks in through `beforeApply` (the disk log writes the
  * batch there; the batch is acknowledged only after it returns).
  */
+import { randomBytes } from 'node:crypto';
 import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import type { ColumnarBatch } from './batch.js';
+import type { BatchColumn, ColumnarBatch } from './batch.js';
 import { buildBatch, parseBody, type BodyFormat } from './ingest-decoder.js';
 import { Table } from './table.js';
+import type { ColumnType } from './types.js';
 
 const TABLE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
 
@@ -29,12 +31,62 @@ export interface IngestRecord {
 
 export interface EvictionStats { rows: number; blocks: number }
 
+/** What the router adds to a forwarded batch (docs/cluster.md): a deadline in this leaf's clock
+ * (epoch ms) past which the batch must not be stored, and the cluster's types of columns. */
+export interface IngestGuard {
+  readonly deadlineMs: number | null;
+  readonly columnTypes: ReadonlyMap<string, ColumnType> | null;
+}
+
+export function deadlineError(deadlineMs: number, nowMs: number, where: string): ShoalError {
+  return new ShoalError('SHOAL_ERR_INGEST_DEADLINE', `the batch's deadline passed ${Math.round(nowMs - deadlineMs)} ms ${where}; not stored here (the router places it on another leaf)`);
+}
+
+const COLUMN_TYPES = new Set<string>(['int', 'float', 'string', 'bool', 'set', 'time']);
+
+/** Reads the guard from the router's headers: `x-shoal-deadline-ms` (epoch ms in the receiver's
+ * clock) and `x-shoal-column-types` (JSON `{"column": "type"}`). A malformed one is the sender's
+ * error (SHOAL_ERR_BAD_REQUEST). */
+export function parseIngestGuard(deadlineHeader: unknown, typesHeader: unknown): IngestGuard {
+  let deadlineMs: number | null = null;
+  if (typeof deadlineHeader === 'string') {
+    deadlineMs = Number(deadlineHeader);
+    if (!Number.isFinite(deadlineMs) || deadlineMs <= 0) {
+      throw new ShoalError('SHOAL_ERR_BAD_REQUEST', `x-shoal-deadline-ms must be epoch milliseconds, got ${JSON.stringify(deadlineHeader.slice(0, 40))}`);
+    }
+  }
+  let columnTypes: Map<string, ColumnType> | null = null;
+  if (typeof typesHeader === 'string' && typesHeader.length > 0) {
+    let parsed: unknown;
+    try { parsed = JSON.parse(typesHeader); } catch { parsed = null; }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ShoalError('SHOAL_ERR_BAD_REQUEST', 'x-shoal-column-types must be a JSON object {"column": "type"}');
+    }
+    columnTypes = new Map();
+    for (const [k, v] of Object.entries(parsed)) if (typeof v === 'string' && COLUMN_TYPES.has(v)) columnTypes.set(k, v as ColumnType);
+  }
+  return { deadlineMs, columnTypes };
+}
+
+const numeric = (t: ColumnType) => t === 'int' || t === 'float';
+
+/** Index of the first row where a batch column has a value (for the error's row). */
+function firstValueRow(c: BatchColumn): number {
+  if (c.type === 'string' || c.type === 'set') return Math.max(0, c.values.findIndex((v) => v !== null));
+  return Math.max(0, c.nulls.indexOf(0));
+}
+
 export class LeafStore {
   readonly tables = new Map<string, Table>();
   readonly evicted: EvictionStats = { rows: 0, blocks: 0 };
   /** Ids of recently accepted batches: a retried batch whose first try was stored is not stored twice. */
   private readonly recentBatchIds = new Map<string, number>();
   static readonly BATCH_IDS_MAX = 100_000;
+  /** Schema changes (tables created, columns added or widened) since this process started; with
+   * the process's random epoch it makes `schemaVersion`, which status callers send back so the
+   * column list is sent only when it changed. */
+  private schemaChanges = 0;
+  private readonly schemaEpoch = randomBytes(4).toString('hex');
 
   constructor(
     public memoryBudgetBytes: number,
@@ -59,13 +111,34 @@ export class LeafStore {
    * did; otherwise the batch is decoded and validated whole, handed to `log` (the disk log,
    * which throws to refuse it: then nothing is applied), and only then applied.
    */
-  ingest(rec: IngestRecord, log: ((rec: IngestRecord, rows: number) => void) | null): { accepted: number; duplicate: boolean } {
+  ingest(rec: IngestRecord, log: ((rec: IngestRecord, rows: number) => void) | null, guard: IngestGuard | null = null): { accepted: number; duplicate: boolean } {
     const dup = this.duplicateRows(rec.batchId);
     if (dup !== null) return { accepted: dup, duplicate: true };
-    const { batch } = this.decode(rec);
+    const { batch, table } = this.decode(rec);
+    if (guard?.columnTypes) this.checkClusterTypes(batch, table, guard.columnTypes);
+    // The last check before the batch is logged and applied (synchronously, nothing runs in
+    // between): past the deadline, the router may already have placed it elsewhere.
+    const nowMs = Date.now();
+    if (guard?.deadlineMs != null && nowMs > guard.deadlineMs) throw deadlineError(guard.deadlineMs, nowMs, 'before it was logged');
     if (batch.rowCount > 0 && log !== null) log(rec, batch.rowCount);
     return { accepted: this.apply(rec, batch), duplicate: false };
   }
+
+  /** One schema per cluster: a column this table does not have yet must take the type the
+   * cluster gave it (int and float are compatible). Columns the table has were checked by decode. */
+  private checkClusterTypes(batch: ColumnarBatch, table: Table | undefined, types: ReadonlyMap<string, ColumnType>): void {
+    for (const [name, col] of batch.columns) {
+      if (table?.schema.has(name)) continue;
+      const want = types.get(name);
+      if (want === undefined || want === col.type || (numeric(want) && numeric(col.type))) continue;
+      const row = firstValueRow(col);
+      throw new ShoalError('SHOAL_ERR_INGEST_TYPE_CONFLICT',
+        `row ${row}, column "${name}": value of type ${col.type} conflicts with the column's type ${want} in the cluster`, { row, column: name });
+    }
+  }
+
+  /** Changes whenever a table or column appears or a column widens (see schemaChanges). */
+  get schemaVersion(): string { return `${this.schemaEpoch}.${this.schemaChanges}`; }
 
   /** Rows the batch with this id was stored with, or null when it is not a known duplicate. */
   duplicateRows(batchId: string | null): number | null {
@@ -80,8 +153,11 @@ export class LeafStore {
     if (table === undefined) {
       table = new Table(rec.table);
       this.tables.set(rec.table, table);
+      this.schemaChanges++;
     }
+    const changesBefore = table.schemaChanges;
     table.append(batch);
+    if (table.schemaChanges !== changesBefore) this.schemaChanges++;
     if (rec.batchId !== null) {
       this.recentBatchIds.set(rec.batchId, batch.rowCount);
       if (this.recentBatchIds.size > LeafStore.BATCH_IDS_MAX) this.recentBatchIds.delete(this.recentBatchIds.keys().next().value!);
@@ -115,6 +191,7 @@ export class LeafStore {
       }
       if (victim === null) return; // only open blocks left: the ingest path refuses new writes
       const block = victim.evictOldest()!;
+      victim.noteEviction(block);
       this.evicted.rows += block.rowCount;
       this.evicted.blocks++;
       bytes -= block.byteSize;

@@ -134,6 +134,10 @@ export class OpenBlock implements ScanBlock {
   }
 }
 
+/** Rows the memory budget dropped from a table, and the time range they covered (one evicted
+ * block, or several merged once the log is full). */
+export interface EvictedRange { timeMin: number; timeMax: number; rowCount: number }
+
 export class Table {
   readonly schema = new Map<string, ColumnSchema>([['time', { name: 'time', type: 'time' }]]);
   sealed: SealedBlock[] = [];
@@ -141,6 +145,12 @@ export class Table {
   /** Rows dropped by retention (memory budget or max age), for status and metrics. */
   evictedRows = 0;
   evictedBlocks = 0;
+  /** Memory-budget evictions by time range, sorted by timeMin, at most
+   * LIMITS.evictionRangesPerTableMax entries (the oldest merge first). Retention drops are not
+   * logged: rows past the retention age are gone by policy, not missing from an answer. */
+  evictionLog: EvictedRange[] = [];
+  /** Columns added or widened by append() (the leaf's schemaVersion moves with it). */
+  schemaChanges = 0;
   private sealedRowCount = 0;
   private sealedByteSize = 0;
 
@@ -153,8 +163,8 @@ export class Table {
   append(batch: ColumnarBatch): void {
     for (const [name, col] of batch.columns) {
       const existing = this.schema.get(name);
-      if (existing === undefined) this.schema.set(name, { name, type: col.type });
-      else if (existing.type === 'int' && col.type === 'float') existing.type = 'float';
+      if (existing === undefined) { this.schema.set(name, { name, type: col.type }); this.schemaChanges++; }
+      else if (existing.type === 'int' && col.type === 'float') { existing.type = 'float'; this.schemaChanges++; }
     }
     let from = 0;
     while (from < batch.rowCount) {
@@ -192,6 +202,33 @@ export class Table {
     this.evictedRows += block!.rowCount;
     this.evictedBlocks++;
     return block!;
+  }
+
+  /** Logs a block the memory budget dropped (see evictionLog). */
+  noteEviction(block: { timeMin: number; timeMax: number; rowCount: number }): void {
+    const log = this.evictionLog;
+    let at = log.length;
+    while (at > 0 && log[at - 1]!.timeMin > block.timeMin) at--;
+    log.splice(at, 0, { timeMin: block.timeMin, timeMax: block.timeMax, rowCount: block.rowCount });
+    while (log.length > LIMITS.evictionRangesPerTableMax) {
+      const [a, b] = log.splice(0, 2) as [EvictedRange, EvictedRange];
+      log.unshift({ timeMin: Math.min(a.timeMin, b.timeMin), timeMax: Math.max(a.timeMax, b.timeMax), rowCount: a.rowCount + b.rowCount });
+    }
+  }
+
+  /** Rows the memory budget dropped whose time lies in [min, max]. A logged range that only
+   * overlaps the interval counts in proportion to the overlap (rows assumed spread evenly),
+   * rounded up, so any overlap of positive width counts at least one row. */
+  evictedRowsIn(min: number, max: number): number {
+    let rows = 0;
+    for (const e of this.evictionLog) {
+      if (e.timeMax < min || e.timeMin > max) continue;
+      if (e.timeMin >= min && e.timeMax <= max) { rows += e.rowCount; continue; }
+      const width = e.timeMax - e.timeMin;
+      const overlap = Math.min(max, e.timeMax) - Math.max(min, e.timeMin);
+      rows += width > 0 ? Math.ceil((e.rowCount * overlap) / width) : e.rowCount;
+    }
+    return rows;
   }
 
   /** Every block a scan should visit: sealed ones and the open one when it has rows. */
