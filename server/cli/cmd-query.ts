@@ -8,7 +8,7 @@ import { formatCsv, formatTable, type ResultLike } from './format.js';
 
 interface Coverage {
   percent: number; basis?: 'rows' | 'leaves'; leavesQueried: number; leavesResponded: number; rowsScanned: number; rowsExpected: number;
-  failures: { leaf: string; reason: string }[]; failuresOmitted?: number;
+  failures: { leaf: string; reason: string }[]; failuresOmitted?: number; notes?: { leaf: string; reason: string }[];
 }
 
 export function coverageLine(c: Coverage | undefined, elapsedMs?: number): string {
@@ -20,6 +20,7 @@ export function coverageLine(c: Coverage | undefined, elapsedMs?: number): strin
   if (elapsedMs !== undefined) s += `, ${elapsedMs} ms`;
   for (const f of c.failures ?? []) s += `\n  missing ${f.leaf}: ${f.reason}`;
   if (c.failuresOmitted) s += `\n  and ${c.failuresOmitted} more`;
+  for (const n of c.notes ?? []) s += `\n  missing on ${n.leaf}: ${n.reason}`;
   return s;
 }
 

@@ -11,12 +11,14 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import client from 'prom-client';
 import type { Agent } from 'undici';
+import { apiRows, PLAN_VERSION } from '../../query/engine.js';
 import { ShoalError } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import { finishClusterAnswer, runClusterQuery, type ClusterQueryContext } from './cluster-query.js';
 import { createMemberAgent, mapBounded, memberRequest, outcomeJson, outcomeReason } from './fanout.js';
 import { fastifyOptions, installCommon, parseQueryRequest, requireToken } from '../http/http-common.js';
-import { checkTableName } from '../../query/storage/leaf-store.js';
+import { checkTableName, deadlineError, parseIngestGuard } from '../../query/storage/leaf-store.js';
+import type { ColumnType } from '../../query/storage/types.js';
 import { Membership, type MemberSpec } from './membership.js';
 import { createMetrics } from '../http/metrics.js';
 import { Placements, routeBatch } from './router.js';
@@ -109,12 +111,24 @@ export class Aggregator {
     return { membership: this.membership, agent: this.agent, leafTimeoutMs: c.leafTimeoutMs, queryTimeoutMsMax: c.queryTimeoutMsMax, memberToken: c.memberToken };
   }
 
-  status() {
+  /** `knownSchemaVersion`: as on a leaf, the cluster's column types are listed per table only
+   * when the caller's copy is stale (a parent aggregator routes batches with them). */
+  status(knownSchemaVersion: string | null = null) {
     const members = this.membership.members;
-    const tables: Record<string, { rows: number; bytes: number }> = {};
+    const tables: Record<string, { rows: number; bytes: number; columns?: Record<string, ColumnType>; columnsOmitted?: true }> = {};
     for (const m of members) for (const [name, rows] of m.tablesSeen()) {
       const t = (tables[name] ??= { rows: 0, bytes: 0 });
       t.rows += rows;
+    }
+    const schemaVersion = this.membership.schemaVersion();
+    if (knownSchemaVersion !== schemaVersion) {
+      let columnsLeft = LIMITS.statusColumnsMax;
+      for (const [name, t] of Object.entries(tables)) {
+        const schema = this.membership.clusterSchema(name);
+        if (schema.size > columnsLeft) { t.columnsOmitted = true; continue; }
+        columnsLeft -= schema.size;
+        t.columns = Object.fromEntries([...schema].map(([c, col]) => [c, col.type]));
+      }
     }
     const sum = (f: (m: (typeof members)[number]) => number | null, only = members) => only.reduce((s, m) => s + (f(m) ?? 0), 0);
     const healthy = members.filter((m) => m.health === 'healthy');
@@ -129,6 +143,8 @@ export class Aggregator {
       bytes: sum((m) => m.bytes),
       memoryBudgetBytes: sum((m) => m.memoryBudgetBytes, healthy),
       memoryFreeBytes: sum((m) => m.memoryFreeBytes, this.membership.live()),
+      schemaVersion,
+      clockMs: Date.now(),
       tables,
       leaves: members.map((m) => m.toJSON()),
       uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
@@ -181,7 +197,7 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
       if (coverage.failures.length > 0) agg.memberFailures.inc({ request: 'query' }, coverage.failures.length);
       if (q.partial) {
         agg.metrics.queries.inc({ outcome: 'ok' });
-        return reply.send({ partial: answer.partial, coverage });
+        return reply.send({ partial: answer.partial, protocol: PLAN_VERSION, coverage, schemaVersion: agg.membership.schemaVersion() });
       }
       const result = finishClusterAnswer(answer, q.minCoverage);
       const s = answer.partial.stats;
@@ -189,7 +205,7 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
       agg.metrics.queryLatency.observe((performance.now() - started) / 1000);
       return reply.send({
         columns: result.columns,
-        rows: result.rows,
+        rows: apiRows(result.rows),
         coverage,
         stats: {
           elapsedMs: Math.round((performance.now() - started) * 100) / 100,
@@ -215,11 +231,15 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     const idHeader = req.headers['x-shoal-batch-id'];
     const batchId = typeof idHeader === 'string' && idHeader.length > 0 ? idHeader.slice(0, 128) : `agg-${randomUUID()}`;
     const ct = req.headers['content-type'];
+    // From a parent aggregator: its deadline (in our clock) and its cluster's column types.
+    const guard = parseIngestGuard(req.headers['x-shoal-deadline-ms'], req.headers['x-shoal-column-types']);
+    if (guard.deadlineMs !== null && Date.now() > guard.deadlineMs) throw deadlineError(guard.deadlineMs, Date.now(), 'when the aggregator read it');
     agg.ingestInFlight++;
     try {
       const r = await routeBatch(agg.membership, agg.agent, agg.placements, {
         table: req.params.table, body, contentType: typeof ct === 'string' ? ct : undefined, batchId,
         authorization: cfg.memberToken !== null ? `Bearer ${cfg.memberToken}` : null, timeoutMs: cfg.ingestTimeoutMs,
+        deadlineMs: guard.deadlineMs, columnTypes: guard.columnTypes,
       }, agg.random ?? undefined);
       if (r.kind === 'accepted') {
         agg.ingestTries.observe(r.tries);
@@ -289,9 +309,10 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     return { ...out, timeMin: Number.isFinite(out.timeMin) ? out.timeMin : null, timeMax: Number.isFinite(out.timeMax) ? out.timeMax : null, leavesResponded: answers.length, failures };
   });
 
-  app.get('/v1/status', async (req) => {
+  app.get<{ Querystring: { schemaVersion?: string } }>('/v1/status', async (req) => {
     requireToken(req, cfg.token, 'status');
-    return agg.status();
+    const known = req.query.schemaVersion;
+    return agg.status(typeof known === 'string' ? known : null);
   });
 
   app.get('/healthz', async () => ({ status: 'serving', membersHealthy: agg.membership.members.filter((m) => m.health === 'healthy').length }));

@@ -17,11 +17,13 @@
  * Not here: HTTP routes (aggregator.ts), transport (fanout.ts).
  */
 import type { Dispatcher } from 'undici';
-import { emptyPartial, finish, mergePartials, planQuery, type Partial, type QueryResult } from '../../query/engine.js';
+import { emptyPartial, envelopeJson, finish, mergePartials, planQuery, sealPlan, type Partial, type QueryResult } from '../../query/engine.js';
 import { ERRORS, ShoalError, type ErrorCode } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import type { LogicalPlan } from '../../query/plan/plan.js';
+import { evictedRowsNote } from '../../query/plan/partial.js';
 import { mapBounded, memberRequest, outcomeError, outcomeJson, outcomeReason } from './fanout.js';
+import { findSchemaConflict } from './schema-check.js';
 import type { QueryRequest } from '../http/http-common.js';
 import type { Member, Membership } from './membership.js';
 
@@ -40,6 +42,12 @@ export interface Coverage {
   rowsExpected: number;
   failures: Failure[];
   failuresOmitted?: number;
+  /** Rows the answering leaves' memory budgets evicted inside the queried time range: counted
+   * in rowsExpected (they were acknowledged) and not in rowsHeld. */
+  rowsEvicted?: number;
+  /** Why rows are missing other than a failed leaf (`N rows evicted by the memory budget ...`),
+   * one per leaf; bounded like failures. */
+  notes?: Failure[];
 }
 
 export interface ClusterQueryContext {
@@ -57,7 +65,7 @@ export interface ClusterAnswer {
   readonly coverage: Coverage;
 }
 
-interface Answered { member: Member; partial: Partial; coverage: Coverage }
+interface Answered { member: Member; partial: Partial; coverage: Coverage; schemaVersion: string | null }
 
 /** How much sooner a member must give up than we do, so its own answer (with its coverage, or a
  * clean timeout error) arrives before our deadline: 10% of the wait, at most 250 ms. */
@@ -84,13 +92,15 @@ function checkPartial(p: unknown, plan: LogicalPlan): string | null {
 
 export function combineCoverage(answered: readonly Coverage[], failed: readonly { member: Member; reason: string }[], table: string): Coverage {
   let basisLeaves = answered.some((c) => c.basis === 'leaves');
-  const c: Coverage = { percent: 0, basis: 'rows', leavesQueried: 0, leavesResponded: 0, rowsScanned: 0, rowsHeld: 0, rowsExpected: 0, failures: [] };
+  const c: Coverage = { percent: 0, basis: 'rows', leavesQueried: 0, leavesResponded: 0, rowsScanned: 0, rowsHeld: 0, rowsExpected: 0, failures: [], rowsEvicted: 0, notes: [] };
   let omitted = 0;
   const addFailure = (f: Failure) => {
     if (c.failures.length < LIMITS.coverageFailuresMax) c.failures.push(f);
     else omitted++;
   };
   for (const a of answered) {
+    c.rowsEvicted! += a.rowsEvicted ?? 0;
+    for (const n of a.notes ?? []) if (c.notes!.length < LIMITS.coverageFailuresMax) c.notes!.push(n);
     c.leavesQueried += a.leavesQueried;
     c.leavesResponded += a.leavesResponded;
     c.rowsScanned += a.rowsScanned;
@@ -121,10 +131,13 @@ export function combineCoverage(answered: readonly Coverage[], failed: readonly 
 
 /** Runs the fan-out and merge. Throws a ShoalError only for an error that ends the query. */
 export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryRequest): Promise<ClusterAnswer> {
+  // The plan is the protocol (query/plan/protocol.ts): planned once, here or by a parent
+  // aggregator, with one now(); the members execute it and never see the SQL text.
   const nowSeconds = req.nowSeconds ?? Date.now() / 1000;
-  const plan = planQuery(req.sql, nowSeconds);
+  const env = req.plan ?? sealPlan(planQuery(req.sql, nowSeconds), nowSeconds, req.sql);
+  const plan = env.plan;
   const waitMs = req.timeoutMs !== null ? Math.min(req.timeoutMs, ctx.queryTimeoutMsMax) : ctx.leafTimeoutMs;
-  const payload = JSON.stringify({ sql: req.sql, partial: true, nowSeconds, timeoutMs: childTimeoutMs(waitMs) });
+  const payload = `{"partial":true,"timeoutMs":${childTimeoutMs(waitMs)},"plan":${envelopeJson(env)}}`;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (ctx.memberToken !== null) headers.authorization = `Bearer ${ctx.memberToken}`;
 
@@ -136,7 +149,9 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
     if (m.health === 'unhealthy') { failed.push({ member: m, reason: `unhealthy: ${m.lastError ?? 'failed its health check'}` }); return; }
     const o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body: payload, timeoutMs: waitMs, bytesMax: LIMITS.memberAnswerBytesMax });
     if (o.kind === 'http' && o.status === 200) {
-      const body = outcomeJson(o) as { partial?: unknown; coverage?: unknown } | undefined;
+      const body = outcomeJson(o) as { partial?: unknown; coverage?: unknown; protocol?: unknown } | undefined;
+      // States are merged by position: only an answer to this very protocol version may be.
+      if (body?.protocol !== env.v) { failed.push({ member: m, reason: `answered plan protocol ${String(body?.protocol ?? 1)}; this query is version ${env.v}` }); return; }
       const problem = checkPartial(body?.partial, plan);
       if (problem !== null) { failed.push({ member: m, reason: `bad answer: ${problem}` }); return; }
       const p = body!.partial as Partial;
@@ -147,10 +162,15 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
         m.noteAnswer(plan.table, cov.rowsExpected);
       } else {
         const rows = p.stats.rowsHeld;
-        cov = { percent: 100, basis: 'rows', leavesQueried: 1, leavesResponded: 1, rowsScanned: p.stats.rowsScanned, rowsHeld: rows, rowsExpected: rows, failures: [] };
+        const evicted = typeof p.stats.rowsEvicted === 'number' && p.stats.rowsEvicted > 0 ? p.stats.rowsEvicted : 0;
+        cov = {
+          percent: 100, basis: 'rows', leavesQueried: 1, leavesResponded: 1, rowsScanned: p.stats.rowsScanned, rowsHeld: rows,
+          rowsExpected: rows + evicted, failures: [], rowsEvicted: evicted, notes: evicted > 0 ? [{ leaf: m.id, reason: evictedRowsNote(evicted) }] : [],
+        };
         m.noteAnswer(plan.table, rows);
       }
-      answered.push({ member: m, partial: p, coverage: cov });
+      const schemaVersion = typeof (body as { schemaVersion?: unknown }).schemaVersion === 'string' ? (body as { schemaVersion: string }).schemaVersion : null;
+      answered.push({ member: m, partial: p, coverage: cov, schemaVersion });
       return;
     }
     const err = outcomeError(o);
@@ -160,6 +180,21 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
     if (o.kind === 'refused') m.noteFailure(o.reason, true, 1);
     failed.push({ member: m, reason: outcomeReason(o) });
   });
+
+  // One schema per cluster: a column the query uses with two types across members is the
+  // query's error (409), not an outage of the members whose type check failed.
+  const relay = (error: { code: string; message: string; [k: string]: unknown }) => {
+    const { code, message, ...rest } = error;
+    const { position, row, column, line, ...extra } = rest as { position?: number; row?: number; column?: string; line?: number };
+    return new ShoalError(code as ErrorCode, message, { position, row, column, line }, Object.keys(extra).length > 0 ? extra : undefined);
+  };
+  const childConflict = queryErrors.find((q) => q.error.code === 'SHOAL_ERR_QUERY_SCHEMA_CONFLICT');
+  if (childConflict !== undefined) throw relay(childConflict.error);
+  const conflict = await findSchemaConflict(ctx.membership, plan, [
+    ...answered.filter((a) => a.partial.tableFound).map((a) => ({ member: a.member, answerSchemaVersion: a.schemaVersion })),
+    ...queryErrors.map((q) => ({ member: q.member, answerSchemaVersion: null })),
+  ]);
+  if (conflict !== null) throw conflict;
 
   // A query error every answering member reports alike is the query's error, not an outage.
   if (answered.length === 0 && queryErrors.length > 0 && queryErrors.every((q) => q.error.code === queryErrors[0]!.error.code)) {
@@ -198,14 +233,30 @@ export function finishClusterAnswer(a: ClusterAnswer, minCoverage: number | null
   if (!partial.tableFound && coverage.rowsExpected === 0) {
     const missing = coverage.leavesQueried - coverage.leavesResponded;
     const note = missing > 0 ? ` on any of the ${coverage.leavesResponded} leaves that answered (${missing} did not)` : '';
-    throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_TABLE', `table "${plan.table}" does not exist${note}`, { position: 0 }, missing > 0 ? { coverage } : undefined);
+    throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_TABLE', `table "${plan.table}" does not exist${note}`, { position: plan.tablePos }, missing > 0 ? { coverage } : undefined);
   }
   if (partial.unknownColumns.length > 0) {
     const names = partial.unknownColumns.map((c) => `"${c}"`).join(', ');
-    throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_COLUMN', `column${partial.unknownColumns.length > 1 ? 's' : ''} ${names} ${partial.unknownColumns.length > 1 ? 'do' : 'does'} not exist in table "${plan.table}"`, { column: partial.unknownColumns[0] });
+    throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_COLUMN', `column${partial.unknownColumns.length > 1 ? 's' : ''} ${names} ${partial.unknownColumns.length > 1 ? 'do' : 'does'} not exist in table "${plan.table}"`, { position: columnPosition(plan, partial.unknownColumns[0]!), column: partial.unknownColumns[0] });
   }
   if (minCoverage !== null && coverage.percent < minCoverage) {
     throw new ShoalError('SHOAL_ERR_QUERY_COVERAGE', `coverage ${coverage.percent}% is below minCoverage ${minCoverage}% (${coverage.leavesResponded}/${coverage.leavesQueried} leaves answered)`, undefined, { coverage });
   }
   return finish(plan, partial);
+}
+
+/** Where the SQL first names a column: the smallest position of a reference to it in the plan. */
+function columnPosition(plan: LogicalPlan, name: string): number | undefined {
+  let best: number | undefined;
+  const visit = (x: unknown): void => {
+    if (x === null || typeof x !== 'object') return;
+    if (Array.isArray(x)) { for (const y of x) visit(y); return; }
+    const o = x as { kind?: unknown; name?: unknown; pos?: unknown };
+    if (o.kind === 'column' && o.name === name && typeof o.pos === 'number' && (best === undefined || o.pos < best)) best = o.pos;
+    for (const v of Object.values(o)) visit(v);
+  };
+  visit(plan);
+  // A name outside aggregates that is not a key is kept in `ungrouped` (with its position).
+  for (const u of plan.ungrouped) if (u.name === name && (best === undefined || u.pos < best)) best = u.pos;
+  return best;
 }

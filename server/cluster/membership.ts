@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import type { Dispatcher } from 'undici';
 import { ShoalError } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
+import type { ColumnType } from '../../query/storage/types.js';
 import { mapBounded, memberRequest, outcomeJson, outcomeReason } from './fanout.js';
 
 export interface MemberSpec { readonly id: string; readonly url: string }
@@ -106,6 +107,14 @@ export class Member {
   routedBytes = 0;
   /** A health check of this member is in flight (at most one at a time). */
   checking = false;
+  /** The member's schemaVersion at its last status, and its column types per table as of then
+   * (null: unknown, e.g. an older shoal; a table missing from the map: not listed). */
+  schemaVersion: string | null = null;
+  tableSchemas: Map<string, ReadonlyMap<string, ColumnType>> | null = null;
+  /** The member's clock minus ours (ms), from its last status (`clockMs` against the midpoint of
+   * the request), and the error of that estimate (half the round trip). Null until known. */
+  clockOffsetMs: number | null = null;
+  clockErrorMs = 0;
 
   constructor(readonly spec: MemberSpec) {}
 
@@ -136,8 +145,15 @@ export class Member {
     if (refused || this.consecutiveFailures >= failuresMax) this.health = 'unhealthy';
   }
 
-  noteStatus(s: Record<string, unknown>): void {
+  /** Records a status answer; `timing` (when the request went out and the answer came back, in
+   * our epoch ms) dates the member's clock. Returns true when its column types changed. */
+  noteStatus(s: Record<string, unknown>, timing: { sentMs: number; receivedMs: number } | null = null): boolean {
     const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+    const clock = num(s.clockMs);
+    if (clock !== null && timing !== null) {
+      this.clockOffsetMs = clock - (timing.sentMs + timing.receivedMs) / 2;
+      this.clockErrorMs = Math.ceil((timing.receivedMs - timing.sentMs) / 2);
+    }
     this.health = 'healthy';
     this.consecutiveFailures = 0;
     this.lastError = null;
@@ -162,7 +178,35 @@ export class Member {
       for (const [name, t] of Object.entries(tables as Record<string, { rows?: unknown }>)) m.set(name, num(t?.rows) ?? 0);
       this.tableRows = m;
     }
+    return this.noteSchemas(s);
   }
+
+  /** A status lists column types only when the schemaVersion we sent was stale. */
+  private noteSchemas(s: Record<string, unknown>): boolean {
+    const version = typeof s.schemaVersion === 'string' ? s.schemaVersion : null;
+    if (version === null) {
+      const had = this.tableSchemas !== null;
+      this.schemaVersion = null;
+      this.tableSchemas = null;
+      return had;
+    }
+    if (version === this.schemaVersion) return false;
+    const schemas = new Map<string, ReadonlyMap<string, ColumnType>>();
+    const tables = (typeof s.tables === 'object' && s.tables !== null ? s.tables : {}) as Record<string, { columns?: unknown }>;
+    for (const [name, t] of Object.entries(tables)) {
+      const cols = t?.columns;
+      if (typeof cols !== 'object' || cols === null) continue; // columnsOmitted: unknown
+      const m = new Map<string, ColumnType>();
+      for (const [c, type] of Object.entries(cols as Record<string, unknown>)) if (typeof type === 'string') m.set(c, type as ColumnType);
+      schemas.set(name, m);
+    }
+    this.schemaVersion = version;
+    this.tableSchemas = schemas;
+    return true;
+  }
+
+  /** This member's column types of a table (undefined: not known to have it). */
+  tableSchema(table: string): ReadonlyMap<string, ColumnType> | undefined { return this.tableSchemas?.get(table); }
 
   /** Free memory now, as well as the router can tell: the last report less what was sent since. */
   estimatedFreeBytes(): number | null {
@@ -179,6 +223,7 @@ export class Member {
       lastSeenMsAgo: this.lastSeenMs === null ? null : Date.now() - this.lastSeenMs,
       rows: this.rows, bytes: this.bytes, memoryFreeBytes: this.memoryFreeBytes, memoryBudgetBytes: this.memoryBudgetBytes,
       leafCount: this.leafCount, pid: this.pid, restart: this.restart, diskWritable: this.diskWritable,
+      clockOffsetMs: this.clockOffsetMs === null ? null : Math.round(this.clockOffsetMs), schemaVersion: this.schemaVersion,
     };
   }
 }
@@ -190,9 +235,23 @@ export interface HealthOptions {
   failuresMax: number;
 }
 
+/** One column across the members: every type it has and which members hold each. */
+export interface ClusterColumn {
+  /** The type the cluster gives the column: the first member's (in member order) that has it. */
+  readonly type: ColumnType;
+  readonly byType: ReadonlyMap<ColumnType, readonly string[]>;
+}
+
+const numericType = (t: ColumnType) => t === 'int' || t === 'float';
+/** int and float are one family: they widen, never conflict. */
+export function typeFamily(t: ColumnType): string { return numericType(t) ? 'number' : t; }
+
 export class Membership {
   members: Member[];
   private timer: NodeJS.Timeout | null = null;
+  /** Bumped whenever a member's column types change; the cluster schema cache keys on it. */
+  private schemaGeneration = 0;
+  private schemaCache = new Map<string, { generation: number; columns: ReadonlyMap<string, ClusterColumn> }>();
 
   /** `memberToken`: the bearer token members require on /v1/status (null: none). */
   constructor(specs: readonly MemberSpec[], private readonly agent: Dispatcher, readonly health: HealthOptions, private readonly memberToken: string | null = null) {
@@ -207,6 +266,7 @@ export class Membership {
     const removed = this.members.filter((m) => !kept.has(m)).map((m) => m.id);
     const added = next.filter((m) => !this.members.includes(m)).map((m) => m.id);
     this.members = next;
+    this.schemaGeneration++;
     return { added, removed };
   }
 
@@ -232,17 +292,52 @@ export class Membership {
     m.checking = true;
     try {
       const headers: Record<string, string> = this.memberToken === null ? {} : { authorization: `Bearer ${this.memberToken}` };
-      const o = await memberRequest(this.agent, `${m.url}/v1/status`, { method: 'GET', headers, timeoutMs: this.health.timeoutMs, bytesMax: LIMITS.memberStatusBytesMax });
+      const query = m.schemaVersion === null ? '' : `?schemaVersion=${encodeURIComponent(m.schemaVersion)}`;
+      const sentMs = Date.now();
+      const o = await memberRequest(this.agent, `${m.url}/v1/status${query}`, { method: 'GET', headers, timeoutMs: this.health.timeoutMs, bytesMax: LIMITS.memberStatusBytesMax });
       m.lastCheckMs = Date.now();
       const body = outcomeJson(o);
       if (o.kind === 'http' && o.status === 200 && typeof body === 'object' && body !== null) {
-        m.noteStatus(body as Record<string, unknown>);
+        if (m.noteStatus(body as Record<string, unknown>, { sentMs, receivedMs: m.lastCheckMs })) this.schemaGeneration++;
       } else {
         m.noteFailure(outcomeReason(o), o.kind === 'refused', this.health.failuresMax);
       }
     } finally {
       m.checking = false;
     }
+  }
+
+  /**
+   * The cluster's schema of a table, as the members' last statuses tell it: each column's type
+   * and, when members disagree (two leaves learned different types before either status came
+   * in), every type with its members. Cached until some member's column types change.
+   */
+  clusterSchema(table: string): ReadonlyMap<string, ClusterColumn> {
+    const hit = this.schemaCache.get(table);
+    if (hit !== undefined && hit.generation === this.schemaGeneration) return hit.columns;
+    const byColumn = new Map<string, Map<ColumnType, string[]>>();
+    for (const m of this.members) {
+      for (const [col, type] of m.tableSchema(table) ?? []) {
+        let types = byColumn.get(col);
+        if (types === undefined) byColumn.set(col, (types = new Map()));
+        const ids = types.get(type);
+        if (ids === undefined) types.set(type, [m.id]);
+        else ids.push(m.id);
+      }
+    }
+    const columns = new Map<string, ClusterColumn>();
+    for (const [col, types] of byColumn) columns.set(col, { type: types.keys().next().value!, byType: types });
+    if (this.schemaCache.size >= LIMITS.tablesPerLeafMax) this.schemaCache.clear();
+    this.schemaCache.set(table, { generation: this.schemaGeneration, columns });
+    return columns;
+  }
+
+  /** A version of the members' column types together (for this aggregator's own status). */
+  schemaVersion(): string {
+    let h = 0x811c9dc5;
+    const text = this.members.map((m) => `${m.id}=${m.schemaVersion ?? ''}`).join(',');
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+    return `agg.${h.toString(16)}`;
   }
 
   /** Members that take writes now. */

@@ -18,10 +18,22 @@
  *   (on two different leaves); docs/cluster.md states the window.
  * - 4xx: the batch itself is bad; the client gets the leaf's answer as it is.
  *
+ * Deadlines: every try carries `x-shoal-deadline-ms`, the end of its timeout expressed in the
+ * member's clock (our clock plus the offset measured by its health checks), and the member does
+ * not store the batch once it has passed. After an ambiguous try the router waits until that
+ * deadline plus LIMITS.ingestDeadlineMarginMs (plus the clock estimate's error) before it sends
+ * the batch to any other member, so a hung leaf that wakes up later refuses it instead of
+ * storing a second copy. A deadline received from a parent aggregator bounds every try.
+ *
+ * One schema per cluster: the router does not parse batches (docs/cluster.md measures why); it
+ * sends the target member, in `x-shoal-column-types`, the cluster's types of the columns that
+ * member does not have yet, and the member checks them while it decodes the batch.
+ *
  * Not here: HTTP routes (aggregator.ts), health checks (membership.ts).
  */
 import type { Dispatcher } from 'undici';
 import { LIMITS } from '../../query/limits.js';
+import type { ColumnType } from '../../query/storage/types.js';
 import { memberRequest, outcomeJson, outcomeReason, type MemberOutcome } from './fanout.js';
 import type { Member, Membership } from './membership.js';
 
@@ -32,6 +44,10 @@ export interface RouteRequest {
   readonly batchId: string;
   readonly authorization: string | null;
   readonly timeoutMs: number;
+  /** A deadline from a parent aggregator (epoch ms, our clock): no try outlives it. */
+  readonly deadlineMs?: number | null;
+  /** Column types a parent aggregator sent along (its cluster's), merged into ours. */
+  readonly columnTypes?: ReadonlyMap<string, ColumnType> | null;
 }
 
 export type RouteResult =
@@ -90,6 +106,31 @@ export function batchRandom(batchId: string): () => number {
   };
 }
 
+/**
+ * The `x-shoal-column-types` value for one try: the cluster's type of every column of the table
+ * the target does not have (it checks its own columns itself), and the parent's hints beyond
+ * ours. Null when there is nothing to send. Cut at LIMITS.ingestTypeHintBytesMax.
+ */
+export function columnTypesHeader(membership: Membership, table: string, target: Member, parent: ReadonlyMap<string, ColumnType> | null): string | null {
+  const has = target.tableSchema(table);
+  const out: Record<string, ColumnType> = {};
+  let bytes = 2;
+  let count = 0;
+  const add = (col: string, type: ColumnType) => {
+    if (has?.has(col) || col in out) return;
+    const entryBytes = Buffer.byteLength(JSON.stringify(col)) + type.length + 4;
+    if (bytes + entryBytes > LIMITS.ingestTypeHintBytesMax) return;
+    out[col] = type;
+    bytes += entryBytes;
+    count++;
+  };
+  for (const [col, c] of membership.clusterSchema(table)) if (col !== 'time') add(col, c.type);
+  for (const [col, type] of parent ?? []) if (col !== 'time') add(col, type);
+  return count === 0 ? null : JSON.stringify(out);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 type Verdict = 'accepted' | 'rejected' | 'refused' | 'ambiguous';
 
 function judge(o: MemberOutcome): Verdict {
@@ -105,6 +146,9 @@ export async function routeBatch(membership: Membership, agent: Dispatcher, plac
   random: () => number = batchRandom(req.batchId)): Promise<RouteResult> {
   const failures: { leaf: string; reason: string }[] = [];
   const done = new Set<Member>();
+  // Member -> the time (our clock) until which it may still store an ambiguous try it got.
+  const mayStoreUntil = new Map<Member, number>();
+  const parentDeadlineMs = req.deadlineMs ?? Infinity;
   // A batch id seen before (a client's retry) goes first to where it went then.
   const prior = placements.get(req.batchId);
   let retrySame: Member | null = prior === undefined ? null : membership.members.find((m) => m.id === prior) ?? null;
@@ -118,14 +162,43 @@ export async function routeBatch(membership: Membership, agent: Dispatcher, plac
       target = pickTwo(live.length > 0 ? live : untried.filter((m) => m.health !== 'unhealthy'), random) ?? pickTwo(untried, random);
     }
     if (target === null) break;
+    // One batch, one leaf: before another member gets it, every member that may still hold an
+    // ambiguous try must be past that try's deadline (plus the margin).
+    let waitUntilMs = 0;
+    for (const [m, until] of mayStoreUntil) if (m !== target) waitUntilMs = Math.max(waitUntilMs, until);
+    if (waitUntilMs > parentDeadlineMs) {
+      failures.push({ leaf: target.id, reason: 'not tried: an earlier try may still be stored until after the deadline this batch came with' });
+      break;
+    }
+    if (waitUntilMs > Date.now()) await sleep(waitUntilMs - Date.now());
+    const sentMs = Date.now();
+    const budgetMs = Math.floor(Math.min(req.timeoutMs, parentDeadlineMs - sentMs));
+    if (budgetMs <= 0) {
+      failures.push({ leaf: target.id, reason: 'not tried: the deadline this batch came with has passed' });
+      break;
+    }
+    const deadlineMs = sentMs + budgetMs;
     target.routedBytes += req.body.length;
-    const headers: Record<string, string> = { 'x-shoal-batch-id': req.batchId };
+    const headers: Record<string, string> = {
+      'x-shoal-batch-id': req.batchId,
+      // In the member's clock: skew between hosts does not move the deadline (docs/cluster.md).
+      'x-shoal-deadline-ms': String(Math.round(deadlineMs + (target.clockOffsetMs ?? 0))),
+    };
     if (req.contentType !== undefined) headers['content-type'] = req.contentType;
     if (req.authorization !== null) headers.authorization = req.authorization;
+    const types = columnTypesHeader(membership, req.table, target, req.columnTypes ?? null);
+    if (types !== null) headers['x-shoal-column-types'] = types;
     const o = await memberRequest(agent, `${target.url}/v1/tables/${encodeURIComponent(req.table)}/events`, {
-      method: 'POST', headers, body: req.body, timeoutMs: req.timeoutMs, bytesMax: LIMITS.memberStatusBytesMax,
+      method: 'POST', headers, body: req.body, timeoutMs: budgetMs, bytesMax: LIMITS.memberStatusBytesMax,
     });
     const verdict = judge(o);
+    const storableUntilMs = deadlineMs + LIMITS.ingestDeadlineMarginMs + Math.min(target.clockErrorMs, LIMITS.ingestDeadlineMarginMs * 4);
+    if (verdict === 'ambiguous') {
+      mayStoreUntil.set(target, storableUntilMs);
+    } else if (o.kind === 'refused' && o.reason === 'connection refused') {
+      // Nothing listens there: the process that got the earlier try is gone and stores nothing more.
+      mayStoreUntil.delete(target);
+    }
     if (verdict === 'accepted' || verdict === 'ambiguous') placements.set(req.batchId, target.id);
     if (verdict === 'accepted') {
       const body = outcomeJson(o);
@@ -134,6 +207,7 @@ export async function routeBatch(membership: Membership, agent: Dispatcher, plac
       }
       // A 200 that is not an ingest answer: not a shoal leaf, or a broken one. Ambiguous.
       failures.push({ leaf: target.id, reason: `unexpected answer: ${(o as { text: string }).text.slice(0, 200)}` });
+      mayStoreUntil.set(target, storableUntilMs);
       done.add(target);
       continue;
     }

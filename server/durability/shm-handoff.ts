@@ -27,7 +27,8 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import * as shm from '../../native/shm.js';
 import { BLOCK_LAYOUT_VERSION, decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
-import { allocateBlockId, SealedBlock, Table } from '../../query/storage/table.js';
+import { allocateBlockId, SealedBlock, Table, type EvictedRange } from '../../query/storage/table.js';
+import { LIMITS } from '../../query/limits.js';
 import type { ColumnType } from '../../query/storage/types.js';
 import type { BlockFile, DiskStore, Manifest } from './disk-store.js';
 import { listSegments } from './disk-log.js';
@@ -70,7 +71,8 @@ interface Meta {
   expiresAtMs: number | null;
   walNext: number | null;
   manifest: Manifest | null;
-  tables: { name: string; schema: [string, ColumnType][]; evictedRows: number; evictedBlocks: number; blocks: BlockEntry[] }[];
+  /** evictionLog: optional, so a handoff written before it existed still restores. */
+  tables: { name: string; schema: [string, ColumnType][]; evictedRows: number; evictedBlocks: number; evictionLog?: EvictedRange[]; blocks: BlockEntry[] }[];
   batchIds: [string, number][];
   rows: number;
   bytes: number;
@@ -115,7 +117,7 @@ export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | nu
   const gc = collector();
   for (const t of store.tables.values()) {
     t.sealOpen();
-    const entry: Meta['tables'][number] = { name: t.name, schema: t.schemaList().map((c) => [c.name, c.type]), evictedRows: t.evictedRows, evictedBlocks: t.evictedBlocks, blocks: [] };
+    const entry: Meta['tables'][number] = { name: t.name, schema: t.schemaList().map((c) => [c.name, c.type]), evictedRows: t.evictedRows, evictedBlocks: t.evictedBlocks, evictionLog: t.evictionLog, blocks: [] };
     for (let i = 0; i < t.sealed.length; i++) {
       const b = t.sealed[i]!;
       const img = encodeBlock(b.data);
@@ -285,6 +287,11 @@ function takeHandoff(leafId: string, name: string, store: LeafStore, binding: Ha
     for (const [col, type] of t.schema) table.schema.set(col, { name: col, type });
     table.evictedRows = t.evictedRows;
     table.evictedBlocks = t.evictedBlocks;
+    if (Array.isArray(t.evictionLog)) {
+      for (const e of t.evictionLog.slice(0, LIMITS.evictionRangesPerTableMax)) {
+        if (typeof e?.timeMin === 'number' && typeof e.timeMax === 'number' && typeof e.rowCount === 'number') table.noteEviction(e);
+      }
+    }
     for (const e of t.blocks) {
       if (!shm.exists(e.segment)) return no(`block segment ${e.segment} is missing`);
       const segSize = shm.size(e.segment);

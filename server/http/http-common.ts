@@ -6,6 +6,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { ShoalError, isShoalError } from '../../query/errors.js';
+import { openPlan, type PlanEnvelope } from '../../query/plan/protocol.js';
 import { LIMITS } from '../../query/limits.js';
 
 /** Server options shared by leaf and aggregator: JSON logs with request ids, bounded bodies. */
@@ -93,11 +94,13 @@ export function bodyFormat(contentType: string | undefined): 'json' | 'ndjson' |
   throw new ShoalError('SHOAL_ERR_INGEST_CONTENT_TYPE', `Content-Type ${ct} is not accepted; use application/json or application/x-ndjson`);
 }
 
-export interface QueryRequest { sql: string; minCoverage: number | null; timeoutMs: number | null; partial: boolean; nowSeconds: number | null }
+/** A query: its SQL (from a user) or its plan (from an aggregator, query/plan/protocol.ts). */
+export interface QueryRequest { sql: string; plan: PlanEnvelope | null; minCoverage: number | null; timeoutMs: number | null; partial: boolean; nowSeconds: number | null }
 
 export function parseQueryRequest(body: unknown): QueryRequest {
   const b = jsonBody(body);
-  if (typeof b.sql !== 'string') throw new ShoalError('SHOAL_ERR_QUERY_REQUEST', 'body must have "sql": a string');
+  const plan = b.plan === undefined || b.plan === null ? null : openPlan(b.plan);
+  if (plan === null && typeof b.sql !== 'string') throw new ShoalError('SHOAL_ERR_QUERY_REQUEST', 'body must have "sql": a string');
   const mc = b.minCoverage;
   if (mc !== undefined && mc !== null && !(typeof mc === 'number' && mc >= 0 && mc <= 100)) {
     throw new ShoalError('SHOAL_ERR_QUERY_REQUEST', '"minCoverage" must be a number from 0 to 100');
@@ -111,7 +114,8 @@ export function parseQueryRequest(body: unknown): QueryRequest {
     throw new ShoalError('SHOAL_ERR_QUERY_REQUEST', '"nowSeconds" must be a number');
   }
   return {
-    sql: b.sql,
+    sql: plan !== null ? plan.sql : b.sql as string,
+    plan,
     minCoverage: (mc as number | undefined) ?? null,
     timeoutMs: (t as number | undefined) ?? null,
     partial: b.partial === true,

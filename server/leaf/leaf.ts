@@ -5,14 +5,17 @@
  * every query plans on the event loop and scans sealed blocks in the worker pool.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { bindQuery, emptyPartial, finish, mergePartials, planQuery, scanBlocks, type Partial } from '../../query/engine.js';
+import { apiRows, bindQuery, emptyPartial, finish, mergePartials, planQuery, scanBlocks, sealPlan, type Partial, type PlanEnvelope } from '../../query/engine.js';
 import { ShoalError } from '../../query/errors.js';
 import { timeRangeOf } from '../../query/exec/scan.js';
+import { evictedRowsNote } from '../../query/plan/partial.js';
 import type { SealedBlock } from '../../query/storage/table.js';
 import type { DiskHealth } from '../durability/disk-store.js';
 import type { LeafConfig } from './config.js';
 import { bodyFormat, fastifyOptions, installCommon, sendError, parseQueryRequest, requireToken, type QueryRequest } from '../http/http-common.js';
-import { LeafStore, checkTableName, type IngestRecord } from '../../query/storage/leaf-store.js';
+import { LeafStore, checkTableName, deadlineError, parseIngestGuard, type IngestGuard, type IngestRecord } from '../../query/storage/leaf-store.js';
+import type { ColumnType } from '../../query/storage/types.js';
+import { LIMITS } from '../../query/limits.js';
 import { createMetrics } from '../http/metrics.js';
 import { ScanPool } from './scan-pool.js';
 
@@ -61,7 +64,7 @@ export class Leaf {
     this.pool = new ScanPool(config.workers);
   }
 
-  ingest(rec: IngestRecord): { accepted: number; duplicate: boolean } {
+  ingest(rec: IngestRecord, guard: IngestGuard | null = null): { accepted: number; duplicate: boolean } {
     if (this.state !== 'serving') {
       throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${this.state} and does not take writes; retry (another leaf will take the batch)`);
     }
@@ -69,7 +72,7 @@ export class Leaf {
       throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'leaf is at its memory budget with nothing it may evict; retry on another leaf');
     }
     const d = this.durability;
-    const r = this.store.ingest(rec, d === null ? null : (x, rows) => d.append(x, rows));
+    const r = this.store.ingest(rec, d === null ? null : (x, rows) => d.append(x, rows), guard);
     if (!r.duplicate) {
       this.metrics.ingestRows.inc(r.accepted);
       this.metrics.ingestBytes.inc(rec.body.length);
@@ -77,8 +80,8 @@ export class Leaf {
     return r;
   }
 
-  /** Runs a query and returns its merged Partial (what an aggregator wants). */
-  async queryPartial(req: QueryRequest): Promise<Partial> {
+  /** Runs a query's plan and returns its merged Partial (what an aggregator wants). */
+  async queryPartial(req: QueryRequest, env: PlanEnvelope): Promise<Partial> {
     // During a handoff the tables are being moved to shared memory (and then are empty here): a
     // query started now would answer from part of the data, or none, as if it were all of it.
     if (this.state !== 'serving') {
@@ -87,8 +90,7 @@ export class Leaf {
     if (this.running.size >= this.config.queriesMax) {
       throw new ShoalError('SHOAL_ERR_QUERY_OVERLOADED', `${this.running.size} queries are running, the limit; retry later`);
     }
-    const nowSeconds = req.nowSeconds ?? Date.now() / 1000;
-    const plan = planQuery(req.sql, nowSeconds);
+    const { nowSeconds, plan } = env;
     const table = this.store.tables.get(plan.table);
     if (table === undefined) {
       if (req.partial) return emptyPartial(plan);
@@ -96,7 +98,7 @@ export class Leaf {
     }
     const bound = bindQuery(plan, table.schema, nowSeconds, req.partial);
     const id = this.nextQueryId++;
-    this.running.set(id, { id, sql: req.sql.slice(0, 200), startedAtMs: Date.now() });
+    this.running.set(id, { id, sql: env.sql, startedAtMs: Date.now() });
     const timeoutMs = Math.min(req.timeoutMs ?? this.config.queryTimeoutMs, this.config.queryTimeoutMsMax);
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
@@ -117,10 +119,11 @@ export class Leaf {
         parts = [scanBlocks(bound, sealed)];
       } else {
         const schema = [...table.schema.values()].map((c) => [c.name, c.type] as [string, typeof c.type]);
-        parts = await this.pool.scan(req.sql, nowSeconds, schema, req.partial, sealed, abort.signal);
+        parts = await this.pool.scan(plan, nowSeconds, schema, req.partial, sealed, abort.signal);
       }
       const merged = mergePartials(plan, [openPart, ...parts]);
       merged.stats.rowsHeld = table.rowCount;
+      merged.stats.rowsEvicted = table.evictedRowsIn(range.min, range.max);
       merged.stats.blocksSkipped += skipped;
       return merged;
     } finally {
@@ -144,9 +147,22 @@ export class Leaf {
     };
   }
 
-  status() {
-    const tables: Record<string, { rows: number; bytes: number }> = {};
-    for (const [name, t] of this.store.tables) tables[name] = { rows: t.rowCount, bytes: t.byteSize };
+  /** `knownSchemaVersion`: the caller's last schemaVersion; column types are listed only when it
+   * is stale (bounded by LIMITS.statusColumnsMax; tables past it say `columnsOmitted`). */
+  status(knownSchemaVersion: string | null = null) {
+    const schemaVersion = this.store.schemaVersion;
+    const withColumns = knownSchemaVersion !== schemaVersion;
+    let columnsLeft = LIMITS.statusColumnsMax;
+    const tables: Record<string, { rows: number; bytes: number; columns?: Record<string, ColumnType>; columnsOmitted?: true }> = {};
+    for (const [name, t] of this.store.tables) {
+      tables[name] = { rows: t.rowCount, bytes: t.byteSize };
+      if (!withColumns) continue;
+      if (t.schema.size > columnsLeft) { tables[name].columnsOmitted = true; continue; }
+      columnsLeft -= t.schema.size;
+      const columns: Record<string, ColumnType> = {};
+      for (const c of t.schema.values()) columns[c.name] = c.type;
+      tables[name].columns = columns;
+    }
     const bytes = this.store.byteSize();
     return {
       role: 'leaf' as const,
@@ -157,6 +173,9 @@ export class Leaf {
       memoryBudgetBytes: this.store.memoryBudgetBytes,
       memoryFreeBytes: Math.max(0, this.store.memoryBudgetBytes - bytes),
       evicted: { ...this.store.evicted },
+      schemaVersion,
+      /** This process's clock (epoch ms): the router estimates the offset to send deadlines in it. */
+      clockMs: Date.now(),
       tables,
       restart: this.restart,
       disk: this.diskStatus(),
@@ -165,6 +184,19 @@ export class Leaf {
       queriesRunning: [...this.running.values()].map((q) => ({ ...q, elapsedMs: Date.now() - q.startedAtMs })),
     };
   }
+}
+
+/** The coverage of one leaf answering directly: rows the memory budget evicted inside the
+ * query's time range are missing (the same rule as the aggregator's, docs/cluster.md). */
+function leafCoverage(s: Partial['stats'], leafId: string) {
+  const evicted = s.rowsEvicted ?? 0;
+  const expected = s.rowsHeld + evicted;
+  const percent = expected === 0 || evicted === 0 ? 100 : Math.floor((10_000 * s.rowsHeld) / expected) / 100;
+  return {
+    percent, basis: 'rows' as const, leavesQueried: 1, leavesResponded: 1,
+    rowsScanned: s.rowsScanned, rowsHeld: s.rowsHeld, rowsExpected: expected, rowsEvicted: evicted, failures: [],
+    notes: evicted > 0 ? [{ leaf: leafId, reason: evictedRowsNote(evicted) }] : [],
+  };
 }
 
 export function buildLeafApp(leaf: Leaf): FastifyInstance {
@@ -208,7 +240,10 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     const batchIdHeader = req.headers['x-shoal-batch-id'];
     const batchId = typeof batchIdHeader === 'string' && batchIdHeader.length > 0 ? batchIdHeader.slice(0, 128) : null;
     try {
-      const r = leaf.ingest({ table: req.params.table, nowSeconds: Date.now() / 1000, format, body, batchId });
+      const guard = parseIngestGuard(req.headers['x-shoal-deadline-ms'], req.headers['x-shoal-column-types']);
+      // First deadline check: the body has been read (a hung or stopped leaf reads it late).
+      if (guard.deadlineMs !== null && Date.now() > guard.deadlineMs) throw deadlineError(guard.deadlineMs, Date.now(), 'when the leaf read it');
+      const r = leaf.ingest({ table: req.params.table, nowSeconds: Date.now() / 1000, format, body, batchId }, guard);
       leaf.metrics.ingestBatches.inc({ outcome: r.duplicate ? 'duplicate' : 'accepted' });
       return reply.send(r.duplicate ? { accepted: r.accepted, duplicate: true } : { accepted: r.accepted });
     } catch (e) {
@@ -226,20 +261,20 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     const started = performance.now();
     const q = parseQueryRequest(req.body);
     try {
-      const part = await leaf.queryPartial(q);
+      // Planned once: here for a user's SQL, by the aggregator for a plan it sent (protocol.ts).
+      const nowSeconds = q.nowSeconds ?? Date.now() / 1000;
+      const env = q.plan ?? sealPlan(planQuery(q.sql, nowSeconds), nowSeconds, q.sql);
+      const part = await leaf.queryPartial(q, env);
       leaf.metrics.queries.inc({ outcome: 'ok' });
       leaf.metrics.queryLatency.observe((performance.now() - started) / 1000);
-      if (q.partial) return reply.send({ partial: part });
-      const plan = planQuery(q.sql, q.nowSeconds ?? Date.now() / 1000);
-      const result = finish(plan, part);
+      // schemaVersion: the aggregator re-reads this leaf's column types when its copy is older.
+      if (q.partial) return reply.send({ partial: part, protocol: env.v, planHash: env.hash, schemaVersion: leaf.store.schemaVersion });
+      const result = finish(env.plan, part);
       const s = part.stats;
       return reply.send({
         columns: result.columns,
-        rows: result.rows,
-        coverage: {
-          percent: 100, leavesQueried: 1, leavesResponded: 1,
-          rowsScanned: s.rowsScanned, rowsExpected: s.rowsHeld, failures: [],
-        },
+        rows: apiRows(result.rows),
+        coverage: leafCoverage(s, leaf.leafId),
         stats: { elapsedMs: Math.round((performance.now() - started) * 100) / 100, rowsMatched: s.rowsMatched, blocksScanned: s.blocksScanned, blocksSkipped: s.blocksSkipped, truncated: result.truncated },
       });
     } catch (e) {
@@ -265,9 +300,10 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     };
   });
 
-  app.get('/v1/status', async (req) => {
+  app.get<{ Querystring: { schemaVersion?: string } }>('/v1/status', async (req) => {
     requireToken(req, cfg.token, 'status');
-    return leaf.status();
+    const known = req.query.schemaVersion;
+    return leaf.status(typeof known === 'string' ? known : null);
   });
 
   app.post('/v1/admin/handoff', async (req, reply) => {

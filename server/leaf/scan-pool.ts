@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { ShoalError, type ErrorCode } from '../../query/errors.js';
+import type { LogicalPlan } from '../../query/plan/plan.js';
 import type { Partial } from '../../query/plan/partial.js';
 import type { ScanOutcome, ScanTask } from './scan-worker.js';
 import type { SealedBlock } from '../../query/storage/table.js';
@@ -43,7 +44,7 @@ export class ScanPool {
   }
 
   /** Scans the blocks in tasks of roughly equal row counts; resolves to one Partial per task. */
-  async scan(sql: string, nowSeconds: number, schema: [string, ColumnType][], lenient: boolean,
+  async scan(plan: LogicalPlan, nowSeconds: number, schema: [string, ColumnType][], lenient: boolean,
     blocks: readonly SealedBlock[], signal: AbortSignal): Promise<Partial[]> {
     if (blocks.length === 0) return [];
     // One task per thread: each task's Partial holds every group it saw, so more tasks than
@@ -54,7 +55,7 @@ export class ScanPool {
     // Round-robin keeps tasks even when blocks are full-size (they nearly always are).
     blocks.forEach((b, i) => groups[i % taskCount]!.push(b));
     const runs = groups.map((g) => {
-      const task: ScanTask = { sql, nowSeconds, schema, lenient, blocks: g.map((b) => b.data) };
+      const task: ScanTask = { plan, nowSeconds, schema, lenient, blocks: g.map((b) => b.data) };
       return this.pool.run(task, { signal }) as Promise<ScanOutcome>;
     });
     let outcomes: ScanOutcome[];

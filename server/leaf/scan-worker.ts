@@ -1,16 +1,17 @@
 /**
- * Worker-thread entry of the scan pool (piscina). A task carries the SQL (re-planned here: it
- * costs microseconds and keeps the message small), the table schema and the sealed blocks to
- * scan. Blocks are SharedArrayBuffer-backed, so posting them shares memory instead of copying;
+ * Worker-thread entry of the scan pool (piscina). A task carries the query's plan (never its
+ * SQL: the plan is the protocol, query/plan/protocol.ts, so a worker computes what the leaf and
+ * the aggregator expect, with the same now()), the table schema and the sealed blocks to scan. Blocks are SharedArrayBuffer-backed, so posting them shares memory instead of copying;
  * decoded dictionaries are cached per block id (ids are never reused within a process).
  */
-import { bindQuery, planQuery, scanBlocks, type Partial } from '../../query/engine.js';
+import { bindQuery, scanBlocks, type Partial } from '../../query/engine.js';
+import type { LogicalPlan } from '../../query/plan/plan.js';
 import { isShoalError } from '../../query/errors.js';
 import { SealedBlock } from '../../query/storage/table.js';
 import type { BlockData, ColumnType } from '../../query/storage/types.js';
 
 export interface ScanTask {
-  sql: string;
+  plan: LogicalPlan;
   nowSeconds: number;
   schema: [string, ColumnType][];
   lenient: boolean;
@@ -36,9 +37,8 @@ export type ScanOutcome = { ok: Partial } | { error: { code: string; message: st
 
 export default function runScan(task: ScanTask): ScanOutcome {
   try {
-    const plan = planQuery(task.sql, task.nowSeconds);
     const schema = new Map(task.schema.map(([name, type]) => [name, { type }]));
-    const bound = bindQuery(plan, schema, task.nowSeconds, task.lenient);
+    const bound = bindQuery(task.plan, schema, task.nowSeconds, task.lenient);
     return { ok: scanBlocks(bound, task.blocks.map(blockOf)) };
   } catch (e) {
     if (isShoalError(e)) return { error: { code: e.code, message: e.message, where: e.where } };

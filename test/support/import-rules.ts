@@ -18,7 +18,8 @@ const QUERY_BELOW_ENGINE = ['query/base', 'query/storage', 'query/sql', 'query/f
 /** room -> rooms it may import (itself always allowed). */
 export const ROOM_RULES: Readonly<Record<string, readonly string[]>> = {
   'query/base': [],
-  'query/storage': ['query/base'],
+  // storage reads ISO time text with functions/time.ts, the one parser the planner uses too.
+  'query/storage': ['query/base', 'query/functions'],
   'query/sql': ['query/base'],
   'query/functions': ['query/base'],
   'query/plan': ['query/base', 'query/sql', 'query/storage', 'query/functions'],
@@ -26,8 +27,9 @@ export const ROOM_RULES: Readonly<Record<string, readonly string[]>> = {
   'query/merge': ['query/base', 'query/storage', 'query/functions', 'query/plan', 'query/exec'],
   'query/engine': QUERY_BELOW_ENGINE,
   native: [],
-  loader: ['query/base'],
-  'server/http': ['query/base'],
+  // The loader reads ISO time text with the engine's own parser (query/functions/time.ts).
+  loader: ['query/base', 'query/functions'],
+  'server/http': ['query/base', 'query/plan'],
   'server/durability': ['query/base', 'query/storage', 'native'],
   'server/leaf': [...QUERY_BELOW_ENGINE, 'query/engine', 'native', 'server/http', 'server/durability'],
   'server/cluster': ['query/base', 'query/storage', 'query/plan', 'query/merge', 'query/engine', 'server/http'],
