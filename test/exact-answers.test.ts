@@ -204,5 +204,13 @@ describe(`exact answers (seed ${SEED})`, () => {
     expect(got.body.rows[0][0]).toBeCloseTo(want![0] as number, -290);
     expect(got.body.rows[0].slice(1)).toEqual([want![1], Number(want![2])]);
   });
+
+  it('a whole double past 2^53 times an int is float arithmetic after aggregation, not an exact integer', async () => {
+    const got = await agg.query("SELECT max(h) * 2147483648 AS x, max(h) * 2 AS y FROM t WHERE kind = 'huge'");
+    expect(got.status).toBe(200);
+    const max = Math.max(...allRows.filter((r) => r.kind === 'huge').map((r) => r.h as number));
+    expect(got.body.rows).toEqual([[String(max * 2147483648), max * 2]]);
+    expect(got.body.rows[0][0]).toBe('Infinity');
+  });
 });
 

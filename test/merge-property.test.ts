@@ -2,7 +2,9 @@
  * Property (STYLE rule 15): for every aggregate, merging the partial states of a random split of
  * the rows equals the state of all rows. Seeded; the seed is printed on failure. The split
  * crosses both worker tasks (blocks scanned separately) and leaves (tables built from disjoint
- * row subsets), which are the two places shoal merges.
+ * row subsets), which are the two places shoal merges. Blocks are sealed (as a leaf seals them
+ * before handing them to its worker pool), and every partial crosses the wire as a leaf sends it:
+ * JSON.stringify on the leaf, JSON.parse on the aggregator.
  */
 import { describe, expect, it } from 'vitest';
 import { bindQuery, finish, mergePartials, planQuery, scanBlocks } from '../query/engine.js';
@@ -25,10 +27,19 @@ function makeRows(seed: number, n: number): Record<string, unknown>[] {
   }));
 }
 
+/** A table whose rows are in sealed blocks of `chunk` rows (the last one, too). */
 function tableOf(rows: Record<string, unknown>[], chunk: number): Table {
   const t = new Table('t');
-  for (let i = 0; i < rows.length; i += chunk) t.append(buildBatch(rows.slice(i, i + chunk), t.schema, NOW));
+  for (let i = 0; i < rows.length; i += chunk) {
+    t.append(buildBatch(rows.slice(i, i + chunk), t.schema, NOW));
+    t.sealOpen();
+  }
   return t;
+}
+
+/** A partial as the aggregator receives it: the leaf's reply is JSON (fastify's reply.send). */
+function overTheWire<T>(partial: T): T {
+  return JSON.parse(JSON.stringify({ partial })).partial as T;
 }
 
 const QUERIES = [
@@ -65,7 +76,11 @@ describe('merging partial aggregate states', () => {
         const direct = finish(plan, mergePartials(plan, [scanBlocks(bindQuery(plan, whole.schema, NOW, false), whole.blocks())]));
         // Each piece scanned block by block (as worker tasks would), then merged as leaves.
         const partials = pieces.flatMap((t) => t.blocks().map((b) => scanBlocks(bindQuery(plan, t.schema, NOW, true), [b])));
-        const merged = finish(plan, mergePartials(plan, [mergePartials(plan, partials.slice(0, 1)), mergePartials(plan, partials.slice(1))]));
+        expect(pieces.every((t) => t.open.rowCount === 0 && t.sealed.length > 1), 'every piece is in several sealed blocks').toBe(true);
+        // Two "leaves" merge their blocks' partials; the aggregator merges what they send.
+        const leafA = overTheWire(mergePartials(plan, partials.slice(0, 1).map(overTheWire)));
+        const leafB = overTheWire(mergePartials(plan, partials.slice(1).map(overTheWire)));
+        const merged = finish(plan, mergePartials(plan, [leafA, leafB]));
         const a = sortRows(direct.rows);
         const b = sortRows(merged.rows);
         expect(b.length, `seed ${seed}: ${sql}`).toBe(a.length);

@@ -119,8 +119,10 @@ export function evalScalar(e: BExpr, env: ScalarEnv): Scalar {
       if (typeof l !== 'number' || typeof r !== 'number') {
         throw new ShoalError('SHOAL_ERR_QUERY_TYPE', `arithmetic ${e.op} needs numbers, got ${typeof l} and ${typeof r}`);
       }
-      if (e.type !== 'float' && e.op !== '/' && e.op !== '%' && Number.isInteger(l) && Number.isInteger(r)) {
-        // Integers past 2^53 (sum(x) * 1000 after aggregation) stay exact, as bigints.
+      if (e.type !== 'float' && e.op !== '/' && e.op !== '%' && Number.isSafeInteger(l) && Number.isSafeInteger(r)) {
+        // Integers past 2^53 (sum(x) * 1000 after aggregation) stay exact, as bigints. Only
+        // safe integers qualify: a double of 1e300 is whole but a float (1e300 * 2^31 is
+        // Infinity in IEEE arithmetic, not a 310-digit integer).
         const x = e.op === '+' ? l + r : e.op === '-' ? l - r : l * r;
         return x > -9007199254740992 && x < 9007199254740992 ? x : bigArith(e.op, l, r);
       }

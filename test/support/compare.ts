@@ -23,6 +23,8 @@ export interface CompareOptions {
   readonly absTol?: number;
   /** Per-column relative tolerance for approximate aggregates, by 0-based column index. */
   readonly approx?: Readonly<Record<number, number>>;
+  /** Per-column absolute tolerance (a float sum's rounding bound), by 0-based column index; replaces absTol there when larger. */
+  readonly absApprox?: Readonly<Record<number, number>>;
   /** 0-based indices of the ORDER BY key columns, when they are all in the output. */
   readonly orderKeys?: readonly number[];
   /** Compare column names where the reference name is a plain identifier (default true). */
@@ -111,7 +113,7 @@ function compareMultiset(actualRows: readonly Row[], expectedRows: readonly Row[
   const exactColumns: number[] = [];
   const floatColumns: number[] = [];
   for (let column = 0; column < columnCount; column++) {
-    const approx = opts.approx?.[column] !== undefined;
+    const approx = opts.approx?.[column] !== undefined || opts.absApprox?.[column] !== undefined;
     const type = (expected.columns[column] as { type: string }).type ?? '';
     const exact = type ? EXACT_TYPE.test(type) : expectedRows.every((row) => typeof row[column] !== 'number' || Number.isInteger(row[column]));
     (exact && !approx ? exactColumns : floatColumns).push(column);
@@ -165,7 +167,7 @@ class CellComparer {
 
   equal(actual: unknown, expected: unknown, column: number): boolean {
     const relTol = this.opts.approx?.[column] ?? this.relTol;
-    return valuesEqual(actual, expected, relTol, this.absTol);
+    return valuesEqual(actual, expected, relTol, Math.max(this.absTol, this.opts.absApprox?.[column] ?? 0));
   }
 }
 
