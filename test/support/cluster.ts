@@ -8,7 +8,8 @@
  * Leaves come from processes.ts (startLeaf); this file adds what a cluster needs on top.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { join } from 'node:path';
 import { CLI_PATH, REPO_ROOT, startLeaf, type LeafProcess, type StopOptions } from './processes.js';
@@ -156,4 +157,36 @@ export async function freePortRange(span: number): Promise<number> {
     if (ok) return base;
   }
   throw new Error('no free port range found');
+}
+
+/** An aggregator over `count` leaf processes in a temp directory, and how to stop them all. */
+export interface TempCluster {
+  readonly leaves: readonly LeafProcess[];
+  readonly aggregator: ShoalProcess;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `count` leaves (ids `${prefix}0`..) with `leafArgs` and an aggregator over them, under a
+ * fresh temp directory that close() removes. On a failed start everything started is stopped.
+ */
+export async function startTempCluster(prefix: string, count: number, leafArgs: readonly string[]): Promise<TempCluster> {
+  const dir = mkdtempSync(join(tmpdir(), `shoal-${prefix}-`));
+  const leaves: LeafProcess[] = [];
+  let aggregator: ShoalProcess | null = null;
+  const close = async () => {
+    await aggregator?.stop();
+    await Promise.all(leaves.map((leaf) => leaf.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let index = 0; index < count; index++) {
+      leaves.push(await startLeaf({ dataDir: join(dir, `leaf${index}`), args: ['--id', `${prefix}${index}`, '--workers', '1', '--no-shm', '--log-level', 'warn', '--fsync', 'never', ...leafArgs] }));
+    }
+    aggregator = await startAggregator(writeClusterFile(dir, 'cluster.json', leaves.map((leaf, index) => ({ id: `${prefix}${index}`, url: leaf.url }))));
+    return { leaves, aggregator, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }

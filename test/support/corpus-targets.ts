@@ -11,17 +11,14 @@
  *
  * Not here: the cases (corpus.ts) or how they are judged (corpus-run.ts).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAggregator, writeClusterFile, type ShoalProcess } from './cluster.js';
+import { startTempCluster } from './cluster.js';
 import { caseTitle, loadCorpus } from './corpus.js';
 import { runCase } from './corpus-run.js';
 import { openDuckDb, type DuckDb } from './duckdb.js';
 import { corpusDataConfig, describeDataConfig, EVENT_SCHEMA, generateEvents, Rng, type Event } from './gen.js';
 import { inProcessLeaf } from './leaf-inprocess.js';
-import { leafCliExists, startLeaf, type LeafProcess } from './processes.js';
+import { leafCliExists } from './processes.js';
 import { answerResult, ingestEvents, queryShoal, type QueryAnswer } from './shoal-client.js';
 
 interface Target {
@@ -65,27 +62,16 @@ async function poolTarget(events: readonly Event[]): Promise<Target> {
 }
 
 async function clusterTarget(events: readonly Event[], seed: number, leafCount = 3): Promise<Target> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-corpus-cluster-'));
-  const leaves: LeafProcess[] = [];
-  let aggregator: ShoalProcess | null = null;
-  const close = async () => {
-    await aggregator?.stop();
-    await Promise.all(leaves.map((leaf) => leaf.stop()));
-    await rm(dir, { recursive: true, force: true });
-  };
+  const cluster = await startTempCluster('corpus', leafCount, []);
   try {
-    for (let index = 0; index < leafCount; index++) {
-      leaves.push(await startLeaf({ dataDir: join(dir, `leaf${index}`), args: ['--id', `corpus${index}`, '--workers', '1', '--no-shm', '--log-level', 'warn', '--fsync', 'never'] }));
-    }
-    aggregator = await startAggregator(writeClusterFile(dir, 'cluster.json', leaves.map((leaf, index) => ({ id: `corpus${index}`, url: leaf.url }))));
     const rng = new Rng(seed ^ 0x2545f491);
-    const shares: Event[][] = leaves.map(() => []);
+    const shares: Event[][] = cluster.leaves.map(() => []);
     for (const event of events) shares[rng.int(0, leafCount)]!.push(event);
-    await Promise.all(shares.map((share, index) => ingestEvents(leaves[index]!.url, 'events', share)));
-    const url = aggregator.url;
-    return { query: (sql) => queryShoal(url, sql), close };
+    await Promise.all(shares.map((share, index) => ingestEvents(cluster.leaves[index]!.url, 'events', share)));
+    const url = cluster.aggregator.url;
+    return { query: (sql) => queryShoal(url, sql), close: cluster.close };
   } catch (error) {
-    await close();
+    await cluster.close();
     throw error;
   }
 }

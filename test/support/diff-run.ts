@@ -22,17 +22,13 @@
  *
  * Not here: generating data or SQL (diff-data.ts, sqlgen.ts).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startAggregator, writeClusterFile, sleep, type ShoalProcess } from './cluster.js';
+import { sleep, startTempCluster } from './cluster.js';
 import { compareResults, canonical, show } from './compare.js';
 import { alignColumnsByName } from './corpus-run.js';
 import type { DiffEvent } from './diff-data.js';
 import { normaliseValue, type DuckDb, type ResultSet } from './duckdb.js';
 import { Rng } from './gen.js';
 import { inProcessLeaf } from './leaf-inprocess.js';
-import { startLeaf, type LeafProcess } from './processes.js';
 import { answerError, answerResult, queryShoal, type QueryAnswer } from './shoal-client.js';
 import type { GeneratedQuery, QueryGenerator } from './sqlgen.js';
 
@@ -130,21 +126,11 @@ const CLUSTER_INGEST_ROUNDS = 3;
 const CHECKPOINT_WAIT_MS = 700;
 
 export async function clusterTarget(events: readonly DiffEvent[], seed: number, leafCount = 3): Promise<Loaded> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-diff-cluster-'));
-  const leaves: LeafProcess[] = [];
-  let aggregator: ShoalProcess | null = null;
-  const stopAll = async () => {
-    await aggregator?.stop();
-    await Promise.all(leaves.map((leaf) => leaf.stop()));
-    await rm(dir, { recursive: true, force: true });
-  };
+  // The environment (TZ among it) is inherited: the leaves run in the test's time zone.
+  const cluster = await startTempCluster('diff', leafCount, ['--checkpoint-interval', '100']);
+  const leaves = cluster.leaves;
+  const stopAll = cluster.close;
   try {
-    for (let index = 0; index < leafCount; index++) {
-      // The environment (TZ among it) is inherited: the leaves run in the test's time zone.
-      leaves.push(await startLeaf({ dataDir: join(dir, `leaf${index}`), args: ['--id', `diff${index}`, '--workers', '1', '--no-shm', '--log-level', 'warn', '--checkpoint-interval', '100', '--fsync', 'never'] }));
-    }
-    const clusterFile = writeClusterFile(dir, 'cluster.json', leaves.map((leaf, index) => ({ id: `diff${index}`, url: leaf.url })));
-    aggregator = await startAggregator(clusterFile);
     const rng = new Rng(seed ^ 0x2545f491);
     const shares: DiffEvent[][] = leaves.map(() => []);
     for (const event of events) shares[rng.int(0, leafCount)]!.push(event);
@@ -165,7 +151,7 @@ export async function clusterTarget(events: readonly DiffEvent[], seed: number, 
       if (round < CLUSTER_INGEST_ROUNDS - 1) await sleep(CHECKPOINT_WAIT_MS);
     }
     accepted.sort((a, b) => (a.id as number) - (b.id as number));
-    const url = aggregator.url;
+    const url = cluster.aggregator.url;
     const target: ShoalTarget = { label: `aggregator over ${leafCount} leaves (random split)`, query: (sql) => queryShoal(url, sql), close: stopAll };
     return { target, accepted, refusals };
   } catch (error) {
