@@ -260,7 +260,9 @@ export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tab
       aggs[j]!.update(gids, sel, count, arg === null || arg === undefined ? null : evalVec(arg, ctx));
     }
   });
-  const out = groups.keys.map((keys, g) => ({ keys: keys.map(encScalar) as Scalar[], states: aggs.map((a) => a.serialize(g)) }));
+  // Only a float key can be non-finite (wire.ts); other keys go out as they are.
+  const encode = plan.keyTypes.some((t) => t === 'float' || t === 'any');
+  const out = groups.keys.map((keys, g) => ({ keys: encode ? keys.map(encScalar) as Scalar[] : keys, states: aggs.map((a) => a.serialize(g)) }));
   return { mode: 'aggregate', tableFound, columns: plan.columns, groups: out, unknownColumns: plan.unknownColumns, stats };
 }
 

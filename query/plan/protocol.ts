@@ -53,7 +53,7 @@ function hashOf(v: number, nowSeconds: number, planText: string): string {
 
 export function sealPlan(plan: LogicalPlan, nowSeconds: number, sql: string): PlanEnvelope {
   const text = JSON.stringify(plan, replacer);
-  return { v: PLAN_VERSION, hash: hashOf(PLAN_VERSION, nowSeconds, text), nowSeconds, sql: sql.slice(0, 200), plan: JSON.parse(text, reviver) as LogicalPlan };
+  return { v: PLAN_VERSION, hash: hashOf(PLAN_VERSION, nowSeconds, text), nowSeconds, sql: sql.slice(0, 200), plan };
 }
 
 /** The JSON text of an envelope (non-finite constants encoded). */

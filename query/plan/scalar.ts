@@ -233,13 +233,12 @@ function bigArith(op: ArithOp, l: Scalar, r: Scalar): Scalar {
 function evalFn(e: Extract<BExpr, { k: 'fn' }>, env: ScalarEnv): Scalar {
   const args = e.args.map((a) => evalScalar(a, env));
   if (e.name === 'coalesce') return args.find((a) => a !== null) ?? null;
-  const a = args[0]!;
+  let a = args[0]!;
   if (a === null) return null;
   // A big exact integer is already whole; other functions take it as a float.
   if (typeof a === 'bigint') {
     if (e.name === 'floor' || e.name === 'ceil' || e.name === 'round' || e.name === 'abs') return e.name === 'abs' && a < 0n ? -a : a;
-    args[0] = Number(a);
-    return evalFn({ ...e, args: args.map((v) => ({ k: 'const', value: v, type: 'any' }) as BExpr) }, env);
+    a = Number(a);
   }
   switch (e.name) {
     case 'time_bucket': {
