@@ -117,6 +117,12 @@ export const LIMITS = {
    * dropped): queries count the evicted rows inside their time range as missing coverage. Past
    * it the two oldest entries merge (coarser ranges for older history); 24 bytes each. */
   evictionRangesPerTableMax: 256,
+  /** Sealed blocks one leaf keeps in shared-memory segments (server/durability/shm-blocks.ts);
+   * past it new blocks stay on the heap and a planned restart copies them. Each segment is one
+   * mapping, and Linux allows a process vm.max_map_count (65,530 by default) mappings in all,
+   * which the heap, the workers and the addon share; 32,768 blocks of 64 Ki rows is ~2 billion
+   * rows. Ceiling: vm.max_map_count less what the process maps otherwise. */
+  shmBlockSegmentsMax: 32_768,
   /** Leaves `shoal up` starts on one machine: each is a process with its own heap and workers. */
   upLeavesMax: 64,
   /** Restarts of one child per minute before `shoal up` stops restarting it (a leaf that cannot

@@ -19,6 +19,7 @@ import { LeafStore, type IngestRecord } from '../query/storage/leaf-store.js';
 import { bindQuery, finish, planQuery, scanBlocks } from '../query/engine.js';
 import { DiskStore } from '../server/durability/disk-store.js';
 import { removeSegments, restoreFromShm, saveToShm, verifyTakenBlocks } from '../server/durability/shm-handoff.js';
+import { ShmBlockHome } from '../server/durability/shm-blocks.js';
 import * as shm from '../native/shm.js';
 import type { DurableFs } from '../server/durability/durable-fs.js';
 import { realFs } from '../server/durability/durable-fs.js';
@@ -54,10 +55,15 @@ function record(k: number, b: Batch): IngestRecord {
   return { table: b.table, nowSeconds: 1_790_000_000, format: 'ndjson', body: Buffer.from(lines.join('\n')), batchId: `b${k}` };
 }
 
-function diskFor(dir: string, io: DurableFs, fsync: 'always' | 'interval'): { store: LeafStore; disk: DiskStore } {
+/** A leaf's store and disk with its sealed blocks born in shared memory, as in the product: a
+ * simulated crash leaves the segments behind, and recovery may reuse those its manifest names. */
+function diskFor(dir: string, io: DurableFs, fsync: 'always' | 'interval'): { store: LeafStore; disk: DiskStore; home: ShmBlockHome } {
   const store = new LeafStore(1 << 30);
+  const home = new ShmBlockHome(LEAF_ID);
+  store.home = home;
   const disk = new DiskStore(dir, LEAF_ID, store, { fsync, fsyncIntervalMs: 3_600_000, checkpointBytes: 2 ** 40, checkpointIntervalMs: 2 ** 40 }, silent, io);
-  return { store, disk };
+  disk.home = home;
+  return { store, disk, home };
 }
 
 interface Outcome { acked: Set<number>; refused: Set<number>; inflight: Set<number>; crashed: boolean; writableAtEnd: boolean | null; handedOff: boolean }
@@ -65,7 +71,7 @@ interface Outcome { acked: Set<number>; refused: Set<number>; inflight: Set<numb
 /** Runs the cycle on `io`; never throws for an injected fault. */
 async function runCycle(dir: string, io: FaultyFs, fsync: 'always' | 'interval', script: ReturnType<typeof makeScript>): Promise<Outcome> {
   const out: Outcome = { acked: new Set(), refused: new Set(), inflight: new Set(), crashed: false, writableAtEnd: null, handedOff: false };
-  const { store, disk } = diskFor(dir, io, fsync);
+  const { store, disk, home } = diskFor(dir, io, fsync);
   const ingest = (k: number): void => {
     try {
       store.ingest(record(k, script.batches[k]!), (r, rows) => disk.append(r, rows));
@@ -103,7 +109,7 @@ async function runCycle(dir: string, io: FaultyFs, fsync: 'always' | 'interval',
     // A failure here leaves the successor to the disk (as the lifecycle does).
     try {
       await disk.prepareHandoff();
-      saveToShm(LEAF_ID, store, disk, { dataDir: dir, ttlSeconds: null, io });
+      saveToShm(LEAF_ID, store, disk, { dataDir: dir, ttlSeconds: null, io }, home);
       out.handedOff = !io.crashed;
     } catch (e) {
       if (io.crashed) throw e;
@@ -122,8 +128,8 @@ async function runCycle(dir: string, io: FaultyFs, fsync: 'always' | 'interval',
  * shared memory when a valid handoff bound to this directory is there (its checksums verified),
  * else from disk. */
 async function recoveredRows(dir: string, fsync: 'always' | 'interval'): Promise<Map<number, number[]>> {
-  const { store, disk } = diskFor(dir, realFs, fsync);
-  const taken = restoreFromShm(LEAF_ID, store, { dataDir: dir, ttlSeconds: null });
+  const { store, disk, home } = diskFor(dir, realFs, fsync);
+  const taken = restoreFromShm(LEAF_ID, store, { dataDir: dir, ttlSeconds: null }, home);
   if (taken.ok) {
     if ((await verifyTakenBlocks(taken.unverified)) !== null) throw new Error('a block taken from shared memory failed its checksum');
     if (taken.manifest !== null && taken.walNext !== null) disk.adopt(taken.manifest, taken.walNext, taken.files); else disk.recoverEmptyLog();

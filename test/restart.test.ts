@@ -127,7 +127,7 @@ async function query(leaf: LeafProcess, sql: string): Promise<unknown[][]> {
   return a.body.rows as unknown[][];
 }
 
-interface RestartInfo { source: string; ms: number; bytes: number; rows: number; reason: string | null; diskBytesRead: number }
+interface RestartInfo { source: string; ms: number; bytes: number; rows: number; reason: string | null; diskBytesRead: number; shmBytesReused: number }
 const restartOf = async (leaf: LeafProcess) => (await getJson(leaf, '/v1/status')).restart as RestartInfo;
 
 // ---------------------------------------------------------------------------------------------
@@ -266,6 +266,26 @@ function metaJson(id: string): { leafId: string; tables: { blocks: { segment: st
   return JSON.parse(json.toString('utf8'));
 }
 
+/**
+ * What a serving leaf must hold in shared memory: exactly the block segments it reports
+ * (status.sharedMemory) plus its live meta segment (flag 2, its pid), nothing stale beside them.
+ * Returns the block segment names.
+ */
+async function expectOwnedSegments(leaf: LeafProcess, id: string, what: string): Promise<string[]> {
+  const status = await getJson(leaf, '/v1/status');
+  const names = segmentsOf(id);
+  const meta = `/shoal-${id}-meta`;
+  expect(names, what).toContain(meta);
+  const flags = readSegment(meta);
+  expect(flags.readUInt32LE(META.validAt), `${what}: live meta flag`).toBe(2);
+  const live = JSON.parse(flags.subarray(META.jsonAt, META.jsonAt + flags.readUInt32LE(META.jsonBytesAt)).toString('utf8')) as { pid: number };
+  expect(live.pid, what).toBe(status.pid);
+  const blocks = names.filter((n) => n !== meta);
+  expect(blocks.length, `${what}: block segments held vs reported`).toBe(status.sharedMemory.segments);
+  expect(blocks.reduce((sum, n) => sum + shm.size(n), 0), `${what}: bytes`).toBe(status.sharedMemory.bytes);
+  return blocks;
+}
+
 function blockSegments(id: string): { segment: string; bytes: number; rows: number }[] {
   return metaJson(id).tables.flatMap((t) => t.blocks);
 }
@@ -376,22 +396,31 @@ describe.skipIf(!runnable)('leaf restart (real processes, real shared memory)', 
     const id = leafId('handoff');
     const dir = tempDir('handoff');
     const token = `admin-${SEED}`;
-    let leaf = await start(id, dir, ['--admin-token', token]);
+    // Checkpoints seal the open blocks (these tables are far from 64 Ki rows each).
+    let leaf = await start(id, dir, ['--admin-token', token, '--checkpoint-interval', '200']);
     expect((await restartOf(leaf)).source).toBe('empty');
     const batches = dataset(SEED);
     const rowCount = await load(leaf, batches, 0, 12);
     const before = await snapshot(leaf);
     expect(before.rows).toBe(rowCount);
+    for (let polls = 0; (await getJson(leaf, '/v1/status')).sharedMemory.segments === 0 && polls < 200; polls++) await new Promise((r) => setTimeout(r, 25));
 
     // SIGTERM: a planned restart.
+    // Sealed blocks were born in shared memory: before the handoff they are there already.
+    const born = await expectOwnedSegments(leaf, id, 'before the handoff');
+    expect(born.length).toBeGreaterThan(0);
     expect(await leaf.stop({ signal: 'SIGTERM' })).toEqual({ code: 0, signal: null });
     await expectLogged(leaf, new RegExp(`handed off ${rowCount} rows`), 'handoff log line');
-    expect(segmentsOf(id)).toContain(`/shoal-${id}-meta`);
+    // The save copied nothing that was already there: only the open blocks were sealed into new segments.
+    await expectLogged(leaf, /"copiedBlocks":0,"copiedBytes":0/, 'nothing copied');
+    const handedOff = blockSegments(id).map((b) => b.segment);
+    for (const n of born) expect(handedOff).toContain(n);
     leaf = await start(id, dir, ['--admin-token', token]);
     const r1 = await restartOf(leaf);
     expect(r1).toMatchObject({ source: 'shm', rows: rowCount, diskBytesRead: 0, reason: null });
     await expectLogged(leaf, new RegExp(`restored ${rowCount} rows from shm in \\d+ ms`), 'listening line');
-    expect(segmentsOf(id)).toEqual([]);
+    // The successor owns the segments it took (for its own handoff and for crash recovery).
+    expect((await expectOwnedSegments(leaf, id, 'after the restore')).sort()).toEqual([...handedOff].sort());
     expectSameData(await snapshot(leaf), before, true);
 
     // The restored leaf takes writes (its disk log continues) and hands off again, by the admin call.
@@ -411,7 +440,7 @@ describe.skipIf(!runnable)('leaf restart (real processes, real shared memory)', 
     leaf = await start(id, dir, ['--admin-token', token]);
     expect(await restartOf(leaf)).toMatchObject({ source: 'shm', rows: total, diskBytesRead: 0, reason: null });
     expectSameData(await snapshot(leaf), before2, true);
-    expect(segmentsOf(id)).toEqual([]);
+    await expectOwnedSegments(leaf, id, 'after the second restore');
 
     // The disk copy behind it is whole too: kill -9 and recover from disk alone.
     await leaf.stop({ signal: 'SIGKILL' });
@@ -428,7 +457,9 @@ describe.skipIf(!runnable)('leaf restart (real processes, real shared memory)', 
     const writer = new Writer('stream', 150);
     const running = writer.run(() => leaf.url, 3);
     // Three crashes at different points of the checkpoint cycle (the checkpoint timer ticks every
-    // 500 ms), each followed by recovery and more ingest into the recovered leaf.
+    // 500 ms), each followed by recovery and more ingest into the recovered leaf. Checkpointed
+    // blocks still in shared memory are reused once their checksums match; the rest is read.
+    let reused = 0;
     for (const runMs of [1300, 1050, 1700]) {
       await new Promise((r) => setTimeout(r, runMs));
       const ackedBefore = writer.batches('acked').length;
@@ -437,9 +468,12 @@ describe.skipIf(!runnable)('leaf restart (real processes, real shared memory)', 
       leaf = await start(id, dir, args);
       const r = await restartOf(leaf);
       expect(r.source).toBe('disk');
-      expect(r.reason).toMatch(/no handoff segment/);
-      expect(r.diskBytesRead).toBeGreaterThan(0);
+      expect(r.reason).toMatch(/no handoff: the previous process stopped without handing off/);
+      expect(r.diskBytesRead + r.shmBytesReused).toBeGreaterThan(0);
+      reused += r.shmBytesReused;
+      await expectOwnedSegments(leaf, id, `after crash at ${runMs} ms`);
     }
+    expect(reused).toBeGreaterThan(0);
     writer.stopped = true;
     await running;
     expect(writer.unexpected).toEqual([]);
@@ -517,6 +551,7 @@ describe.skipIf(!runnable)('leaf restart (real processes, real shared memory)', 
       },
       { name: 'a crash in the middle of the handoff (valid flag unset)', damage: () => shm.write(meta, META.validAt, u32(0)), reason: /handoff was not completed/ },
       { name: 'a crash before the metadata was written (stale block segments)', damage: () => { shm.unlink(meta); }, reason: /no handoff segment/ },
+      { name: 'a crash while serving (the live meta left behind)', damage: () => shm.write(meta, META.validAt, u32(2)), reason: /stopped without handing off/ },
     ];
     for (const c of cases) {
       expect(await leaf.stop({ signal: 'SIGTERM' }), c.name).toEqual({ code: 0, signal: null });
@@ -533,13 +568,13 @@ describe.skipIf(!runnable)('leaf restart (real processes, real shared memory)', 
       expect(r.rows, c.name).toBe(before.rows);
       await expectLogged(leaf, new RegExp(`not from shared memory: .*${c.reason.source}`), c.name);
       expectSameData(await snapshot(leaf), before, false);
-      expect(segmentsOf(id), c.name).toEqual([]);
+      await expectOwnedSegments(leaf, id, c.name);
     }
 
     // The other leaf's own handoff was never touched: it comes back from shared memory.
     other = await start(otherId, otherDir);
     expect(await restartOf(other)).toMatchObject({ source: 'shm', rows: otherRows });
-    expect(segmentsOf(otherId)).toEqual([]);
+    await expectOwnedSegments(other, otherId, 'the other leaf');
 
     // A handoff is only good for the next start. A start with --no-shm (which recovers from disk
     // and takes more writes) must discard it, or a later start would take that stale copy.
@@ -572,7 +607,8 @@ describe.skipIf(!runnable)('leaf restart (real processes, real shared memory)', 
     expect(memRestart).toMatchObject({ source: 'shm', rows: memRows - victim.rows });
     expect(memRestart.reason).toMatch(new RegExp(`checksum mismatch .*its ${victim.rows} rows are missing \\(disk log disabled\\)`));
     expect((await getJson(mem, '/v1/status')).rows).toBe(memRows - victim.rows);
-    expect(segmentsOf(memId)).toEqual([]);
+    const memHeld = await expectOwnedSegments(mem, memId, 'without a disk log');
+    expect(memHeld).not.toContain(victim.segment);
   });
 
   it('refuses writes during a handoff with 503 + Retry-After; a retrying client loses nothing', async () => {

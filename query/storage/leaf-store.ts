@@ -10,7 +10,7 @@ import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { BatchColumn, ColumnarBatch } from './batch.js';
 import { buildBatch, parseBody, type BodyFormat } from './ingest-decoder.js';
-import { Table } from './table.js';
+import { Table, type BlockHome } from './table.js';
 import type { ColumnType } from './types.js';
 
 const TABLE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
@@ -87,6 +87,8 @@ export class LeafStore {
    * column list is sent only when it changed. */
   private schemaChanges = 0;
   private readonly schemaEpoch = randomBytes(4).toString('hex');
+  /** Where tables created from now on put their sealed blocks (null: the heap). */
+  home: BlockHome | null = null;
 
   constructor(
     public memoryBudgetBytes: number,
@@ -151,8 +153,7 @@ export class LeafStore {
     if (batch.rowCount === 0) return 0;
     let table = this.tables.get(rec.table);
     if (table === undefined) {
-      table = new Table(rec.table);
-      this.tables.set(rec.table, table);
+      table = this.createTable(rec.table);
       this.schemaChanges++;
     }
     const changesBefore = table.schemaChanges;
@@ -164,6 +165,14 @@ export class LeafStore {
     }
     this.enforceBudget();
     return batch.rowCount;
+  }
+
+  /** A new, empty table that puts its sealed blocks in this store's home (not yet listed when
+   * `list` is false: a restore builds tables aside and lists them once they are complete). */
+  createTable(name: string, list = true): Table {
+    const table = new Table(name, this.home);
+    if (list) this.tables.set(name, table);
+    return table;
   }
 
   /** The most recent batch ids with their row counts (newest last), saved with checkpoints and handoffs. */
@@ -204,12 +213,9 @@ export class LeafStore {
     const cutoff = nowSeconds - this.retentionSeconds;
     for (const t of this.tables.values()) {
       for (;;) {
-        const old = t.sealed.find((b) => b.timeMax < cutoff);
-        if (!old) break;
-        t.sealed.splice(t.sealed.indexOf(old), 1);
-        t.sealed.push(old);
-        const dropped = t.evictOldest();
-        if (!dropped) break;
+        const at = t.sealed.findIndex((b) => b.timeMax < cutoff);
+        if (at < 0) break;
+        const dropped = t.drop(at);
         this.evicted.rows += dropped.rowCount;
         this.evicted.blocks++;
       }

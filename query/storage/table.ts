@@ -18,6 +18,20 @@ import { columnByteSize, physicalKind, sharedArray } from './types.js';
 
 export interface ColumnSchema { readonly name: string; type: ColumnType }
 
+/**
+ * Where sealed blocks live. Without one they stay on the heap (SharedArrayBuffers); the leaf
+ * process installs server/durability/shm-blocks.ts, which moves each block into its own
+ * shared-memory segment the moment it is sealed, so a planned restart has nothing to copy.
+ * Storage knows nothing of segments: it only hands every new sealed block over and says when a
+ * table lets one go.
+ */
+export interface BlockHome {
+  /** A block just sealed; returns the block the table keeps (the same one when it cannot be moved). */
+  place(table: string, block: SealedBlock): SealedBlock;
+  /** A block the table no longer holds (evicted, dropped by retention). */
+  release(block: SealedBlock): void;
+}
+
 /** What a scan needs of a block, whether sealed (shared buffers) or open (builders in place). */
 export interface ScanBlock {
   readonly id: number;
@@ -154,7 +168,7 @@ export class Table {
   private sealedRowCount = 0;
   private sealedByteSize = 0;
 
-  constructor(readonly name: string) {}
+  constructor(readonly name: string, readonly home: BlockHome | null = null) {}
 
   get rowCount(): number { return this.sealedRowCount + this.open.rowCount; }
   get byteSize(): number { return this.sealedByteSize + this.open.byteSize(); }
@@ -179,7 +193,8 @@ export class Table {
   /** Seals the open block if it has rows. Returns the new sealed block, if any. */
   sealOpen(): SealedBlock | null {
     if (this.open.rowCount === 0) return null;
-    const block = this.open.seal();
+    const sealed = this.open.seal();
+    const block = this.home === null ? sealed : this.home.place(this.name, sealed);
     this.addSealed(block);
     this.open = new OpenBlock();
     return block;
@@ -196,11 +211,17 @@ export class Table {
     if (this.sealed.length === 0) return null;
     let oldest = 0;
     for (let i = 1; i < this.sealed.length; i++) if (this.sealed[i]!.timeMax < this.sealed[oldest]!.timeMax) oldest = i;
-    const [block] = this.sealed.splice(oldest, 1);
+    return this.drop(oldest);
+  }
+
+  /** Drops sealed block `index`, counted as evicted, and lets its home free it. */
+  drop(index: number): SealedBlock {
+    const [block] = this.sealed.splice(index, 1);
     this.sealedRowCount -= block!.rowCount;
     this.sealedByteSize -= block!.byteSize;
     this.evictedRows += block!.rowCount;
     this.evictedBlocks++;
+    this.home?.release(block!);
     return block!;
   }
 

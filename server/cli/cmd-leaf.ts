@@ -38,7 +38,7 @@ export function registerLeaf(program: Command): void {
     .option('--query-timeout <ms>', 'default query timeout', String(d.queryTimeoutMs))
     .option('--fsync <policy>', 'disk log fsync: always, interval or never', d.fsync)
     .option('--no-disk-log', 'keep data in memory only (a crash loses it)')
-    .option('--no-shm', 'do not use shared memory for planned restarts')
+    .option('--no-shm', 'keep sealed blocks on the heap, not in shared memory; restarts read the disk')
     .option('--handoff-ttl <seconds>', 'free a planned-restart handoff left in shared memory after this long (0 = never)', String(d.handoffTtlSeconds))
     .option('--ingest-in-flight <n>', 'ingest requests admitted at once; more get 503 + Retry-After', String(d.ingestInFlightMax))
     .option('--checkpoint-interval <ms>', 'checkpoint sealed blocks to disk at least this often (while writes arrive)', String(d.checkpointIntervalMs))

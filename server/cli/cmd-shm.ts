@@ -2,14 +2,16 @@
  * `shoal shm`: the shared-memory handoffs on this machine (server/durability/shm-segments.ts):
  * which leaf each belongs to, its size and age, whether a successor can still take it and, if
  * not, why. With --remove-orphans / --remove-expired / --remove ID it frees them: a handoff's
- * data is on its leaf's disk too, so removing one costs only a fast restart.
+ * data is on its leaf's disk too, so removing one costs only a fast restart. The segments of a
+ * running leaf (state live) are never orphans; `--remove ID` of a running leaf only unnames them
+ * (its mappings stay valid) and its next handoff copies those blocks again.
  *
  * Exit status: 0; 1 when a removal failed.
  */
 import type { Command } from 'commander';
 import { nativeAvailable, nativeLoadError } from '../../native/shm.js';
 import { SHM_LAYOUT_VERSION } from '../durability/shm-handoff.js';
-import { listHandoffs, removeHandoff, type HandoffInfo } from '../durability/shm-segments.js';
+import { isOrphan, listHandoffs, removeHandoff, type HandoffInfo } from '../durability/shm-segments.js';
 import { formatBytes } from './cmd-status.js';
 import { formatTable } from './format.js';
 
@@ -27,11 +29,11 @@ export function formatHandoffs(list: readonly HandoffInfo[]): string {
   const str = (name: string) => ({ name, type: 'string' });
   const rows = list.map((h) => [h.leafId, String(h.segments.length), formatBytes(h.bytes), age(h.ageMs), h.state, h.takeable ? 'yes' : 'no', h.takeable ? h.dataDir ?? '' : h.reason ?? '']);
   const total = list.reduce((s, h) => s + h.bytes, 0);
-  const orphans = list.filter((h) => !h.takeable);
+  const orphans = list.filter(isOrphan);
   const table = formatTable({ columns: [str('leaf'), str('segments'), str('bytes'), str('age'), str('state'), str('takeable'), str('data dir / why not')], rows });
   const tail = orphans.length > 0
     ? `\n${formatBytes(total)} in all; ${orphans.length} no successor can take (${formatBytes(orphans.reduce((s, h) => s + h.bytes, 0))}): shoal shm --remove-orphans frees them`
-    : `\n${formatBytes(total)} in all, each takeable by its leaf's next start`;
+    : `\n${formatBytes(total)} in all, each held by a running leaf or takeable by its leaf's next start`;
   return table + tail;
 }
 
@@ -54,7 +56,7 @@ Example:
       }
       const list = listHandoffs(SHM_LAYOUT_VERSION);
       const wanted = new Set(o.remove ?? []);
-      const doomed = list.filter((h) => (o.removeOrphans === true && !h.takeable) || (o.removeExpired === true && h.state === 'expired') || wanted.has(h.leafId));
+      const doomed = list.filter((h) => (o.removeOrphans === true && isOrphan(h)) || (o.removeExpired === true && h.state === 'expired') || wanted.has(h.leafId));
       for (const id of wanted) if (!list.some((h) => h.leafId === id)) process.stderr.write(`shoal shm: no segments of leaf ${id}\n`);
       let failed = false;
       const removed: { leafId: string; bytes: number }[] = [];

@@ -26,6 +26,7 @@ import { allocateBlockId, SealedBlock, Table } from '../../query/storage/table.j
 import type { ColumnType } from '../../query/storage/types.js';
 import { DiskLog, listSegments, readSegment, segmentName, type LogFailure } from './disk-log.js';
 import { realFs, writeFileDurable, type DurableFs } from './durable-fs.js';
+import type { ShmBlockHome } from './shm-blocks.js';
 import type { IngestRecord, LeafStore } from '../../query/storage/leaf-store.js';
 
 export const MANIFEST_VERSION = 1;
@@ -34,10 +35,15 @@ const BATCH_IDS_SAVED_MAX = 20_000;
 /** Data-loss reports kept in the manifest (oldest dropped first, and counted). Each is a few
  * hundred bytes; a leaf with more than this many separate damages has a disk to replace. */
 const LOSSES_KEPT_MAX = 256;
+/** Blocks whose shared-memory copy was refused that recovery logs one by one (the rest: a count). */
+const SHM_REFUSALS_LOGGED_MAX = 20;
 /** How soon a checkpoint is tried again while it is what lets writes back in (an fsync failure). */
 const FAILED_LOG_CHECKPOINT_RETRY_MS = 1_000;
 
-export interface BlockFile { file: string; bytes: number; crc: number; rows: number }
+/** A block file of the manifest. `segment`: the shared-memory segment holding the same image
+ * (shm-blocks.ts), which crash recovery may map instead of reading the file once its bytes match
+ * `crc`; absent for blocks that were on the heap when checkpointed, and in older manifests. */
+export interface BlockFile { file: string; bytes: number; crc: number; rows: number; segment?: string }
 
 /** One piece of acknowledged data that recovery could not bring back. */
 export interface DataLoss {
@@ -78,7 +84,13 @@ export interface DiskOptions {
   checkpointIntervalMs: number;
 }
 
-export interface RecoveryResult { rows: number; bytes: number; blocks: number; walRecords: number; diskBytesRead: number; notes: string[]; losses: DataLoss[] }
+export interface RecoveryResult {
+  rows: number; bytes: number; blocks: number; walRecords: number; diskBytesRead: number; notes: string[]; losses: DataLoss[];
+  /** Blocks (and their bytes) taken from shared memory after their checksums matched. */
+  shmBlocks: number; shmBytes: number;
+  /** Blocks whose segment was listed but not taken (gone, damaged, untrusted): read from disk. */
+  shmRefused: number;
+}
 
 /** What status, health and metrics say of the disk. */
 export interface DiskHealth {
@@ -114,6 +126,12 @@ export class DiskStore {
   /** The next block file number. Never reused, not even after a checkpoint that failed before
    * its manifest was published: its files may be listed by the next one. */
   private nextFileNo = 1;
+  /** Where sealed blocks live in shared memory (null: all on the heap). Recovery reuses the
+   * segments the manifest names; checkpoints write a block's file straight from its segment. */
+  home: ShmBlockHome | null = null;
+  /** Blocks changed segments since the manifest was written (read back from disk at recovery):
+   * the next checkpoint is due even with nothing logged. */
+  private segmentsMoved = false;
 
   constructor(readonly dataDir: string, readonly leafId: string, readonly store: LeafStore, readonly opts: DiskOptions, readonly log_: FastifyBaseLogger, readonly io: DurableFs = realFs) {
     this.blockDir = path.join(dataDir, 'blocks');
@@ -174,25 +192,51 @@ export class DiskStore {
     this.losses = [...(this.manifest.losses ?? [])];
     this.lossesDropped = this.manifest.lossesDropped ?? 0;
     let blocks = 0;
+    let shmBlocks = 0;
+    let shmBytes = 0;
+    let shmRefused = 0;
     for (const [name, t] of Object.entries(this.manifest.tables)) {
       const table = this.tableFor(name, t.schema);
       for (const bf of t.blocks) {
+        // The same image may still be in shared memory (the process died; the machine did not):
+        // taken only if its bytes checksum to the CRC this manifest recorded for the file.
+        if (bf.segment !== undefined && this.home !== null) {
+          const r = this.home.reuse(bf.segment, bf.bytes, bf.crc);
+          if ('block' in r) {
+            table.addSealed(r.block);
+            this.files.set(r.block, bf);
+            blocks++;
+            shmBlocks++;
+            shmBytes += bf.bytes;
+            continue;
+          }
+          shmRefused++;
+          if (shmRefused <= SHM_REFUSALS_LOGGED_MAX) this.log_.warn({ file: bf.file, segment: bf.segment }, `block ${bf.file}: not taken from shared memory (${r.reason}); reading the file`);
+        }
         const file = path.join(this.blockDir, bf.file);
+        // Read straight into a shared-memory segment when there is one to be had, so the next
+        // planned restart has nothing to copy; else into the heap.
+        const slot = this.home?.reserve(bf.bytes) ?? null;
         try {
-          const sab = new SharedArrayBuffer(bf.bytes);
-          const view = new Uint8Array(sab);
+          const view = slot?.target ?? new Uint8Array(new SharedArrayBuffer(bf.bytes));
           const fd = this.io.open(file, 'r');
           let got = 0;
           try { while (got < bf.bytes) { const n = this.io.read(fd, view, got, bf.bytes - got, got); if (n === 0) break; got += n; } } finally { this.io.close(fd); }
           diskBytesRead += got;
           if (got !== bf.bytes) throw new Error(`file has ${got} bytes, manifest says ${bf.bytes}`);
           if ((crc32c(view) >>> 0) !== bf.crc) throw new Error('checksum mismatch');
-          const data = decodeBlock(sab, 0, bf.bytes, file);
-          const block = new SealedBlock({ ...data, id: allocateBlockId() });
+          let block: SealedBlock;
+          if (slot !== null) {
+            block = this.home!.complete(slot, bf.bytes, bf.crc, allocateBlockId());
+          } else {
+            const data = decodeBlock(view.buffer, 0, bf.bytes, file);
+            block = new SealedBlock({ ...data, id: allocateBlockId() });
+          }
           table.addSealed(block);
           this.files.set(block, bf);
           blocks++;
         } catch (e) {
+          if (slot !== null) this.home!.discard(slot);
           // A damaged checkpoint loses that block, not the leaf: serve the rest and say so. Its
           // rows are gone from the log too (the checkpoint that wrote it dropped those segments).
           const keptAs = this.io.exists(file) ? this.keepAside(file) : null;
@@ -201,6 +245,11 @@ export class DiskStore {
         }
       }
     }
+    if (shmRefused > SHM_REFUSALS_LOGGED_MAX) this.log_.warn(`${shmRefused} blocks in all were read from disk instead of shared memory`);
+    // Blocks read back from files now live in new segments: the next manifest must name them
+    // (or a second crash would read them from disk again).
+    if (this.home !== null && blocks > shmBlocks) this.segmentsMoved = true;
+    if (shmBlocks > 0 || shmRefused > 0) notes.push(`${shmBlocks} checkpointed blocks (${shmBytes} bytes) taken from shared memory after their checksums matched${shmRefused > 0 ? `, ${shmRefused} read from disk instead (segment gone or damaged)` : ''}`);
     this.store.rememberBatchIds(this.manifest.batchIds);
     // Replay the log from walStart. Segments must run on without a gap.
     const segments = listSegments(this.walDir, this.io).filter((n) => n >= this.manifest.walStart);
@@ -242,7 +291,7 @@ export class DiskStore {
     for (const l of found) notes.push(lossText(l));
     const last = Math.max(this.manifest.walStart - 1, ...segments, 0);
     this.openLog(last + 1);
-    return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords, diskBytesRead, notes, losses: found };
+    return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords, diskBytesRead, notes, losses: found, shmBlocks, shmBytes, shmRefused };
   }
 
   /** After a shared-memory restore: take the disk state as handed over, without reading the disk. */
@@ -273,8 +322,7 @@ export class DiskStore {
   }
 
   private tableFor(name: string, schema: [string, ColumnType][]): Table {
-    let t = this.store.tables.get(name);
-    if (t === undefined) { t = new Table(name); this.store.tables.set(name, t); }
+    const t = this.store.tables.get(name) ?? this.store.createTable(name);
     for (const [col, type] of schema) if (!t.schema.has(col)) t.schema.set(col, { name: col, type });
     return t;
   }
@@ -292,7 +340,8 @@ export class DiskStore {
     const due = this.log.bytesSinceCheckpoint >= this.opts.checkpointBytes ||
       (this.log.bytesSinceCheckpoint > 0 && sinceMs >= this.opts.checkpointIntervalMs) ||
       ((this.lossesUnsaved || this.damagedSegments.size > 0) && sinceMs >= FAILED_LOG_CHECKPOINT_RETRY_MS) ||
-      (this.log.failure?.kind === 'fsync' && sinceMs >= FAILED_LOG_CHECKPOINT_RETRY_MS);
+      (this.log.failure?.kind === 'fsync' && sinceMs >= FAILED_LOG_CHECKPOINT_RETRY_MS) ||
+      this.segmentsMoved;
     if (due) void this.checkpoint().catch((e) => this.log_.error({ err: e }, 'checkpoint failed; the log keeps every row, will retry'));
   }
 
@@ -326,9 +375,17 @@ export class DiskStore {
       const blocks: BlockFile[] = [];
       for (const b of t.sealed) {
         let bf = this.files.get(b);
+        const segment = this.home?.refOf(b)?.segment;
         if (bf === undefined) {
           bf = { file: `${String(this.nextFileNo++).padStart(10, '0')}.blk`, bytes: 0, crc: 0, rows: b.rowCount };
+          if (segment !== undefined) bf.segment = segment;
           toWrite.push([b, bf]);
+        } else if (bf.segment !== segment) {
+          // Placed in shared memory since it was written (read back from disk), or its segment
+          // was dropped: the manifest names where the same bytes are now.
+          bf = { ...bf };
+          if (segment !== undefined) bf.segment = segment; else delete bf.segment;
+          this.files.set(b, bf);
         }
         blocks.push(bf);
       }
@@ -337,11 +394,20 @@ export class DiskStore {
     const batchIds = this.store.recentBatchIdList(BATCH_IDS_SAVED_MAX);
     // Asynchronous part: write the new block files, make their names durable, publish the manifest.
     for (const [block, bf] of toWrite) {
-      const img = encodeBlock(block.data);
-      const buf = new Uint8Array(img.byteSize);
-      for (const [o, bytes] of img.pieces) buf.set(bytes, o);
-      bf.bytes = img.byteSize;
-      bf.crc = crc32c(buf) >>> 0;
+      // A block in shared memory is its image already, with its CRC: the file gets those bytes.
+      const ref = this.home?.refOf(block);
+      let buf: Uint8Array;
+      if (ref !== undefined) {
+        buf = ref.image;
+        bf.bytes = ref.bytes;
+        bf.crc = ref.crc;
+      } else {
+        const img = encodeBlock(block.data);
+        buf = new Uint8Array(img.byteSize);
+        for (const [o, bytes] of img.pieces) buf.set(bytes, o);
+        bf.bytes = img.byteSize;
+        bf.crc = crc32c(buf) >>> 0;
+      }
       await writeFileDurable(this.io, path.join(this.blockDir, bf.file), buf);
       this.files.set(block, bf);
     }
@@ -353,6 +419,7 @@ export class DiskStore {
     this.io.fsyncDir(this.dataDir);
     this.manifest = manifest;
     this.lossesUnsaved = false;
+    this.segmentsMoved = false;
     // Everything in memory is now in fsynced block files: a failed fsync of the old log no
     // longer matters, and the old segments go (damaged ones aside, never deleted).
     this.log.clearFsyncFailure(walStart);

@@ -1,19 +1,21 @@
 /**
  * The planned-restart handoff through POSIX shared memory (DESIGN.md "Durability and restart").
  *
- * Save (SIGTERM or POST /v1/admin/handoff): the leaf has stopped taking writes and finished its
- * queries; every open block is sealed; each sealed block's image (block-codec.ts) goes into its
- * own segment, and its heap copy is released right after, so the handoff never holds twice the
- * data. Last, a meta segment lists the blocks with their CRC-32Cs, schemas, the disk state the
- * successor takes over, and a header: magic, layout version, leaf identity, a valid flag set
- * only once everything is written, and the CRC of the metadata.
+ * Sealed blocks are born in shared memory (shm-blocks.ts): each already sits in its own segment
+ * with the CRC-32C taken when it was written. So the save (SIGTERM or POST /v1/admin/handoff,
+ * after writes stopped and queries finished) seals the open blocks (which places them too),
+ * copies only blocks that could not be placed (a full /dev/shm), and writes a meta segment
+ * listing every block's segment and CRC, the schemas, the disk state the successor takes over,
+ * and a header: magic, layout version, leaf identity, a valid flag set only once everything is
+ * written, and the CRC of the metadata. Its cost is the open blocks plus the metadata, not the
+ * data.
  *
  * Restore (start): a meta segment that is valid, of this layout version and this leaf, with
  * intact metadata and blocks, is taken: each block segment is mapped as a SharedArrayBuffer
  * (zero copy: restore time hardly grows with data size), its image header and bounds checked,
- * and the segments are unlinked (the mappings keep the memory). Anything else falls back to
- * disk, with the reason logged, and every segment of this leaf is removed: a segment is never
- * trusted after a crash.
+ * and the successor owns the segments from then on (they stay, for its own handoff and for
+ * crash recovery). Anything else falls back to disk, with the reason logged; the lifecycle then
+ * removes every segment of this leaf that disk recovery did not reuse.
  *
  * The CRC-32C of each block's bytes is checked right after the leaf starts serving
  * (verifyTakenBlocks, a slice at a time between turns of the event loop), not before: reading
@@ -26,23 +28,21 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import * as shm from '../../native/shm.js';
-import { BLOCK_LAYOUT_VERSION, decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
-import { allocateBlockId, SealedBlock, Table, type EvictedRange } from '../../query/storage/table.js';
+import { decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
+import { allocateBlockId, SealedBlock, type EvictedRange } from '../../query/storage/table.js';
 import { LIMITS } from '../../query/limits.js';
 import type { ColumnType } from '../../query/storage/types.js';
 import type { BlockFile, DiskStore, Manifest } from './disk-store.js';
 import { listSegments } from './disk-log.js';
 import { realFs, removeFileDurable, writeSmallFileDurable, type DurableFs } from './durable-fs.js';
-import { BINDING_FILE, META_MAGIC, META_PREFIX_BYTES, metaSegment, removeSegments, segmentPrefix, type Binding } from './shm-segments.js';
+import { BINDING_FILE, META_FLAG_LIVE, META_FLAG_VALID, META_FLAG_WRITING, META_MAGIC, META_PREFIX_BYTES, metaSegment, removeSegments, segmentPrefix, setMetaFlag, SHM_LAYOUT_VERSION, writeMetaSegment, type Binding } from './shm-segments.js';
+import { crcOfImage, ShmBlockHome } from './shm-blocks.js';
 import type { LeafStore } from '../../query/storage/leaf-store.js';
 
-export { metaSegment, removeSegments, segmentPrefix };
-/** Layout of the handoff: meta format 1 over block images of BLOCK_LAYOUT_VERSION. A build that
- * changes either reads no older segment (it recovers from disk instead, and says so). */
-export const SHM_LAYOUT_VERSION = 1000 + BLOCK_LAYOUT_VERSION;
-/** Bytes handed off between full garbage collections. A block's memory (heap, or the mapping of
- * an earlier handoff) is returned only when the collector frees its buffers, and nothing else
- * triggers a collection during the save: without these, the leaf holds its data twice at the
+export { metaSegment, removeSegments, segmentPrefix, SHM_LAYOUT_VERSION };
+/** Bytes copied between full garbage collections, for blocks that were not in shared memory. A
+ * block's heap memory is returned only when the collector frees its buffers, and nothing else
+ * triggers a collection during the save: without these, the leaf holds that data twice at the
  * end (measured: 1.5-2x). Each costs a few ms; the data held twice is at most this much. */
 const GC_HINT_BYTES = 256 * 1024 * 1024;
 
@@ -78,17 +78,11 @@ interface Meta {
   bytes: number;
 }
 
-const ZEROS = new Uint8Array(4096);
-function crcOfImage(img: ReturnType<typeof encodeBlock>): number {
-  let crc = 0;
-  let at = 0;
-  const pad = (n: number) => { while (n > 0) { const k = Math.min(n, ZEROS.length); crc = shm.crc32c(ZEROS.subarray(0, k), crc); n -= k; } };
-  for (const [o, bytes] of img.pieces) { pad(o - at); crc = shm.crc32c(bytes, crc); at = o + bytes.byteLength; }
-  pad(img.byteSize - at);
-  return crc >>> 0;
+export interface HandoffResult {
+  rows: number; bytes: number; blocks: number; ms: number; expiresAtMs: number | null;
+  /** Blocks (and bytes) that were already in shared memory, and those copied now. */
+  inPlaceBlocks: number; copiedBlocks: number; copiedBytes: number;
 }
-
-export interface HandoffResult { rows: number; bytes: number; blocks: number; ms: number; expiresAtMs: number | null }
 
 /** Where a handoff belongs: its data directory (and the file system to reach it through). */
 export interface HandoffBinding {
@@ -102,17 +96,25 @@ function resolvedDir(dir: string): string {
   try { return fs.realpathSync(dir); } catch { return path.resolve(dir); }
 }
 
-/** Writes the leaf's data into shared memory. The caller has stopped writes and queries and exits after. */
-export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | null, binding: HandoffBinding): HandoffResult {
+/** Writes the leaf's data into shared memory. The caller has stopped writes and queries and exits
+ * after. `home` holds the blocks already in shared memory (null: every block is copied). */
+export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | null, binding: HandoffBinding, home: ShmBlockHome | null = null): HandoffResult {
   const started = performance.now();
   const io = binding.io ?? realFs;
-  removeSegments(leafId);
+  const own = home ?? new ShmBlockHome(leafId);
+  // The old meta (a live claim, or a stale handoff) goes first: until the new one is valid, no
+  // successor may take anything. Block segments this process does not hold are stale.
+  shm.unlink(metaSegment(leafId));
+  own.removeUnowned();
   const gen = randomBytes(4).toString('hex');
   const createdAtMs = Date.now();
   const expiresAtMs = binding.ttlSeconds === null ? null : createdAtMs + binding.ttlSeconds * 1000;
   const meta: Meta = { leafId, gen, pid: process.pid, createdAtMs, dataDir: resolvedDir(binding.dataDir), expiresAtMs, walNext: null, manifest: null, tables: [], batchIds: store.recentBatchIdList(20_000), rows: 0, bytes: 0 };
   if (disk !== null) { const s = disk.currentState(); meta.manifest = s.manifest; meta.walNext = s.walNext; }
-  let n = 0;
+  let blocks = 0;
+  let inPlaceBlocks = 0;
+  let copiedBlocks = 0;
+  let copiedBytes = 0;
   let sinceGc = 0;
   const gc = collector();
   for (const t of store.tables.values()) {
@@ -120,42 +122,42 @@ export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | nu
     const entry: Meta['tables'][number] = { name: t.name, schema: t.schemaList().map((c) => [c.name, c.type]), evictedRows: t.evictedRows, evictedBlocks: t.evictedBlocks, evictionLog: t.evictionLog, blocks: [] };
     for (let i = 0; i < t.sealed.length; i++) {
       const b = t.sealed[i]!;
-      const img = encodeBlock(b.data);
-      const segment = `${segmentPrefix(leafId)}${gen}-${n++}`;
-      shm.create(segment, img.byteSize);
-      for (const [o, bytes] of img.pieces) shm.write(segment, o, bytes);
-      entry.blocks.push({ segment, bytes: img.byteSize, crc: crcOfImage(img), rows: b.rowCount, file: disk?.files.get(b) ?? null });
+      const file = disk?.files.get(b) ?? null;
+      const ref = own.refOf(b);
+      if (ref !== undefined && shm.exists(ref.segment)) {
+        entry.blocks.push({ segment: ref.segment, bytes: ref.bytes, crc: ref.crc, rows: b.rowCount, file });
+        inPlaceBlocks++;
+      } else {
+        // Not in shared memory (it could not be placed, or someone removed its segment): copy it.
+        const img = encodeBlock(b.data);
+        const segment = own.newSegmentName();
+        shm.create(segment, img.byteSize);
+        for (const [o, bytes] of img.pieces) shm.write(segment, o, bytes);
+        entry.blocks.push({ segment, bytes: img.byteSize, crc: crcOfImage(img), rows: b.rowCount, file });
+        copiedBlocks++;
+        copiedBytes += img.byteSize;
+        // Release the heap copy now: the handoff must not hold the data twice.
+        (t.sealed as (SealedBlock | undefined)[])[i] = undefined;
+        sinceGc += img.byteSize;
+        if (gc !== undefined && sinceGc >= GC_HINT_BYTES) { gc(); sinceGc = 0; }
+      }
+      blocks++;
       meta.rows += b.rowCount;
-      meta.bytes += img.byteSize;
-      // Release the heap copy now: the handoff must not hold the data twice.
-      (t.sealed as (SealedBlock | undefined)[])[i] = undefined;
-      sinceGc += img.byteSize;
-      if (gc !== undefined && sinceGc >= GC_HINT_BYTES) { gc(); sinceGc = 0; }
+      meta.bytes += entry.blocks[entry.blocks.length - 1]!.bytes;
     }
     t.sealed = [];
     meta.tables.push(entry);
   }
-  const json = Buffer.from(JSON.stringify(meta));
   const name = metaSegment(leafId);
-  const header = Buffer.alloc(META_PREFIX_BYTES);
-  header.writeUInt32LE(META_MAGIC, 0);
-  header.writeUInt32LE(SHM_LAYOUT_VERSION, 4);
-  header.writeUInt32LE(0, 8); // valid: not yet
-  header.writeUInt32LE(json.length, 12);
-  header.writeUInt32LE(shm.crc32c(json) >>> 0, 16);
-  shm.create(name, META_PREFIX_BYTES + json.length);
-  shm.write(name, 0, header);
-  shm.write(name, META_PREFIX_BYTES, json);
+  writeMetaSegment(name, Buffer.from(JSON.stringify(meta)), META_FLAG_WRITING);
   // Bind the handoff to this data directory, durably, before it is valid: a successor takes it
   // only where this file names it (not a new, empty directory under the same --id, not a
   // directory that has changed since).
   const bound: Binding = { gen, leafId, createdAtMs };
   writeSmallFileDurable(io, path.join(binding.dataDir, BINDING_FILE), Buffer.from(JSON.stringify(bound) + '\n'));
   // Everything is in place: only now does the successor see a valid handoff.
-  const valid = Buffer.alloc(4);
-  valid.writeUInt32LE(1, 0);
-  shm.write(name, 8, valid);
-  return { rows: meta.rows, bytes: meta.bytes, blocks: n, ms: Math.round(performance.now() - started), expiresAtMs };
+  setMetaFlag(name, META_FLAG_VALID);
+  return { rows: meta.rows, bytes: meta.bytes, blocks, ms: Math.round(performance.now() - started), expiresAtMs, inPlaceBlocks, copiedBlocks, copiedBytes };
 }
 
 /** A block taken from shared memory whose bytes are still to be checked against their CRC. */
@@ -163,7 +165,7 @@ export interface UnverifiedBlock { readonly table: string; readonly block: Seale
 
 export type RestoreOutcome =
   | { ok: true; rows: number; bytes: number; blocks: number; walNext: number | null; manifest: Manifest | null; files: Map<SealedBlock, BlockFile>; unverified: UnverifiedBlock[] }
-  | { ok: false; reason: string };
+  | { ok: false; reason: string; keep: ReadonlySet<string> };
 
 /** Bytes checksummed between turns of the event loop while verifying a restore: ~3 ms of work. */
 const VERIFY_SLICE_BYTES = 32 * 1024 * 1024;
@@ -184,36 +186,35 @@ export async function verifyTakenBlocks(blocks: readonly UnverifiedBlock[]): Pro
 }
 
 /** Takes the data of a valid handoff bound to `binding.dataDir`; on any doubt returns the
- * reason and leaves `store` empty. Either way the data directory's binding file is removed
- * before this returns: a handoff serves the one start right after it. */
-export function restoreFromShm(leafId: string, store: LeafStore, binding: HandoffBinding): RestoreOutcome {
+ * reason and leaves `store` empty. A taken handoff's block segments belong to `home` from then on
+ * and its meta segment is removed; a refused one's meta goes too, unless it belongs to another
+ * data directory whose next start can still take it (`keep` names its segments). Block
+ * segments of a refused handoff stay for crash recovery to reuse; the caller removes the rest.
+ * Either way the data directory's binding file is removed before this returns: a handoff serves
+ * the one start right after it. */
+export function restoreFromShm(leafId: string, store: LeafStore, binding: HandoffBinding, home: ShmBlockHome): RestoreOutcome {
   const io = binding.io ?? realFs;
   const name = metaSegment(leafId);
   let outcome: RestoreOutcome;
-  let keep = false;
   try {
     if (!shm.exists(name)) {
-      outcome = { ok: false, reason: 'no handoff segment (first start, crash, or shared memory cleared)' };
+      outcome = { ok: false, reason: 'no handoff segment (first start, crash, or shared memory cleared)', keep: new Set() };
     } else {
-      const r = takeHandoff(leafId, name, store, binding, io);
-      outcome = r.outcome;
-      keep = r.keepSegments;
+      outcome = takeHandoff(leafId, name, store, binding, io, home);
     }
   } catch (e) {
-    outcome = { ok: false, reason: `handoff unreadable: ${(e as Error).message}` };
+    outcome = { ok: false, reason: `handoff unreadable: ${(e as Error).message}`, keep: new Set() };
   }
   if (!outcome.ok) store.tables.clear();
-  // Taken or not, the segments are done with (mappings keep a taken handoff's memory alive),
-  // unless they belong to another data directory whose successor can still take them.
   try {
-    if (!keep) removeSegments(leafId);
+    if (outcome.ok || outcome.keep.size === 0) shm.unlink(name);
     removeFileDurable(io, path.join(binding.dataDir, BINDING_FILE));
   } catch (e) {
     // A taken handoff must not outlive this start (a later start would take it again, without
     // the writes this process acknowledged): better not to start at all.
     if (outcome.ok) throw e;
     // Not taken (e.g. the addon is not built): disk recovery goes on, and the reason says more.
-    outcome = { ok: false, reason: `${outcome.reason}; stale handoff not removed: ${(e as Error).message}` };
+    outcome = { ok: false, reason: `${outcome.reason}; stale handoff not removed: ${(e as Error).message}`, keep: outcome.keep };
   }
   return outcome;
 }
@@ -260,15 +261,17 @@ function bindingMismatch(meta: Meta, binding: HandoffBinding, io: DurableFs): { 
   return null;
 }
 
-function takeHandoff(leafId: string, name: string, store: LeafStore, binding: HandoffBinding, io: DurableFs): { outcome: RestoreOutcome; keepSegments: boolean } {
-  const no = (reason: string, keepSegments = false) => ({ outcome: { ok: false as const, reason }, keepSegments });
+function takeHandoff(leafId: string, name: string, store: LeafStore, binding: HandoffBinding, io: DurableFs, home: ShmBlockHome): RestoreOutcome {
+  const no = (reason: string, keep: ReadonlySet<string> = new Set()) => ({ ok: false as const, reason, keep });
   const size = shm.size(name);
   if (size < META_PREFIX_BYTES) return no(`meta segment truncated (${size} bytes)`);
   const buf = Buffer.from(shm.map(name));
   if (buf.readUInt32LE(0) !== META_MAGIC) return no('meta segment has a bad magic number');
   const version = buf.readUInt32LE(4);
   if (version !== SHM_LAYOUT_VERSION) return no(`layout version ${version} differs from this build's ${SHM_LAYOUT_VERSION}`);
-  if (buf.readUInt32LE(8) !== 1) return no('handoff was not completed (valid flag unset: the previous process died while handing off)');
+  const flag = buf.readUInt32LE(8);
+  if (flag === META_FLAG_LIVE) return no('no handoff: the previous process stopped without handing off (a crash or kill -9)');
+  if (flag !== META_FLAG_VALID) return no('handoff was not completed (valid flag unset: the previous process died while handing off)');
   const jsonBytes = buf.readUInt32LE(12);
   if (META_PREFIX_BYTES + jsonBytes > buf.length) return no('meta segment truncated');
   const json = buf.subarray(META_PREFIX_BYTES, META_PREFIX_BYTES + jsonBytes);
@@ -276,14 +279,15 @@ function takeHandoff(leafId: string, name: string, store: LeafStore, binding: Ha
   const meta = JSON.parse(json.toString('utf8')) as Meta;
   if (meta.leafId !== leafId) return no(`segment belongs to leaf ${meta.leafId}, not ${leafId}`);
   const mismatch = bindingMismatch(meta, binding, io);
-  if (mismatch !== null) return no(mismatch.reason, mismatch.keepSegments);
+  if (mismatch !== null) return no(mismatch.reason, mismatch.keepSegments ? new Set([name, ...meta.tables.flatMap((t) => t.blocks.map((b) => b.segment))]) : new Set());
   const files = new Map<SealedBlock, BlockFile>();
   const unverified: UnverifiedBlock[] = [];
   let rows = 0;
   let bytes = 0;
   let blocks = 0;
+  const taken: [SealedBlock, UnverifiedBlock][] = [];
   for (const t of meta.tables) {
-    const table = new Table(t.name);
+    const table = store.createTable(t.name, false);
     for (const [col, type] of t.schema) table.schema.set(col, { name: col, type });
     table.evictedRows = t.evictedRows;
     table.evictedBlocks = t.evictedBlocks;
@@ -302,7 +306,9 @@ function takeHandoff(leafId: string, name: string, store: LeafStore, binding: Ha
       const block = new SealedBlock({ ...data, id: allocateBlockId() });
       table.addSealed(block);
       if (e.file !== null) files.set(block, e.file);
-      unverified.push({ table: t.name, block, segment: e.segment, bytes: new Uint8Array(sab, 0, e.bytes), crc: e.crc });
+      const u: UnverifiedBlock = { table: t.name, block, segment: e.segment, bytes: new Uint8Array(sab, 0, e.bytes), crc: e.crc };
+      unverified.push(u);
+      taken.push([block, u]);
       rows += block.rowCount;
       bytes += e.bytes;
       blocks++;
@@ -310,5 +316,7 @@ function takeHandoff(leafId: string, name: string, store: LeafStore, binding: Ha
     store.tables.set(t.name, table);
   }
   store.rememberBatchIds(meta.batchIds);
-  return { outcome: { ok: true, rows, bytes, blocks, walNext: meta.walNext, manifest: meta.manifest, files, unverified }, keepSegments: false };
+  // Only now, with every block taken, do the segments become this process's.
+  for (const [block, u] of taken) home.adopt(block, { segment: u.segment, bytes: u.bytes.byteLength, crc: u.crc, image: u.bytes });
+  return { ok: true, rows, bytes, blocks, walNext: meta.walNext, manifest: meta.manifest, files, unverified };
 }

@@ -13,10 +13,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as shm from '../../native/shm.js';
+import { BLOCK_LAYOUT_VERSION } from '../../query/storage/block-codec.js';
 
 export const SEGMENT_PREFIX = '/shoal-';
+/** Layout of the handoff: meta format 1 over block images of BLOCK_LAYOUT_VERSION. A build that
+ * changes either reads no older segment (it recovers from disk instead, and says so). Blocks
+ * born in shared memory (shm-blocks.ts) did not change it: their segments are the same images,
+ * so builds before and after them take each other's handoffs. */
+export const SHM_LAYOUT_VERSION = 1000 + BLOCK_LAYOUT_VERSION;
 export const META_MAGIC = 0x4d4d4853; // 'SHMM'
 export const META_PREFIX_BYTES = 24;
+/** The meta header's flag word (offset 8): 0 while a handoff is being written (or the process
+ * died doing it), 1 a complete handoff, 2 a running leaf's claim on its block segments. */
+export const META_FLAG_WRITING = 0;
+export const META_FLAG_VALID = 1;
+export const META_FLAG_LIVE = 2;
 /** The file in a data directory that binds it to its newest handoff. */
 export const BINDING_FILE = 'handoff.json';
 
@@ -45,6 +56,26 @@ export function removeSegments(leafId: string): number {
   }
 }
 
+/** Creates meta segment `name` (which must not exist) holding `json` under a header with `flag`. */
+export function writeMetaSegment(name: string, json: Buffer, flag: number): void {
+  const header = Buffer.alloc(META_PREFIX_BYTES);
+  header.writeUInt32LE(META_MAGIC, 0);
+  header.writeUInt32LE(SHM_LAYOUT_VERSION, 4);
+  header.writeUInt32LE(flag, 8);
+  header.writeUInt32LE(json.length, 12);
+  header.writeUInt32LE(shm.crc32c(json) >>> 0, 16);
+  shm.create(name, META_PREFIX_BYTES + json.length);
+  shm.write(name, 0, header);
+  shm.write(name, META_PREFIX_BYTES, json);
+}
+
+/** Sets the flag word of a meta segment (the last write of a handoff: it becomes valid). */
+export function setMetaFlag(name: string, flag: number): void {
+  const word = Buffer.alloc(4);
+  word.writeUInt32LE(flag, 0);
+  shm.write(name, 8, word);
+}
+
 /** What a meta segment's JSON holds that the listing needs (shm-handoff.ts writes all of it). */
 export interface MetaSummary {
   leafId: string;
@@ -57,10 +88,13 @@ export interface MetaSummary {
   expiresAtMs?: number | null;
   rows: number;
   bytes: number;
+  /** A running leaf's live meta: --handoff-ttl in seconds (its segments expire that long after
+   * it died without handing off). */
+  ttlSeconds?: number | null;
 }
 
 export type MetaRead =
-  | { ok: true; valid: boolean; version: number; meta: MetaSummary; json: Buffer; crcOk: boolean }
+  | { ok: true; valid: boolean; flag: number; version: number; meta: MetaSummary; json: Buffer; crcOk: boolean }
   | { ok: false; reason: string };
 
 /** Reads a meta segment's header and JSON (refusing an untrusted segment, as map() does). */
@@ -82,7 +116,8 @@ export function readMeta(name: string): MetaRead {
   if (!crcOk) return { ok: false, reason: 'meta checksum mismatch' };
   let meta: MetaSummary;
   try { meta = JSON.parse(json.toString('utf8')) as MetaSummary; } catch { return { ok: false, reason: 'meta JSON unreadable' }; }
-  return { ok: true, valid: buf.readUInt32LE(8) === 1, version, meta, json, crcOk };
+  const flag = buf.readUInt32LE(8);
+  return { ok: true, valid: flag === META_FLAG_VALID, flag, version, meta, json, crcOk };
 }
 
 export interface Binding { gen: string; leafId: string; createdAtMs: number }
@@ -104,11 +139,16 @@ export interface HandoffInfo {
   bytes: number;
   /** Age of the newest segment (ms), from its mtime. */
   ageMs: number;
-  state: 'valid' | 'incomplete' | 'expired' | 'untrusted' | 'unreadable' | 'other-layout' | 'no-meta';
+  /** live: a running leaf's blocks (never removed by --remove-orphans or a sweep); crashed: a
+   * leaf that died without handing off, whose next start reuses the blocks its checkpoint lists. */
+  state: 'valid' | 'live' | 'crashed' | 'incomplete' | 'expired' | 'untrusted' | 'unreadable' | 'other-layout' | 'no-meta';
   dataDir: string | null;
   dataDirExists: boolean | null;
-  /** True when a successor on the bound data directory can take it. */
+  /** True when a successor on the bound data directory can take it (a valid handoff, or the
+   * blocks of a crashed leaf whose data directory still exists). */
   takeable: boolean;
+  /** Pid of the leaf that owns them (live and crashed only). */
+  pid: number | null;
   /** Why not, when it is not. */
   reason: string | null;
   rows: number | null;
@@ -139,14 +179,16 @@ export function listHandoffs(layoutVersion: number, nowMs = Date.now()): Handoff
         if (!st.trusted && untrusted === null) untrusted = `${s}: ${st.untrustedReason}`;
       } catch { /* removed meanwhile */ }
     }
-    const info: HandoffInfo = { leafId, segments: segments.sort(), bytes, ageMs: Math.max(0, nowMs - newest), state: 'valid', dataDir: null, dataDirExists: null, takeable: false, reason: null, rows: null, expiresAtMs: null };
+    const info: HandoffInfo = { leafId, segments: segments.sort(), bytes, ageMs: Math.max(0, nowMs - newest), state: 'valid', dataDir: null, dataDirExists: null, takeable: false, pid: null, reason: null, rows: null, expiresAtMs: null };
     const metaName = metaSegment(leafId);
     if (untrusted !== null) {
       info.state = 'untrusted';
       info.reason = `not trusted: ${untrusted}`;
     } else if (!segments.includes(metaName)) {
       info.state = 'no-meta';
-      info.reason = 'block segments without a meta segment (a handoff that did not finish)';
+      info.reason = info.ageMs < NO_META_GRACE_MS
+        ? 'block segments without a meta segment: a leaf is replacing its meta right now (kept for a minute)'
+        : 'block segments without a meta segment (a handoff that did not finish)';
     } else {
       const r = readMeta(metaName);
       if (!r.ok) {
@@ -159,7 +201,19 @@ export function listHandoffs(layoutVersion: number, nowMs = Date.now()): Handoff
         info.dataDirExists = info.dataDir === null ? null : fs.existsSync(info.dataDir);
         const binding = info.dataDir === null ? null : readBinding(info.dataDir);
         if (r.version !== layoutVersion) { info.state = 'other-layout'; info.reason = `layout version ${r.version}, this build reads ${layoutVersion}`; }
-        else if (!r.valid) { info.state = 'incomplete'; info.reason = 'valid flag unset (the process died while handing off)'; }
+        else if (r.flag === META_FLAG_LIVE) {
+          info.pid = r.meta.pid;
+          info.rows = null;
+          const ttl = r.meta.ttlSeconds ?? null;
+          if (processAlive(r.meta.pid)) { info.state = 'live'; info.reason = `held by running leaf pid ${r.meta.pid}`; }
+          else if (ttl !== null && newest + ttl * 1000 <= nowMs) { info.state = 'expired'; info.expiresAtMs = newest + ttl * 1000; info.reason = `leaf pid ${r.meta.pid} died without handing off; expired ${new Date(info.expiresAtMs).toISOString()}`; }
+          else {
+            info.state = 'crashed';
+            info.expiresAtMs = ttl === null ? null : newest + ttl * 1000;
+            if (!info.dataDirExists) info.reason = `leaf pid ${r.meta.pid} died without handing off and its data directory ${info.dataDir} no longer exists`;
+            else { info.takeable = true; info.reason = `leaf pid ${r.meta.pid} died without handing off; its next start reuses the blocks its checkpoint lists, checksum by checksum`; }
+          }
+        } else if (!r.valid) { info.state = 'incomplete'; info.reason = 'valid flag unset (the process died while handing off)'; }
         else if (info.expiresAtMs !== null && info.expiresAtMs <= nowMs) { info.state = 'expired'; info.reason = `expired ${new Date(info.expiresAtMs).toISOString()}`; }
         else if (info.dataDir === null) info.reason = 'bound to no data directory (written by an older build)';
         else if (!info.dataDirExists) info.reason = `its data directory ${info.dataDir} no longer exists`;
@@ -170,6 +224,23 @@ export function listHandoffs(layoutVersion: number, nowMs = Date.now()): Handoff
     out.push(info);
   }
   return out.sort((a, b) => a.leafId.localeCompare(b.leafId));
+}
+
+/** How long block segments without a meta are taken for a handoff being written, not orphans. */
+const NO_META_GRACE_MS = 60_000;
+
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try { process.kill(pid, 0); } catch (e) { return (e as { code?: string }).code === 'EPERM'; }
+  // A zombie (killed, not yet reaped by its parent) answers the signal but holds nothing.
+  try { return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return true; }
+}
+
+/** Whether `shoal shm --remove-orphans` removes it: nothing can use it, and no one holds it. */
+export function isOrphan(h: HandoffInfo): boolean {
+  if (h.takeable || h.state === 'live') return false;
+  return !(h.state === 'no-meta' && h.ageMs < NO_META_GRACE_MS);
 }
 
 /** Removes one leaf's segments; returns bytes freed. */

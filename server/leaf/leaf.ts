@@ -11,6 +11,7 @@ import { timeRangeOf } from '../../query/exec/scan.js';
 import { evictedRowsNote } from '../../query/plan/partial.js';
 import type { SealedBlock } from '../../query/storage/table.js';
 import type { DiskHealth } from '../durability/disk-store.js';
+import type { ShmBlockHome } from '../durability/shm-blocks.js';
 import type { LeafConfig } from './config.js';
 import { bodyFormat, fastifyOptions, installCommon, sendError, parseQueryRequest, requireToken, type QueryRequest } from '../http/http-common.js';
 import { LeafStore, checkTableName, deadlineError, parseIngestGuard, type IngestGuard, type IngestRecord } from '../../query/storage/leaf-store.js';
@@ -29,6 +30,9 @@ export interface RestartInfo {
   reason: string | null;
   /** Bytes read from the data directory while restoring (0 for a shared-memory restore). */
   diskBytesRead: number;
+  /** Bytes of blocks taken from shared memory: all of them after a planned restart; after a
+   * crash, the checkpointed blocks whose segments were still there with matching checksums. */
+  shmBytesReused: number;
 }
 
 /** Makes batches durable before they are applied (the disk log). */
@@ -48,7 +52,9 @@ export class Leaf {
   readonly metrics = createMetrics('leaf');
   readonly pool: ScanPool;
   state: LeafState = 'starting';
-  restart: RestartInfo = { source: 'empty', ms: 0, bytes: 0, rows: 0, reason: null, diskBytesRead: 0 };
+  restart: RestartInfo = { source: 'empty', ms: 0, bytes: 0, rows: 0, reason: null, diskBytesRead: 0, shmBytesReused: 0 };
+  /** Where sealed blocks live in shared memory (set by the lifecycle; null: on the heap). */
+  blockHome: ShmBlockHome | null = null;
   /** Set by the lifecycle: starts a handoff to shared memory (the admin route calls it). */
   onHandoff: ((reason: string) => void) | null = null;
   durability: Durability | null = null;
@@ -178,6 +184,8 @@ export class Leaf {
       clockMs: Date.now(),
       tables,
       restart: this.restart,
+      /** Sealed blocks in shared memory (null: --no-shm or no addon: all on the heap). */
+      sharedMemory: this.blockHome?.stats() ?? null,
       disk: this.diskStatus(),
       uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
       pid: process.pid,

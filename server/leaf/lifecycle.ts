@@ -7,12 +7,12 @@
  */
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { nativeAvailable } from '../../native/shm.js';
-import { Table } from '../../query/storage/table.js';
+import { nativeAvailable, nativeLoadError } from '../../native/shm.js';
 import { DiskStore } from '../durability/disk-store.js';
 import type { Leaf } from './leaf.js';
 import { removeSegments, restoreFromShm, saveToShm, SHM_LAYOUT_VERSION, verifyTakenBlocks, type HandoffBinding, type UnverifiedBlock } from '../durability/shm-handoff.js';
 import { BINDING_FILE, sweepExpired } from '../durability/shm-segments.js';
+import { ShmBlockHome } from '../durability/shm-blocks.js';
 import { realFs, removeFileDurable } from '../durability/durable-fs.js';
 
 export interface Lifecycle {
@@ -32,6 +32,8 @@ const HANDOFF_DRAIN_MS = 100;
 
 export interface Restored {
   disk: DiskStore | null;
+  /** Where sealed blocks live in shared memory (null: --no-shm or no addon; all on the heap). */
+  home: ShmBlockHome | null;
   /** Blocks taken from shared memory whose bytes are checked after the leaf serves. */
   unverified: UnverifiedBlock[];
 }
@@ -48,6 +50,9 @@ export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restore
       fsync: cfg.fsync, fsyncIntervalMs: cfg.fsyncIntervalMs, checkpointBytes: cfg.checkpointBytes, checkpointIntervalMs: cfg.checkpointIntervalMs,
     }, logger)
     : null;
+  const home = cfg.shm && nativeAvailable() ? new ShmBlockHome(leaf.leafId, (m) => logger.warn(m)) : null;
+  leaf.store.home = home;
+  if (disk !== null) disk.home = home;
   let reason: string | null = null;
   if (nativeAvailable()) {
     // Handoffs of any leaf on this machine that waited past their --handoff-ttl: the disk has
@@ -58,17 +63,23 @@ export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restore
       logger.warn({ err: e }, 'could not sweep expired shared-memory handoffs');
     }
   }
-  if (cfg.shm) {
-    const r = restoreFromShm(leaf.leafId, leaf.store, handoffBinding(cfg));
+  let keep: ReadonlySet<string> = new Set();
+  let result: Restored | null = null;
+  if (home !== null) {
+    const r = restoreFromShm(leaf.leafId, leaf.store, handoffBinding(cfg), home);
     if (r.ok) {
       if (disk !== null) {
         if (r.manifest !== null && r.walNext !== null) disk.adopt(r.manifest, r.walNext, r.files);
         else disk.recoverEmptyLog();
       }
-      leaf.restart = { source: 'shm', ms: Math.round(performance.now() - started), bytes: r.bytes, rows: r.rows, reason: null, diskBytesRead: 0 };
-      return { disk, unverified: r.unverified };
+      leaf.restart = { source: 'shm', ms: Math.round(performance.now() - started), bytes: r.bytes, rows: r.rows, reason: null, diskBytesRead: 0, shmBytesReused: r.bytes };
+      result = { disk, home, unverified: r.unverified };
+    } else {
+      reason = r.reason;
+      keep = r.keep;
     }
-    reason = r.reason;
+  } else if (cfg.shm) {
+    reason = `shared memory unavailable (${nativeLoadError()?.message ?? 'native addon not loaded'})`;
   } else {
     reason = 'shared memory disabled (--no-shm)';
     // A handoff left by an earlier process is only good for the start right after it: this
@@ -80,12 +91,24 @@ export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restore
       if (removed > 0) logger.warn({ removed }, `removed ${removed} shared-memory segments of an earlier handoff (not used with --no-shm)`);
     }
   }
-  if (disk !== null) {
-    leaf.restart = recoverFromDisk(disk, started, reason);
-  } else {
-    leaf.restart = { source: 'empty', ms: Math.round(performance.now() - started), bytes: 0, rows: 0, reason: `${reason}; disk log disabled`, diskBytesRead: 0 };
+  if (result === null) {
+    if (disk !== null) {
+      leaf.restart = recoverFromDisk(disk, started, reason);
+    } else {
+      leaf.restart = { source: 'empty', ms: Math.round(performance.now() - started), bytes: 0, rows: 0, reason: `${reason}; disk log disabled`, diskBytesRead: 0, shmBytesReused: 0 };
+    }
+    result = { disk, home, unverified: [] };
   }
-  return { disk, unverified: [] };
+  if (home !== null) {
+    // What this process holds is now known: every other segment of this leaf is stale (blocks
+    // of a crash that recovery did not reuse, a refused handoff), unless it belongs to a
+    // handoff another data directory can still take.
+    const removed = home.removeUnowned((n) => keep.has(n));
+    if (removed > 0) logger.info({ removed }, `removed ${removed} stale shared-memory segments of leaf ${leaf.leafId}`);
+    if (keep.size === 0) home.announce(path.resolve(cfg.dataDir), cfg.handoffTtlSeconds);
+    else logger.warn(`shared memory holds a handoff of leaf ${leaf.leafId} for another data directory; this process leaves it there and does not claim the leaf's segments (two leaves with one --id on one machine share segment names)`);
+  }
+  return result;
 }
 
 /** Rebuilds the leaf from its data directory; `reason` says why shared memory was not used. */
@@ -94,7 +117,7 @@ function recoverFromDisk(disk: DiskStore, startedMs: number, reason: string | nu
   const notes = res.notes.length ? `; ${res.notes.join('; ')}` : '';
   return {
     source: res.rows > 0 ? 'disk' : 'empty', ms: Math.round(performance.now() - startedMs), bytes: res.bytes, rows: res.rows,
-    reason: `${reason}${notes}`, diskBytesRead: res.diskBytesRead,
+    reason: `${reason}${notes}`, diskBytesRead: res.diskBytesRead, shmBytesReused: res.shmBytes,
   };
 }
 
@@ -114,7 +137,7 @@ async function queriesDone(leaf: Leaf, sinceMs: number): Promise<void> {
  * acknowledged too). Without a disk log, drop that block and say so, as disk recovery does for a
  * damaged block file. Synchronous once the running queries are done, so no write slips between.
  */
-async function recoverAfterBadBlock(leaf: Leaf, app: FastifyInstance, disk: DiskStore | null, bad: UnverifiedBlock, exiting: () => boolean): Promise<boolean> {
+async function recoverAfterBadBlock(leaf: Leaf, app: FastifyInstance, disk: DiskStore | null, home: ShmBlockHome | null, bad: UnverifiedBlock, exiting: () => boolean): Promise<boolean> {
   const reason = `block segment ${bad.segment} checksum mismatch (found by the check after the restore)`;
   app.log.error({ segment: bad.segment }, `${reason}: not trusting the shared-memory copy; ${disk !== null ? 'recovering from disk' : 'dropping that block (no disk log)'}`);
   leaf.state = 'starting';
@@ -123,12 +146,15 @@ async function recoverAfterBadBlock(leaf: Leaf, app: FastifyInstance, disk: Disk
   const started = performance.now();
   if (disk !== null) {
     disk.log.close();
+    // None of the restore's segments is trusted any more: they go, and the disk is read.
+    for (const t of leaf.store.tables.values()) for (const b of t.sealed) home?.release(b);
     leaf.store.tables.clear();
     leaf.restart = recoverFromDisk(disk, started, reason);
   } else {
     const old = leaf.store.tables.get(bad.table);
     if (old !== undefined) {
-      const rebuilt = new Table(old.name);
+      home?.release(bad.block);
+      const rebuilt = leaf.store.createTable(old.name, false);
       for (const c of old.schemaList()) rebuilt.schema.set(c.name, c);
       for (const b of old.sealed) if (b !== bad.block) rebuilt.addSealed(b);
       rebuilt.open = old.open;
@@ -145,8 +171,9 @@ async function recoverAfterBadBlock(leaf: Leaf, app: FastifyInstance, disk: Disk
 }
 
 export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Promise<Lifecycle> {
-  const { disk, unverified } = restoreLeaf(leaf, app.log);
+  const { disk, home, unverified } = restoreLeaf(leaf, app.log);
   leaf.durability = disk;
+  leaf.blockHome = home;
   const r = leaf.restart;
   leaf.metrics.restartMs.set({ source: r.source }, r.ms);
   app.log.info({ leafId: leaf.leafId, restart: r }, restoredMessage(leaf));
@@ -169,7 +196,7 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
     if (bad === null) {
       app.log.info({ blocks, bytes }, `checksums of ${blocks} blocks (${bytes} bytes) taken from shared memory verified in ${Math.round(performance.now() - verifyStart)} ms`);
     } else if (!exiting) {
-      recovered = await recoverAfterBadBlock(leaf, app, disk, bad, () => exiting);
+      recovered = await recoverAfterBadBlock(leaf, app, disk, home, bad, () => exiting);
     }
     verified = true;
     // What a handoff must not pass on: a damaged block still in the tables (found too late to
@@ -207,7 +234,7 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       try {
         if (disk !== null) await disk.prepareHandoff();
         if (bad !== null) throw new Error(`${bad.segment} of the restore this process took failed its checksum`);
-        const res = saveToShm(leaf.leafId, leaf.store, disk, handoffBinding(leaf.config));
+        const res = saveToShm(leaf.leafId, leaf.store, disk, handoffBinding(leaf.config), home);
         app.log.info({ handoff: res }, `handed off ${res.rows} rows (${res.bytes} bytes, ${res.blocks} blocks) to shared memory in ${res.ms} ms`);
         // Said to whoever stopped the process: this memory stays taken after the exit.
         const mib = (res.bytes / 2 ** 20).toFixed(1);
@@ -221,6 +248,10 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       // Requests that arrived during the save are answered now (503); then drain the rest.
       while (Date.now() - waitStart < HANDOFF_DRAIN_MS) await new Promise((res) => setTimeout(res, 10));
       await disk?.close();
+      // Every request still open has had its answer (503) or is stuck in a client that stopped
+      // reading (kill -STOP): close every socket, kept-alive ones included, so the process exits
+      // now and not when the last client lets go.
+      app.server.closeAllConnections();
       await app.close();
     })()),
     stop: (reason: string) => (leaving ??= (async () => {
@@ -231,6 +262,8 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       await app.close();
       await disk?.close();
       await leaf.pool.close();
+      // No successor takes shared memory after a plain stop: it reads the disk.
+      home?.removeAll();
     })()),
   };
   // The admin call is a planned restart: through shared memory when enabled, else a clean stop

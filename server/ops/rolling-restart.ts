@@ -95,16 +95,25 @@ async function routerCounters(aggregatorUrl: string, token: string | null): Prom
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How often a roll asks again while it waits for a leaf that is down or unhealthy. */
+const ROLL_WAIT_POLL_MS = 200;
 
 export async function rollingRestart(o: RollOptions): Promise<RollSummary> {
   const started = Date.now();
   const agg = o.aggregatorUrl.replace(/\/$/, '');
   const status = (await getJson(`${agg}/v1/status`, o.token)) as { role?: string; leaves?: MemberStatus[] };
   if (status.role !== 'aggregator' || !Array.isArray(status.leaves)) throw new Error(`${agg} is not an aggregator (shoal restart rolls the leaves of one aggregator)`);
-  const members = status.leaves.filter((m) => m.role === 'leaf');
+  let members = status.leaves.filter((m) => m.role === 'leaf');
   if (members.length === 0) throw new Error('the aggregator lists no leaves');
-  const unhealthy = members.filter((m) => m.state !== 'healthy');
-  if (unhealthy.length > 0) throw new Error(`not every leaf is healthy (${unhealthy.map((m) => `${m.id}: ${m.state}`).join(', ')}); fix them first, a roll would lower coverage further`);
+  // A leaf that is briefly down (its own restart, a slow health check) gets the leaf timeout to
+  // come back before the roll refuses to start: rolling on would lower coverage further.
+  const healthyBy = Date.now() + o.leafTimeoutMs;
+  for (let unhealthy = members.filter((m) => m.state !== 'healthy'); unhealthy.length > 0; unhealthy = members.filter((m) => m.state !== 'healthy')) {
+    if (Date.now() >= healthyBy) throw new Error(`not every leaf is healthy after waiting ${o.leafTimeoutMs} ms (${unhealthy.map((m) => `${m.id}: ${m.state}`).join(', ')}); fix them first, a roll would lower coverage further`);
+    o.onEvent({ kind: 'note', message: `waiting for ${unhealthy.map((m) => m.id).join(', ')} to be healthy before the roll starts` });
+    await sleep(ROLL_WAIT_POLL_MS);
+    try { members = ((await getJson(`${agg}/v1/status`, o.token)) as { leaves: MemberStatus[] }).leaves.filter((m) => m.role === 'leaf'); } catch { /* busy: ask again */ }
+  }
   if (!(o.batch >= 1 && o.batch <= members.length)) throw new Error(`--batch must be 1..${members.length}`);
 
   // The coverage probe: a cheap count over the largest table, every probeIntervalMs.
@@ -168,11 +177,23 @@ export async function rollingRestart(o: RollOptions): Promise<RollSummary> {
 async function restartOne(r: LeafReport, agg: string, o: RollOptions): Promise<string | null> {
   const emit = (phase: Phase) => { r.phase = phase; o.onEvent({ kind: 'leaf', leaf: { ...r } }); };
   const fail = (why: string) => { r.reason = why; emit('failed'); return `${r.id} (${r.url}): ${why}`; };
-  let old: LeafStatus;
-  try {
-    old = (await getJson(`${r.url}/v1/status`, o.token)) as LeafStatus;
-  } catch (e) {
-    return fail(`cannot read its status before the handoff: ${(e as Error).message}`);
+  // Not yet rolled, yet it may be down for a moment (restarted by someone else, overloaded):
+  // wait up to the leaf timeout for it to serve, rather than stop the roll.
+  let old: LeafStatus | null = null;
+  let lastError = '';
+  let noted = false;
+  const readyBy = Date.now() + o.leafTimeoutMs;
+  while (old === null) {
+    try {
+      const s = (await getJson(`${r.url}/v1/status`, o.token)) as LeafStatus;
+      if (s.state === 'serving') { old = s; break; }
+      lastError = `its state is ${s.state}`;
+    } catch (e) {
+      lastError = (e as Error).message;
+    }
+    if (Date.now() >= readyBy) return fail(`not serving before its handoff, after waiting ${o.leafTimeoutMs} ms (${lastError})`);
+    if (!noted) { o.onEvent({ kind: 'note', message: `${r.id} is not serving (${lastError}); waiting up to ${o.leafTimeoutMs} ms before its handoff` }); noted = true; }
+    await sleep(ROLL_WAIT_POLL_MS);
   }
   r.rowsBefore = old.rows;
   emit('handing-off');

@@ -29,6 +29,9 @@ export interface StartLeafOptions {
   readonly args?: readonly string[];
   readonly startTimeoutMs?: number;
   readonly env?: NodeJS.ProcessEnv;
+  /** A command that execs the leaf (e.g. `unshare --mount ... sh -c '...; exec "$0" "$@"'`): the
+   * leaf's argv follows it, and it must exec (not fork) so signals reach the leaf itself. */
+  readonly wrap?: readonly string[];
 }
 
 export interface StopOptions {
@@ -65,7 +68,8 @@ class Tail {
 
 export async function startLeaf(opts: StartLeafOptions): Promise<LeafProcess> {
   const args = [CLI_PATH, 'leaf', '--port', '0', '--data-dir', opts.dataDir, ...(opts.args ?? [])];
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, ...argv] = opts.wrap !== undefined && opts.wrap.length > 0 ? [...opts.wrap, process.execPath, ...args] : [process.execPath, ...args];
+  const child = spawn(command!, argv, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout = new Tail();
   const stderr = new Tail();
   child.stdout.setEncoding('utf8');
