@@ -10,6 +10,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Frees the shared memory of test leaves whose temp data directories are gone.
+    globalSetup: ['test/support/global-shm.ts'],
     // Two cores: two test files at a time keeps real-process tests from starving each other.
     maxWorkers: 2,
   },

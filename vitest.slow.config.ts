@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 600_000,
     pool: 'forks',
+    // Frees the shared memory of test leaves whose temp data directories are gone.
+    globalSetup: ['test/support/global-shm.ts'],
     maxWorkers: 1,
   },
 });

@@ -5,7 +5,11 @@
  * shared memory; then the same roll with shared memory disabled (every leaf stops cleanly and
  * recovers from disk), in the same run, for the ratio.
  *
- *   node dist/bench/roll.js [--leaves 4] [--gb 1] [--json]
+ *   node dist/bench/roll.js [--leaves 4] [--gb 1] [--cold] [--json]
+ *
+ * --cold (root): the disk roll drops the page cache (`echo 1 > /proc/sys/vm/drop_caches`) right
+ * before each leaf's handoff call, so every successor reads its block files from the device, as
+ * after a reboot or on a machine whose cache holds other data.
  *
  * Goals: the whole shared-memory roll in under N x one leaf's handoff-to-serving time plus a few
  * seconds, at least 10x faster than the disk roll, zero failed or lost writes.
@@ -60,7 +64,12 @@ async function rowsOf(url: string): Promise<number> {
   return body.rows[0]![0]!;
 }
 
-async function roll(url: string, dataDir: string, label: string, allowDisk: boolean) {
+function dropPageCache(): boolean {
+  try { fs.writeFileSync('/proc/sys/vm/drop_caches', '1\n'); return true; } catch { return false; }
+}
+
+async function roll(url: string, dataDir: string, label: string, allowDisk: boolean, cold = false) {
+  let drops = 0;
   const stop = path.join(dataDir, `stop-${label}`);
   const ingest = spawn(process.execPath, [INGEST_LOOP, url, 'events', stop, label, '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let ingestOut = '';
@@ -70,18 +79,24 @@ async function roll(url: string, dataDir: string, label: string, allowDisk: bool
   const summary: RollSummary = await rollingRestart({
     aggregatorUrl: url, batch: 1, leafTimeoutMs: 600_000, allowDisk, token: null, adminToken: null,
     probeTable: 'events', probeIntervalMs: 200,
-    onEvent: (e) => { if (e.kind === 'leaf' && (e.leaf.phase === 'healthy' || e.leaf.phase === 'failed')) process.stderr.write(`  ${label}: ${e.leaf.id} ${e.leaf.phase} from ${e.leaf.source} in ${e.leaf.totalMs} ms\n`); },
+    onEvent: (e) => {
+      // Synchronous: the roll's handoff call waits until the cache is dropped.
+      if (cold && e.kind === 'leaf' && e.leaf.phase === 'handing-off' && dropPageCache()) drops++;
+      if (e.kind === 'leaf' && (e.leaf.phase === 'healthy' || e.leaf.phase === 'failed')) process.stderr.write(`  ${label}: ${e.leaf.id} ${e.leaf.phase} from ${e.leaf.source} in ${e.leaf.totalMs} ms\n`);
+    },
   });
   fs.writeFileSync(stop, '');
   await ingestDone;
   const writes = JSON.parse(ingestOut.trim().split('\n').pop()!) as { batches: number; rows: number; failures: number; retries: number };
-  return { summary, writes };
+  if (cold && drops === 0) throw new Error('--cold: cannot write /proc/sys/vm/drop_caches (not root?)');
+  return { summary, writes, drops };
 }
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), [
     { name: 'leaves', value: true, help: 'leaves (default 4)' },
     { name: 'gb', value: true, help: 'GB of table data per leaf (default 1)' },
+    { name: 'cold', value: false, help: 'drop the page cache before each disk-roll handoff (root only)' },
     { name: 'json', value: false, help: 'print JSON' },
   ]);
   const leaves = intFlag(flags, 'leaves', 4, 1, 16);
@@ -107,7 +122,7 @@ async function main(): Promise<void> {
     // Round 2: the same cluster without shared memory: every leaf recovers from disk.
     const up2 = await startUp(dataDir, leaves, port, ['--no-shm']);
     const rowsBeforeDisk = await rowsOf(up2.url);
-    const disk = await roll(up2.url, dataDir, 'disk', true);
+    const disk = await roll(up2.url, dataDir, 'disk', true, flags.has('cold'));
     const rowsAfterDisk = await rowsOf(up2.url);
     await stopUp(up2.proc);
 
@@ -116,6 +131,7 @@ async function main(): Promise<void> {
     const result = {
       machine: machineInfo(), leaves, gbPerLeaf: gb, rows: rowsBefore,
       shm: { totalMs: shm.summary.totalMs, perLeafMs: perLeaf(shm.summary), sources: shm.summary.leaves.map((l) => l.source), coverageMin: shm.summary.probe.coverageMin, writes: shm.writes, lost: rowsBefore + shm.writes.rows - rowsAfterShm },
+      diskCold: flags.has('cold'),
       disk: { totalMs: disk.summary.totalMs, perLeafMs: perLeaf(disk.summary), sources: disk.summary.leaves.map((l) => l.source), coverageMin: disk.summary.probe.coverageMin, writes: disk.writes, lost: rowsBeforeDisk + disk.writes.rows - rowsAfterDisk },
       startFromDiskMs: up1.readyMs,
       ratioDiskOverShm: disk.summary.totalMs / shm.summary.totalMs,
@@ -125,7 +141,7 @@ async function main(): Promise<void> {
     const line = (k: string, a: string, b: string) => `${k.padEnd(34)} ${a.padStart(14)} ${b.padStart(14)}`;
     const out = [
       `rolling restart: ${leaves} leaves x ${gb} GB (${rowsBefore} rows), ingest running, --batch 1`,
-      line('', 'shared memory', 'disk'),
+      line('', 'shared memory', flags.has('cold') ? 'disk (cold)' : 'disk (warm)'),
       line('whole roll (s)', (result.shm.totalMs / 1000).toFixed(1), (result.disk.totalMs / 1000).toFixed(1)),
       line('per leaf, handoff -> healthy (s)', result.shm.perLeafMs.map((m) => (m / 1000).toFixed(1)).join('/'), result.disk.perLeafMs.map((m) => (m / 1000).toFixed(1)).join('/')),
       line('restore source', result.shm.sources.join(','), result.disk.sources.join(',')),

@@ -111,6 +111,24 @@ describe('shoal restart', () => {
     expect(all.body.rows).toEqual([[expectedRows, expectedSum]]);
   }, 240_000);
 
+  it('waits for a leaf that is briefly down (kill -STOP) instead of stopping the roll', async () => {
+    // The first leaf of the roll, so the roll meets it while it is stopped.
+    const leaf1 = (await getJson(`${url}/v1/status`)).body.leaves.find((l: { id: string }) => l.id === 'leaf-1');
+    const pid = (await getJson(`${leaf1.url}/v1/status`)).body.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    const resume = setTimeout(() => process.kill(pid, 'SIGCONT'), 6_000);
+    try {
+      const roll = await runCli(['restart', '--aggregator', url, '--batch', '1', '--leaf-timeout', '30000'], 120_000);
+      expect(roll.code, roll.stdout + roll.stderr).toBe(0);
+      // Before, the roll's first status call timed out against the stalled cluster and it stopped.
+      expect(roll.stdout).toMatch(/leaf-1.*shm/);
+      expect(roll.stdout).not.toMatch(/STOPPED/);
+    } finally {
+      clearTimeout(resume);
+      try { process.kill(pid, 'SIGCONT'); } catch { /* it has been rolled */ }
+    }
+  }, 180_000);
+
   it('stops with a clear error when a leaf does not come back, and the rest keeps serving', async () => {
     // Sabotage leaf-2's successor: its log directory replaced by a plain file makes every start
     // fail (it cannot open its disk log), so the supervisor's restarts never serve.

@@ -180,7 +180,7 @@ describe(`ISO strings without an offset are UTC in processes running in ${FOREIG
   beforeAll(async () => {
     if (!leafCliExists()) throw new Error(`${CLI_PATH} is missing: run npm run build first`);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-tz-'));
-    leaf = await startLeaf({ dataDir: path.join(dir, 'data'), args: ['--workers', '1'], env: { ...process.env, TZ: FOREIGN_ZONE } });
+    leaf = await startLeaf({ dataDir: path.join(dir, 'data'), args: ['--workers', '1', '--no-shm'], env: { ...process.env, TZ: FOREIGN_ZONE } });
   });
   afterAll(async () => {
     await leaf?.stop();

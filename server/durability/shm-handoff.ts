@@ -297,10 +297,16 @@ function takeHandoff(leafId: string, name: string, store: LeafStore, binding: Ha
       }
     }
     for (const e of t.blocks) {
-      if (!shm.exists(e.segment)) return no(`block segment ${e.segment} is missing`);
-      const segSize = shm.size(e.segment);
-      if (segSize < e.bytes) return no(`block segment ${e.segment} truncated (${segSize} of ${e.bytes} bytes)`);
-      const sab = shm.mapShared(e.segment);
+      // One open per block (the trust check, fstat and mmap of one fd): a restore's cost is
+      // per block, and this is most of it.
+      let sab: SharedArrayBuffer;
+      try {
+        sab = shm.mapShared(e.segment);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'ENOENT') return no(`block segment ${e.segment} is missing`);
+        throw err;
+      }
+      if (sab.byteLength < e.bytes) return no(`block segment ${e.segment} truncated (${sab.byteLength} of ${e.bytes} bytes)`);
       // Structure only (magic, version, every part within bounds); the bytes are checked later.
       const data = decodeBlock(sab, 0, e.bytes, e.segment);
       const block = new SealedBlock({ ...data, id: allocateBlockId() });

@@ -156,7 +156,8 @@ export interface HandoffInfo {
 }
 
 /** Every shoal handoff on this machine, one entry per leaf id. `layoutVersion` is this build's. */
-export function listHandoffs(layoutVersion: number, nowMs = Date.now()): HandoffInfo[] {
+export function listHandoffs(layoutVersion: number, nowMs = Date.now(), opts: { statBlocks?: boolean } = {}): HandoffInfo[] {
+  const statBlocks = opts.statBlocks ?? true;
   const byLeaf = new Map<string, string[]>();
   // One list() returns at most listNamesMax (65,536) names: far more handoffs than one machine holds.
   for (const n of shm.list(SEGMENT_PREFIX)) {
@@ -171,7 +172,11 @@ export function listHandoffs(layoutVersion: number, nowMs = Date.now()): Handoff
     let bytes = 0;
     let newest = 0;
     let untrusted: string | null = null;
+    // The expiry sweep of every leaf start reads only meta segments: stat'ing every block
+    // segment of every leaf on the machine would make each start cost O(segments).
+    const metaName0 = metaSegment(leafId);
     for (const s of segments) {
+      if (!statBlocks && s !== metaName0) continue;
       try {
         const st = shm.stat(s);
         bytes += st.size;
@@ -205,6 +210,10 @@ export function listHandoffs(layoutVersion: number, nowMs = Date.now()): Handoff
           info.pid = r.meta.pid;
           info.rows = null;
           const ttl = r.meta.ttlSeconds ?? null;
+          if (!processAlive(r.meta.pid) && !statBlocks) {
+            // Dead: its TTL counts from its last seal, so the sweep needs the block segments' times.
+            for (const s of segments) { try { newest = Math.max(newest, shm.stat(s).mtimeMs); } catch { /* gone */ } }
+          }
           if (processAlive(r.meta.pid)) { info.state = 'live'; info.reason = `held by running leaf pid ${r.meta.pid}`; }
           else if (ttl !== null && newest + ttl * 1000 <= nowMs) { info.state = 'expired'; info.expiresAtMs = newest + ttl * 1000; info.reason = `leaf pid ${r.meta.pid} died without handing off; expired ${new Date(info.expiresAtMs).toISOString()}`; }
           else {
@@ -258,7 +267,7 @@ export function removeHandoff(info: HandoffInfo): number {
  * (the disk has their data). Returns what it removed. */
 export function sweepExpired(layoutVersion: number, nowMs = Date.now()): HandoffInfo[] {
   const removed: HandoffInfo[] = [];
-  for (const h of listHandoffs(layoutVersion, nowMs)) {
+  for (const h of listHandoffs(layoutVersion, nowMs, { statBlocks: false })) {
     if (h.state !== 'expired') continue;
     removeHandoff(h);
     removed.push(h);

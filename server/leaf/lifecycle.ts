@@ -227,10 +227,14 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       await queriesDone(leaf, waitStart);
       // Data whose restore was never verified is not handed on: the next start reads the disk.
       const bad = verification !== null ? await verification.catch(() => null) : null;
-      // The scan workers cache blocks they scanned (SharedArrayBuffers): end them first, or the
-      // heap copies released one by one during the save stay alive there, and the handoff holds
-      // the data twice.
-      await leaf.pool.close().catch((e: unknown) => app.log.warn({ err: e }, 'closing the scan pool failed; handing off anyway'));
+      // The scan workers cache blocks they scanned (SharedArrayBuffers): when blocks must be
+      // copied (they are on the heap), end the workers first, or the heap copies released one by
+      // one during the save stay alive there and the handoff holds the data twice. Blocks in
+      // shared memory are not copied: the workers end with the process.
+      const onHeap = [...leaf.store.tables.values()].some((t) => t.sealed.some((b) => home?.refOf(b) === undefined));
+      const poolStart = performance.now();
+      if (onHeap) await leaf.pool.close().catch((e: unknown) => app.log.warn({ err: e }, 'closing the scan pool failed; handing off anyway'));
+      const poolMs = Math.round(performance.now() - poolStart);
       try {
         if (disk !== null) await disk.prepareHandoff();
         if (bad !== null) throw new Error(`${bad.segment} of the restore this process took failed its checksum`);
@@ -245,14 +249,18 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
         app.log.error({ err: e }, 'handoff to shared memory failed; the next start recovers from disk');
       }
       leaf.state = 'stopped';
+      const savedAt = Date.now();
       // Requests that arrived during the save are answered now (503); then drain the rest.
       while (Date.now() - waitStart < HANDOFF_DRAIN_MS) await new Promise((res) => setTimeout(res, 10));
+      const drainedAt = Date.now();
       await disk?.close();
       // Every request still open has had its answer (503) or is stuck in a client that stopped
       // reading (kill -STOP): close every socket, kept-alive ones included, so the process exits
       // now and not when the last client lets go.
       app.server.closeAllConnections();
       await app.close();
+      // Where the time from the signal to the exit went (bench/restart.ts reads this line).
+      app.log.info({ exitTiming: { queriesAndPoolMs: savedAt - waitStart, poolMs, drainMs: drainedAt - savedAt, closeMs: Date.now() - drainedAt } }, `exiting ${Date.now() - waitStart} ms after the handoff began`);
     })()),
     stop: (reason: string) => (leaving ??= (async () => {
       exiting = true;

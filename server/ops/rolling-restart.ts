@@ -101,7 +101,17 @@ const ROLL_WAIT_POLL_MS = 200;
 export async function rollingRestart(o: RollOptions): Promise<RollSummary> {
   const started = Date.now();
   const agg = o.aggregatorUrl.replace(/\/$/, '');
-  const status = (await getJson(`${agg}/v1/status`, o.token)) as { role?: string; leaves?: MemberStatus[] };
+  // The aggregator's status waits on its members: a member that hangs (kill -STOP) can make it
+  // slow. Ask again, up to the leaf timeout, before giving up.
+  const statusBy = Date.now() + o.leafTimeoutMs;
+  let status: { role?: string; leaves?: MemberStatus[] };
+  for (;;) {
+    try { status = (await getJson(`${agg}/v1/status`, o.token, 5_000)) as typeof status; break; } catch (e) {
+      if (Date.now() >= statusBy) throw e;
+      o.onEvent({ kind: 'note', message: `waiting for the aggregator's status (${(e as Error).message})` });
+      await sleep(ROLL_WAIT_POLL_MS);
+    }
+  }
   if (status.role !== 'aggregator' || !Array.isArray(status.leaves)) throw new Error(`${agg} is not an aggregator (shoal restart rolls the leaves of one aggregator)`);
   let members = status.leaves.filter((m) => m.role === 'leaf');
   if (members.length === 0) throw new Error('the aggregator lists no leaves');
@@ -112,15 +122,21 @@ export async function rollingRestart(o: RollOptions): Promise<RollSummary> {
     if (Date.now() >= healthyBy) throw new Error(`not every leaf is healthy after waiting ${o.leafTimeoutMs} ms (${unhealthy.map((m) => `${m.id}: ${m.state}`).join(', ')}); fix them first, a roll would lower coverage further`);
     o.onEvent({ kind: 'note', message: `waiting for ${unhealthy.map((m) => m.id).join(', ')} to be healthy before the roll starts` });
     await sleep(ROLL_WAIT_POLL_MS);
-    try { members = ((await getJson(`${agg}/v1/status`, o.token)) as { leaves: MemberStatus[] }).leaves.filter((m) => m.role === 'leaf'); } catch { /* busy: ask again */ }
+    try { members = ((await getJson(`${agg}/v1/status`, o.token, 5_000)) as { leaves: MemberStatus[] }).leaves.filter((m) => m.role === 'leaf'); } catch { /* busy: ask again */ }
   }
   if (!(o.batch >= 1 && o.batch <= members.length)) throw new Error(`--batch must be 1..${members.length}`);
 
   // The coverage probe: a cheap count over the largest table, every probeIntervalMs.
   let probeTable = o.probeTable;
   if (probeTable === null) {
-    const tables = ((await getJson(`${agg}/v1/tables`, o.token)) as { tables: { name: string; rows: number }[] }).tables;
-    probeTable = tables.sort((a, b) => b.rows - a.rows)[0]?.name ?? null;
+    // Bounded like every call here: a hung member can slow the aggregator's answer, and the
+    // roll goes on without a probe rather than stop over it.
+    try {
+      const tables = ((await getJson(`${agg}/v1/tables`, o.token, 10_000)) as { tables: { name: string; rows: number }[] }).tables;
+      probeTable = tables.sort((a, b) => b.rows - a.rows)[0]?.name ?? null;
+    } catch (e) {
+      o.onEvent({ kind: 'note', message: `no coverage probe: the aggregator did not list its tables (${(e as Error).message}); pass --probe-table` });
+    }
   }
   const probe = { table: probeTable, queries: 0, failed: 0, coverageMin: null as number | null };
   let probing = probeTable !== null;
