@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as shm from '../native/shm.js';
-import { CLI_PATH, leafCliExists, startLeaf, type LeafProcess } from './support/processes.js';
+import { CLI_PATH, leafCliExists, segmentsOf as ownSegments, startLeaf, type LeafProcess } from './support/processes.js';
 
 const runnable = leafCliExists() && shm.nativeAvailable();
 const META_FLAG_AT = 8;
@@ -30,10 +30,7 @@ const ids: string[] = [];
 
 function leafId(label: string): string { const id = `sb${process.pid}-${label}`; ids.push(id); return id; }
 function tempDir(label: string): string { const d = fs.mkdtempSync(path.join(os.tmpdir(), `shoal-sb-${label}-`)); dirs.push(d); return d; }
-function segmentsOf(id: string): string[] {
-  const own = new RegExp(`^/shoal-${id}-(meta|[0-9a-f]{8}-[0-9]+)$`);
-  return shm.list(`/shoal-${id}-`).filter((n) => own.test(n));
-}
+const segmentsOf = (id: string) => ownSegments(id, shm.list);
 const blockSegmentsOf = (id: string) => segmentsOf(id).filter((n) => !n.endsWith('-meta'));
 
 async function start(id: string, dataDir: string, extra: readonly string[] = [], wrap?: string[]): Promise<LeafProcess> {

@@ -117,14 +117,17 @@ export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | nu
   let copiedBytes = 0;
   let sinceGc = 0;
   const gc = collector();
+  // Seal first (that places the open blocks), then see which of this leaf's segments exist: one
+  // directory read, not one open per block.
+  for (const t of store.tables.values()) t.sealOpen();
+  const present = new Set(shm.list(segmentPrefix(leafId)));
   for (const t of store.tables.values()) {
-    t.sealOpen();
     const entry: Meta['tables'][number] = { name: t.name, schema: t.schemaList().map((c) => [c.name, c.type]), evictedRows: t.evictedRows, evictedBlocks: t.evictedBlocks, evictionLog: t.evictionLog, blocks: [] };
     for (let i = 0; i < t.sealed.length; i++) {
       const b = t.sealed[i]!;
       const file = disk?.files.get(b) ?? null;
       const ref = own.refOf(b);
-      if (ref !== undefined && shm.exists(ref.segment)) {
+      if (ref !== undefined && present.has(ref.segment)) {
         entry.blocks.push({ segment: ref.segment, bytes: ref.bytes, crc: ref.crc, rows: b.rowCount, file });
         inPlaceBlocks++;
       } else {

@@ -50,6 +50,13 @@ export interface LeafProcess {
   stop(opts?: StopOptions): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** A leaf's shared-memory segments exactly (`/shoal-<id>-meta`, `/shoal-<id>-<gen>-<n>`), not
+ * those of a leaf whose id merely starts with `<id>-`. */
+export function segmentsOf(id: string, list: (prefix: string) => string[]): string[] {
+  const own = new RegExp(`^/shoal-${id}-(meta|[0-9a-f]{8}-[0-9]+)$`);
+  return list(`/shoal-${id}-`).filter((n) => own.test(n));
+}
+
 export function leafCliExists(): boolean {
   return existsSync(CLI_PATH);
 }
