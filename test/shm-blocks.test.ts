@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as shm from '../native/shm.js';
+import { shmHugePages } from '../server/durability/shm-blocks.js';
 import { CLI_PATH, leafCliExists, segmentsOf as ownSegments, startLeaf, type LeafProcess } from './support/processes.js';
 
 const runnable = leafCliExists() && shm.nativeAvailable();
@@ -121,6 +122,7 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
     const s = await status(leaf);
     expect(s.evicted.blocks).toBeGreaterThan(0);
     expect(s.sharedMemory.placeFailures).toBe(0);
+    expect(s.sharedMemory.hugePages).toBe(shmHugePages());
     const held = blockSegmentsOf(id);
     // Every sealed block the table holds is one segment, and no evicted one is left behind.
     const sealedBlocks = Math.floor(1_000_000 / 65_536) - s.evicted.blocks;
@@ -240,5 +242,17 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
     leaf = await start(id, dir, [], wrap);
     expect((await status(leaf)).restart.source).toBe('disk');
     expect(await totals(leaf)).toEqual(expectedTotals(0, 300_000));
+  });
+});
+
+describe('the huge-page option of /dev/shm', () => {
+  it('is read from the last tmpfs mounted at /dev/shm; unset means never, no mount means unknown', () => {
+    const dir = tempDir('mounts');
+    const file = (name: string, text: string) => { const p = path.join(dir, name); fs.writeFileSync(p, text); return p; };
+    expect(shmHugePages(file('none', 'proc /proc proc rw 0 0\n'))).toBeNull();
+    expect(shmHugePages(file('plain', 'tmpfs /dev/shm tmpfs rw,nosuid,size=1024k 0 0\n'))).toBe('never');
+    expect(shmHugePages(file('two', 'tmpfs /dev/shm tmpfs rw,size=1024k 0 0\ntmpfs /dev/shm tmpfs rw,size=2048k,huge=within_size 0 0\n'))).toBe('within_size');
+    expect(shmHugePages(file('other', 'tmpfs /dev/shmx tmpfs rw,huge=always 0 0\n'))).toBeNull();
+    expect(shmHugePages(path.join(dir, 'absent'))).toBeNull();
   });
 });

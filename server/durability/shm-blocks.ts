@@ -17,6 +17,7 @@
  * until the collector drops the last reference). A block that cannot be placed (a full /dev/shm,
  * the segment limit) stays on the heap, is counted, and is copied at the next handoff as before.
  */
+import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as shm from '../../native/shm.js';
 import { decodeBlock, encodeBlock, type BlockImage } from '../../query/storage/block-codec.js';
@@ -41,6 +42,22 @@ export interface HomeStats {
   /** Blocks sealed on the heap because they could not be placed, and the last reason. */
   placeFailures: number;
   lastFailure: string | null;
+  /** The `huge=` option of the tmpfs at /dev/shm ("never" when unset, null when unknown): with
+   * huge pages a process maps and unmaps its blocks 512 times fewer pages (docs/operations.md). */
+  hugePages: string | null;
+}
+
+/** The `huge=` mount option of /dev/shm, from /proc/mounts (the last mount there wins). */
+export function shmHugePages(mounts = '/proc/mounts'): string | null {
+  let text: string;
+  try { text = fs.readFileSync(mounts, 'utf8'); } catch { return null; }
+  let found: string | null = null;
+  for (const line of text.split('\n')) {
+    const [, where, type, options] = line.split(' ');
+    if (where !== '/dev/shm' || type !== 'tmpfs' || options === undefined) continue;
+    found = /(?:^|,)huge=([a-z_]+)/.exec(options)?.[1] ?? 'never';
+  }
+  return found;
 }
 
 const ZEROS = new Uint8Array(4096);
@@ -128,7 +145,9 @@ export class ShmBlockHome implements BlockHome {
 
   owns(segment: string): boolean { return this.owned.has(segment); }
 
-  stats(): HomeStats { return { segments: this.owned.size, bytes: this.ownedBytes, placeFailures: this.placeFailures, lastFailure: this.lastFailure }; }
+  readonly hugePages = shmHugePages();
+
+  stats(): HomeStats { return { segments: this.owned.size, bytes: this.ownedBytes, placeFailures: this.placeFailures, lastFailure: this.lastFailure, hugePages: this.hugePages }; }
 
   /**
    * A block segment left by an earlier process of this leaf, taken only if it is trusted (owner

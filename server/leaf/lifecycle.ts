@@ -51,6 +51,9 @@ export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restore
     }, logger)
     : null;
   const home = cfg.shm && nativeAvailable() ? new ShmBlockHome(leaf.leafId, (m) => logger.warn(m)) : null;
+  if (home !== null && home.hugePages === 'never') {
+    logger.info('/dev/shm is mounted without huge pages: a planned restart of a large leaf maps and unmaps every 4 KiB page of its blocks (mount -o remount,huge=within_size /dev/shm; docs/operations.md)');
+  }
   leaf.store.home = home;
   if (disk !== null) disk.home = home;
   let reason: string | null = null;
