@@ -187,7 +187,10 @@ describe.runIf(runnable)('handoffs no successor takes are freed', () => {
     const text = runCli(['shm']).stdout;
     expect(text).toContain(id);
     expect(text).toContain('--remove-orphans');
-    const removed = runCli(['shm', '--remove-orphans']);
+    // --only scopes it (and keeps this test off other files' orphans, which run alongside).
+    expect(runCli(['shm', '--remove-orphans', '--only', `${id}-other`]).stdout).not.toContain(id);
+    expect(segmentsOf(id).length).toBeGreaterThan(0);
+    const removed = runCli(['shm', '--remove-orphans', '--only', id]);
     expect(removed.status).toBe(0);
     expect(removed.stdout).toContain(`removed the handoff of leaf ${id}`);
     expect(segmentsOf(id)).toEqual([]);

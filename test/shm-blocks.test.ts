@@ -205,20 +205,20 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
     const leaf = await start(id, dir, ['--checkpoint-interval', '200']);
     await ingest(leaf, 0, 140_000);
     expect(listed(id)).toMatchObject({ state: 'live', takeable: false });
-    expect(runCli(['shm', '--remove-orphans']).status).toBe(0);
+    expect(runCli(['shm', '--remove-orphans', '--only', id]).status).toBe(0);
     const held = blockSegmentsOf(id);
     expect(held.length).toBeGreaterThanOrEqual(2);
     expect(held.length).toBe((await status(leaf)).sharedMemory.segments);
     expect(runCli(['shm']).stdout).toMatch(new RegExp(`${id} .*live .*held by running leaf pid ${(await status(leaf)).pid}`));
     await leaf.stop({ signal: 'SIGKILL' });
     expect(listed(id)).toMatchObject({ state: 'crashed', takeable: true });
-    runCli(['shm', '--remove-orphans']);
+    runCli(['shm', '--remove-orphans', '--only', id]);
     expect(blockSegmentsOf(id)).toEqual(held);
     fs.rmSync(dir, { recursive: true, force: true });
     const gone = listed(id)!;
     expect(gone).toMatchObject({ state: 'crashed', takeable: false });
     expect(gone.reason).toContain('no longer exists');
-    expect(runCli(['shm', '--remove-orphans']).stdout).toContain(`removed the handoff of leaf ${id}`);
+    expect(runCli(['shm', '--remove-orphans', '--only', id]).stdout).toContain(`removed the handoff of leaf ${id}`);
     expect(segmentsOf(id)).toEqual([]);
   });
 

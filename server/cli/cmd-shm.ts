@@ -15,7 +15,7 @@ import { isOrphan, listHandoffs, removeHandoff, type HandoffInfo } from '../dura
 import { formatBytes } from './cmd-status.js';
 import { formatTable } from './format.js';
 
-interface ShmOptions { json?: boolean; removeOrphans?: boolean; removeExpired?: boolean; remove?: string[] }
+interface ShmOptions { json?: boolean; removeOrphans?: boolean; removeExpired?: boolean; remove?: string[]; only?: string[] }
 
 function age(ms: number): string {
   if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
@@ -45,16 +45,19 @@ export function registerShm(program: Command): void {
     .option('--remove-orphans', 'remove every handoff no successor can take (its data is on disk)')
     .option('--remove-expired', 'remove handoffs past their --handoff-ttl')
     .option('--remove <leafId...>', 'remove the handoffs of these leaves (their next start reads the disk)')
+    .option('--only <leafId...>', 'list and remove only the segments of these leaves (others on the machine are left alone)')
     .addHelpText('after', `
 Example:
   $ shoal shm                      # what is held, by which leaf, and whether it can be taken
-  $ shoal shm --remove-orphans     # free what no successor can take`)
+  $ shoal shm --remove-orphans     # free what no successor can take
+  $ shoal shm --remove-orphans --only leaf-3   # the same, for one leaf's segments only`)
     .action((o: ShmOptions) => {
       if (!nativeAvailable()) {
         process.stderr.write(`shoal shm: the native addon is not built (${nativeLoadError()?.message ?? 'unknown'}); run npm install\n`);
         process.exit(1);
       }
-      const list = listHandoffs(SHM_LAYOUT_VERSION);
+      const only = o.only === undefined ? null : new Set(o.only);
+      const list = listHandoffs(SHM_LAYOUT_VERSION).filter((h) => only === null || only.has(h.leafId));
       const wanted = new Set(o.remove ?? []);
       const doomed = list.filter((h) => (o.removeOrphans === true && isOrphan(h)) || (o.removeExpired === true && h.state === 'expired') || wanted.has(h.leafId));
       for (const id of wanted) if (!list.some((h) => h.leafId === id)) process.stderr.write(`shoal shm: no segments of leaf ${id}\n`);
