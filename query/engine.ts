@@ -11,11 +11,13 @@ import { parseSql } from './sql/parser.js';
 import type { LogicalPlan } from './plan/plan.js';
 import type { Partial } from './plan/partial.js';
 import { scan } from './exec/scan.js';
+import { emptyGroups } from './merge/merge.js';
 import type { ScanBlock } from './storage/table.js';
 
 export { finish, mergePartials, type QueryResult } from './merge/merge.js';
+export { partialFromWire, partialToWire } from './merge/partial-wire.js';
 export { apiRows } from './plan/wire.js';
-export { envelopeJson, openPlan, PLAN_VERSION, sealPlan, type PlanEnvelope } from './plan/protocol.js';
+export { envelopeJson, openPlan, PLAN_VERSION, PLAN_VERSIONS, resealPlan, sealPlan, type PlanEnvelope } from './plan/protocol.js';
 export type { Partial } from './plan/partial.js';
 
 export function planQuery(sql: string, nowSeconds: number): LogicalPlan {
@@ -38,6 +40,6 @@ export function emptyPartial(plan: LogicalPlan): Partial {
   if (plan.mode === 'rows') return { mode: 'rows', tableFound: false, columns: [], rows: [], orderValues: [], truncated: false, unknownColumns: [], stats };
   return {
     mode: 'aggregate', tableFound: false, columns: plan.outputs.map((o) => ({ name: o.name, type: 'null' as const })),
-    groups: plan.keys.length === 0 ? [] : [], unknownColumns: [], stats,
+    groups: emptyGroups(plan), unknownColumns: [], stats,
   };
 }

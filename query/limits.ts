@@ -55,6 +55,13 @@ export const LIMITS = {
    * SHOAL_ERR_QUERY_GROUP_LIMIT and the figure, never a silent cut. Ceiling: V8's heap (~4 GiB
    * by default on 64-bit), which the group table shares with everything else. */
   queryGroupBytesMax: 1024 * 1024 * 1024,
+  /** Estimated bytes of one thread's string-code table plus the block code maps built for it
+   * (query/storage/string-codes.ts): past it the table starts over before the next scan. A leaf
+   * passes a smaller bound from its memory budget (server/leaf/scan-pool.ts). Ceiling: V8's heap. */
+  threadStringBytesMax: 512 * 1024 * 1024,
+  /** Entries in one thread's string-code table. Codes index typed arrays and are packed 26 bits
+   * a key when several keys are grouped (query/exec/group-ids.ts), so the ceiling is 2^26. */
+  threadStringCodesMax: 16_777_216,
   /** Distinct values held by count(DISTINCT x) in one query (all groups together). */
   distinctValuesMax: 5_000_000,
   /** Largest LIMIT, and the rows a sample query (SELECT * ... LIMIT n) returns. */

@@ -7,7 +7,8 @@
  * JSON.stringify on the leaf, JSON.parse on the aggregator.
  */
 import { describe, expect, it } from 'vitest';
-import { bindQuery, finish, mergePartials, planQuery, scanBlocks } from '../query/engine.js';
+import { bindQuery, finish, mergePartials, partialFromWire, partialToWire, planQuery, PLAN_VERSION, scanBlocks, type Partial } from '../query/engine.js';
+import type { LogicalPlan } from '../query/plan/plan.js';
 import { buildBatch } from '../query/storage/ingest-decoder.js';
 import { Table } from '../query/storage/table.js';
 import { mulberry32 } from './support/gen.js';
@@ -37,9 +38,13 @@ function tableOf(rows: Record<string, unknown>[], chunk: number): Table {
   return t;
 }
 
-/** A partial as the aggregator receives it: the leaf's reply is JSON (fastify's reply.send). */
-function overTheWire<T>(partial: T): T {
-  return JSON.parse(JSON.stringify({ partial })).partial as T;
+/** A partial as the aggregator receives it: encoded for protocol `v` (typed arrays as base64,
+ * or version 2's one object per group), sent as JSON (fastify's reply.send), checked and decoded. */
+function overTheWire(plan: LogicalPlan, partial: Partial, v = PLAN_VERSION): Partial {
+  const text = JSON.stringify({ partial: partialToWire(partial, plan, v) });
+  const got = partialFromWire((JSON.parse(text) as { partial: unknown }).partial, plan, v);
+  if ('error' in got) throw new Error(got.error);
+  return got.ok;
 }
 
 const QUERIES = [
@@ -78,8 +83,9 @@ describe('merging partial aggregate states', () => {
         const partials = pieces.flatMap((t) => t.blocks().map((b) => scanBlocks(bindQuery(plan, t.schema, NOW, true), [b])));
         expect(pieces.every((t) => t.open.rowCount === 0 && t.sealed.length > 1), 'every piece is in several sealed blocks').toBe(true);
         // Two "leaves" merge their blocks' partials; the aggregator merges what they send.
-        const leafA = overTheWire(mergePartials(plan, partials.slice(0, 1).map(overTheWire)));
-        const leafB = overTheWire(mergePartials(plan, partials.slice(1).map(overTheWire)));
+        // Leaf B speaks protocol 2 (older code mid-roll): its answer must merge the same.
+        const leafA = overTheWire(plan, mergePartials(plan, partials.slice(0, 1).map((p) => overTheWire(plan, p))));
+        const leafB = overTheWire(plan, mergePartials(plan, partials.slice(1).map((p) => overTheWire(plan, p, 2))), 2);
         const merged = finish(plan, mergePartials(plan, [leafA, leafB]));
         const a = sortRows(direct.rows);
         const b = sortRows(merged.rows);

@@ -9,23 +9,50 @@
  * error sketch, quantile.ts) merge without losing accuracy beyond their stated bounds.
  */
 import { ShoalError } from '../errors.js';
-import { hashNumber, hashOut, hashStrings } from '../functions/hash.js';
+import { hashNumber, hashOut, hashString, hashStrings } from '../functions/hash.js';
+import { threadCodes } from '../storage/string-codes.js';
 import { Hll } from '../functions/hll.js';
 import { LIMITS } from '../limits.js';
 import type { AggFn, Scalar } from '../plan/plan.js';
 import { QuantileSketch } from '../functions/quantile.js';
 import { compareValues } from '../plan/scalar.js';
 import { rowValue, type Vec } from './vector.js';
-import { decFloat, decScalar, encFloat, encScalar, intResult } from '../plan/wire.js';
+import { decScalar, encScalar, intResult } from '../plan/wire.js';
+import type { StateColumn } from '../plan/partial.js';
 
 export interface AggState {
   ensure(groupCount: number): void;
   /** Adds rows sel[0..count) of `v`; row r goes to group gids[r] (group 0 when gids is null). */
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void;
-  serialize(gid: number): unknown;
-  merge(gid: number, state: unknown): void;
+  /** The states of groups [0, count) as columns (STATE_FIELDS names them). */
+  column(count: number): StateColumn;
+  /** Merges group i of `col` (`count` groups, checked by the caller) into group into[i]. */
+  mergeColumn(col: StateColumn, into: Int32Array, count: number): void;
   final(gid: number): Scalar;
 }
+
+/**
+ * The columns of each aggregate's state in a partial, and their kind: `f64`/`u8` typed arrays,
+ * `list` an array (one entry a group) or, for `list?`, null when no group has one. A partial
+ * from another process is checked against these before any merge (query/merge/partial-wire.ts).
+ */
+export const STATE_FIELDS: Readonly<Record<AggFn, Readonly<Record<string, 'f64' | 'u8' | 'list' | 'list?'>>>> = {
+  count_star: { n: 'f64' },
+  count: { n: 'f64' },
+  sum: { hi: 'f64', lo: 'f64', n: 'f64', f: 'f64', sawFloat: 'u8' },
+  avg: { hi: 'f64', lo: 'f64', n: 'f64', f: 'f64', sawFloat: 'u8' },
+  min: { nums: 'f64', has: 'u8', others: 'list?' },
+  max: { nums: 'f64', has: 'u8', others: 'list?' },
+  count_distinct: { sets: 'list' },
+  approx_count_distinct: { sketches: 'list' },
+  approx_quantile: { sketches: 'list?' },
+};
+
+const f64 = (col: StateColumn, name: string) => col[name] as Float64Array;
+const u8 = (col: StateColumn, name: string) => col[name] as Uint8Array;
+const list = (col: StateColumn, name: string) => col[name] as readonly unknown[] | null;
+const copyF64 = (a: Float64Array, n: number) => a.slice(0, n);
+const copyU8 = (a: Uint8Array, n: number) => a.slice(0, n);
 
 function growF64(a: Float64Array, n: number): Float64Array {
   if (a.length >= n) return a;
@@ -51,8 +78,8 @@ class CountStar implements AggState {
     if (gids === null) { c[0]! += count; return; }
     for (let i = 0; i < count; i++) c[gids[sel[i]!]!]!++;
   }
-  serialize(g: number): unknown { return this.counts[g]!; }
-  merge(g: number, s: unknown): void { this.counts[g]! += s as number; }
+  column(n: number): StateColumn { return { n: copyF64(this.counts, n) }; }
+  mergeColumn(col: StateColumn, into: Int32Array, n: number): void { const c = this.counts; const x = f64(col, 'n'); for (let i = 0; i < n; i++) c[into[i]!]! += x[i]!; }
   final(g: number): Scalar { return this.counts[g]!; }
 }
 
@@ -79,8 +106,8 @@ class Count implements AggState {
       c[gids === null ? 0 : gids[r]!]!++;
     }
   }
-  serialize(g: number): unknown { return this.counts[g]!; }
-  merge(g: number, s: unknown): void { this.counts[g]! += s as number; }
+  column(n: number): StateColumn { return { n: copyF64(this.counts, n) }; }
+  mergeColumn(col: StateColumn, into: Int32Array, n: number): void { const c = this.counts; const x = f64(col, 'n'); for (let i = 0; i < n; i++) c[into[i]!]! += x[i]!; }
   final(g: number): Scalar { return this.counts[g]!; }
 }
 
@@ -189,18 +216,21 @@ class Sum implements AggState {
     }
     this.loBound = TWO32;
   }
-  serialize(g: number): unknown {
+  column(n: number): StateColumn {
     if (!this.small) this.normalize();
-    return [this.hi[g]!, this.lo[g]!, this.counts[g]!, encFloat(this.f[g]!), this.sawFloat[g]!];
+    return { hi: copyF64(this.hi, n), lo: copyF64(this.lo, n), n: copyF64(this.counts, n), f: copyF64(this.f, n), sawFloat: copyU8(this.sawFloat, n) };
   }
-  merge(g: number, st: unknown): void {
-    const [h, l, n, f, fl] = st as [number, number, number, unknown, number];
-    this.hi[g]! += h;
-    this.addExact(g, l);
-    this.counts[g]! += n;
+  mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
+    const hi = f64(col, 'hi'); const lo = f64(col, 'lo'); const cn = f64(col, 'n'); const f = f64(col, 'f'); const fl = u8(col, 'sawFloat');
+    for (let i = 0; i < n; i++) {
+      const g = into[i]!;
+      this.hi[g]! += hi[i]!;
+      this.addExact(g, lo[i]!);
+      this.counts[g]! += cn[i]!;
+      this.f[g]! += f[i]!;
+      if (fl[i] === 1) this.sawFloat[g] = 1;
+    }
     if (this.loBound < TWO32) this.loBound = TWO32;
-    this.f[g]! += decFloat(f);
-    if (fl === 1) this.sawFloat[g] = 1;
   }
   /** The exact integer part of group g. */
   private exact(g: number): number | bigint {
@@ -261,16 +291,41 @@ class MinMax implements AggState {
     }
     for (let i = 0; i < count; i++) { const r = sel[i]!; this.offer(gids === null ? 0 : gids[r]!, rowValue(v, r)); }
   }
-  serialize(g: number): unknown { return encScalar(this.final(g)); }
-  merge(g: number, s: unknown): void { this.offer(g, decScalar(s)); }
+  column(n: number): StateColumn {
+    let others: unknown[] | null = null;
+    for (let g = 0; g < n; g++) if (this.others[g] !== null) { others ??= new Array(n).fill(null); others[g] = encScalar(this.others[g]!); }
+    return { nums: copyF64(this.nums, n), has: copyU8(this.has, n), others };
+  }
+  mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
+    const nums = f64(col, 'nums'); const has = u8(col, 'has'); const others = list(col, 'others');
+    for (let i = 0; i < n; i++) {
+      if (has[i] === 1) this.offer(into[i]!, nums[i]!);
+      else if (others !== null && others[i] !== null) this.offer(into[i]!, decScalar(others[i]));
+    }
+  }
   final(g: number): Scalar { return this.has[g] === 1 ? this.nums[g]! : this.others[g] ?? null; }
 }
 
-/** Exact count(DISTINCT x): a set per group, bounded by LIMITS.distinctValuesMax in all. */
+/**
+ * Exact count(DISTINCT x): a set per group, bounded by LIMITS.distinctValuesMax in all. Without
+ * GROUP BY, a string column's values are marked by their thread string code in a byte array
+ * (one array write a row), and become strings once, when the state is read.
+ */
 class CountDistinct implements AggState {
   sets: Set<Scalar>[] = [];
   private total = 0;
+  private codeSeen: Uint8Array = new Uint8Array(0);
+  private codesMarked = 0;
   ensure(n: number): void { while (this.sets.length < n) this.sets.push(new Set()); }
+  /** Moves the marked codes into group 0's set (codes are good only within this thread's scan). */
+  private flush(): void {
+    if (this.codesMarked === 0) return;
+    const seen = this.codeSeen; const all = threadCodes.strings;
+    this.total -= this.codesMarked;
+    this.codesMarked = 0;
+    for (let c = 0; c < seen.length; c++) if (seen[c] === 1) this.add(0, all[c]!);
+    this.codeSeen = new Uint8Array(0);
+  }
   private add(g: number, x: Scalar): void {
     const s = this.sets[g]!;
     if (s.has(x)) return;
@@ -281,6 +336,23 @@ class CountDistinct implements AggState {
   }
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
     if (v === null) return;
+    if (v.t === 'str' && gids === null && v.gcodes !== null) {
+      if (this.codeSeen.length < threadCodes.size) this.codeSeen = growU8(this.codeSeen, threadCodes.size);
+      const seen = this.codeSeen; const gc = v.gcodes; const codes = v.codes; const nulls = v.nulls;
+      let marked = 0;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) continue;
+        const c = gc[codes[r]!]!;
+        if (seen[c] === 0) { seen[c] = 1; marked++; }
+      }
+      this.codesMarked += marked;
+      this.total += marked;
+      if (this.total > LIMITS.distinctValuesMax) {
+        throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `count(DISTINCT ...) holds more than ${LIMITS.distinctValuesMax} distinct values; use approx_count_distinct() instead`);
+      }
+      return;
+    }
     if (v.t === 'str' && gids === null) {
       // One pass over codes, then add each seen dictionary entry once.
       const seen = new Uint8Array(v.dict.length);
@@ -294,9 +366,41 @@ class CountDistinct implements AggState {
       if (x !== null) this.add(gids === null ? 0 : gids[r]!, x);
     }
   }
-  serialize(g: number): unknown { return Array.from(this.sets[g]!, encScalar); }
-  merge(g: number, s: unknown): void { for (const x of s as unknown[]) this.add(g, decScalar(x)); }
-  final(g: number): Scalar { return this.sets[g]!.size; }
+  column(n: number): StateColumn {
+    this.flush();
+    const sets: unknown[] = new Array(n);
+    for (let g = 0; g < n; g++) sets[g] = Array.from(this.sets[g]!, encScalar);
+    return { sets };
+  }
+  mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
+    this.flush();
+    const sets = list(col, 'sets')!;
+    for (let i = 0; i < n; i++) {
+      const s = sets[i];
+      if (!Array.isArray(s)) throw new ShoalError('SHOAL_ERR_INTERNAL', `a count(DISTINCT) state of group ${i} is not a list`);
+      for (const x of s) this.add(into[i]!, decScalar(x));
+    }
+  }
+  final(g: number): Scalar { this.flush(); return this.sets[g]!.size; }
+}
+
+/** Hashes of this thread's string codes (two words each), computed once per string. */
+let hashed = { generation: -1, count: 0, pairs: new Int32Array(0) };
+
+/** The hash pairs of a block's dictionary entries, through the thread's string codes. */
+function codeHashes(gcodes: Int32Array): Int32Array {
+  if (hashed.generation !== threadCodes.generation) hashed = { generation: threadCodes.generation, count: 0, pairs: new Int32Array(0) };
+  const size = threadCodes.size;
+  if (hashed.count < size) {
+    if (hashed.pairs.length < 2 * size) { const next = new Int32Array(Math.max(2 * size, 2 * hashed.pairs.length)); next.set(hashed.pairs); hashed.pairs = next; }
+    const all = threadCodes.strings;
+    for (let c = hashed.count; c < size; c++) { hashString(all[c]!); hashed.pairs[2 * c] = hashOut[0]!; hashed.pairs[2 * c + 1] = hashOut[1]!; }
+    hashed.count = size;
+  }
+  const out = new Int32Array(gcodes.length * 2);
+  const all = hashed.pairs;
+  for (let i = 0; i < gcodes.length; i++) { const c = gcodes[i]!; out[2 * i] = all[2 * c]!; out[2 * i + 1] = all[2 * c + 1]!; }
+  return out;
 }
 
 class ApproxDistinct implements AggState {
@@ -306,8 +410,8 @@ class ApproxDistinct implements AggState {
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
     if (v === null || v.t === 'const') { if (v !== null && v.v !== null) for (let i = 0; i < count; i++) this.addScalar(gids === null ? 0 : gids[sel[i]!]!, v.v); return; }
     if (v.t === 'str') {
-      const pairs = new Int32Array(v.dict.length * 2);
-      hashStrings(v.dict, pairs);
+      const pairs = v.gcodes !== null ? codeHashes(v.gcodes) : new Int32Array(v.dict.length * 2);
+      if (v.gcodes === null) hashStrings(v.dict, pairs);
       for (let i = 0; i < count; i++) {
         const r = sel[i]!;
         if (v.nulls !== null && v.nulls[r] === 1) continue;
@@ -331,8 +435,15 @@ class ApproxDistinct implements AggState {
     if (typeof x === 'number') this.at(g).addNumber(x);
     else this.at(g).addString(typeof x === 'string' ? x : JSON.stringify(x));
   }
-  serialize(g: number): unknown { return this.sketches[g]?.serialize() ?? null; }
-  merge(g: number, s: unknown): void { if (s !== null) this.at(g).merge(Hll.deserialize(s)); }
+  column(n: number): StateColumn {
+    const sketches: unknown[] = new Array(n);
+    for (let g = 0; g < n; g++) sketches[g] = this.sketches[g]?.serialize() ?? null;
+    return { sketches };
+  }
+  mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
+    const sketches = list(col, 'sketches')!;
+    for (let i = 0; i < n; i++) if (sketches[i] !== null) this.at(into[i]!).merge(Hll.deserialize(sketches[i]));
+  }
   final(g: number): Scalar { return this.sketches[g] ? Math.round(this.sketches[g]!.estimate()) : 0; }
 }
 
@@ -367,8 +478,17 @@ class ApproxQuantile implements AggState {
     }
   }
   // Only the owner carries the sketch in a partial; the others' states are null placeholders.
-  serialize(g: number): unknown { return this.owner ? this.set.sketches[g]?.serialize() ?? null : null; }
-  merge(g: number, s: unknown): void { if (this.owner && s !== null) this.at(g).merge(QuantileSketch.deserialize(s)); }
+  column(n: number): StateColumn {
+    if (!this.owner) return { sketches: null };
+    const sketches: unknown[] = new Array(n);
+    for (let g = 0; g < n; g++) sketches[g] = this.set.sketches[g]?.serialize() ?? null;
+    return { sketches };
+  }
+  mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
+    const sketches = list(col, 'sketches');
+    if (!this.owner || sketches === null) return;
+    for (let i = 0; i < n; i++) if (sketches[i] !== null) this.at(into[i]!).merge(QuantileSketch.deserialize(sketches[i]));
+  }
   final(g: number): Scalar { return this.set.sketches[g]?.quantile(this.q) ?? null; }
 }
 

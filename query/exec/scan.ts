@@ -13,7 +13,7 @@ import { compareForOrder } from '../plan/scalar.js';
 import type { ScanBlock } from '../storage/table.js';
 import { createAggStates, type AggState } from './aggregates.js';
 import { exprKey } from '../plan/expr-util.js';
-import { GroupBudget, singleKey, tupleText } from './group-key.js';
+import { Groups, groupIds } from './group-ids.js';
 import { encScalar } from '../plan/wire.js';
 import { BlockContext, evalVec, rowValue, selection, type Vec } from './vector.js';
 
@@ -104,149 +104,6 @@ function forEachBlock(plan: BoundPlan, blocks: readonly ScanBlock[], stats: Scan
   }
 }
 
-/** Global group table: key tuples -> dense group ids, bounded by memory (group-key.ts). */
-class Groups {
-  readonly keys: Scalar[][] = [];
-  private readonly single = new Map<Scalar, number>();
-  private readonly multi = new Map<string, number>();
-  private readonly budget: GroupBudget;
-  constructor(private readonly keyCount: number, aggCount: number, private readonly onNew: (count: number) => void) {
-    this.budget = new GroupBudget(aggCount);
-  }
-
-  id(values: Scalar[]): number {
-    let g: number | undefined;
-    const text = this.keyCount === 1 ? null : tupleText(values);
-    if (text === null) g = this.single.get(singleKey(values[0]!));
-    else g = this.multi.get(text);
-    if (g !== undefined) return g;
-    g = this.keys.length;
-    this.budget.add(values, g + 1);
-    this.keys.push(values);
-    if (text === null) this.single.set(singleKey(values[0]!), g);
-    else this.multi.set(text, g);
-    this.onNew(g + 1);
-    return g;
-  }
-}
-
-/** Local ids of one key over the selected rows, with the value of each local id. */
-function localIds(v: Vec, sel: Int32Array, count: number, rowCount: number): { ids: Int32Array; values: Scalar[] } {
-  const ids = new Int32Array(rowCount);
-  if (v.t === 'str') {
-    const nullId = v.dict.length;
-    for (let i = 0; i < count; i++) { const r = sel[i]!; ids[r] = v.nulls !== null && v.nulls[r] === 1 ? nullId : v.codes[r]!; }
-    return { ids, values: [...v.dict, null] };
-  }
-  if (v.t === 'const') return { ids, values: [v.v] };
-  if (v.t === 'bool') {
-    for (let i = 0; i < count; i++) { const r = sel[i]!; ids[r] = v.v[r]!; }
-    return { ids, values: [false, null, true] };
-  }
-  const values: Scalar[] = [];
-  const lookup = new Map<Scalar, number>();
-  let last: Scalar = undefined as unknown as Scalar;
-  let lastId = -1;
-  for (let i = 0; i < count; i++) {
-    const r = sel[i]!;
-    const x = rowValue(v, r);
-    if (x === last) { ids[r] = lastId; continue; }
-    let id = lookup.get(x);
-    if (id === undefined) { id = values.length; values.push(x); lookup.set(x, id); }
-    ids[r] = id; last = x; lastId = id;
-  }
-  return { ids, values };
-}
-
-/** Reused per-row group-id buffer: a block has at most blockRowsMax rows. */
-let gidBuffer = new Int32Array(0);
-
-/** Group id per selected row (indexed by row), resolving new key tuples in the global table. */
-function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, count: number, rowCount: number): Int32Array {
-  if (gidBuffer.length < rowCount) gidBuffer = new Int32Array(Math.max(rowCount, LIMITS.blockRowsMax));
-  const gids = gidBuffer;
-  if (keys.length === 1) {
-    const v = keys[0]!;
-    if (v.t === 'str') {
-      // The common case (GROUP BY a string column): one pass, codes -> group ids through a
-      // per-block table filled the first time each dictionary entry is seen.
-      const nullId = v.dict.length;
-      const map = new Int32Array(nullId + 1).fill(-1);
-      const codes = v.codes;
-      const nulls = v.nulls;
-      for (let i = 0; i < count; i++) {
-        const r = sel[i]!;
-        const c = nulls !== null && nulls[r] === 1 ? nullId : codes[r]!;
-        let g = map[c]!;
-        if (g < 0) { g = groups.id([c === nullId ? null : v.dict[c]!]); map[c] = g; }
-        gids[r] = g;
-      }
-      return gids;
-    }
-    if (v.t === 'num') {
-      // Numbers (time buckets, ints): consecutive rows usually share a key, so remember the last.
-      const vals = v.v;
-      const nulls = v.nulls;
-      let last = NaN;
-      let lastG = -1;
-      let nullG = -1;
-      for (let i = 0; i < count; i++) {
-        const r = sel[i]!;
-        if (nulls !== null && nulls[r] === 1) {
-          if (nullG < 0) nullG = groups.id([null]);
-          gids[r] = nullG;
-          continue;
-        }
-        const x = vals[r]!;
-        if (x !== last) { last = x; lastG = groups.id([x === 0 ? 0 : x]); }
-        gids[r] = lastG;
-      }
-      return gids;
-    }
-  }
-  const locals = keys.map((k) => localIds(k, sel, count, rowCount));
-  if (locals.length === 1) {
-    const { ids, values } = locals[0]!;
-    const map = new Int32Array(values.length).fill(-1);
-    for (let i = 0; i < count; i++) {
-      const r = sel[i]!;
-      const l = ids[r]!;
-      let g = map[l]!;
-      if (g < 0) { g = groups.id([values[l]!]); map[l] = g; }
-      gids[r] = g;
-    }
-    return gids;
-  }
-  // Several keys: combine local ids in mixed radix, then resolve each distinct combination once.
-  // The packed number is exact only while the product of the radices stays within 2^53; past it
-  // (many keys, or a few of high cardinality) the combination is keyed by its ids' text instead.
-  let radixProduct = 1;
-  for (const l of locals) radixProduct *= l.values.length;
-  const packed = radixProduct <= Number.MAX_SAFE_INTEGER;
-  const comboOf = (r: number): number | string => {
-    if (packed) {
-      let combo = 0;
-      for (let k = 0; k < locals.length; k++) combo = combo * locals[k]!.values.length + locals[k]!.ids[r]!;
-      return combo;
-    }
-    let text = '';
-    for (let k = 0; k < locals.length; k++) text += locals[k]!.ids[r]! + ',';
-    return text;
-  };
-  const cache = new Map<number | string, number>();
-  for (let i = 0; i < count; i++) {
-    const r = sel[i]!;
-    const combo = comboOf(r);
-    let g = cache.get(combo);
-    if (g === undefined) {
-      g = groups.id(locals.map((l) => l.values[l.ids[r]!]!));
-      cache.set(combo, g);
-    }
-    gids[r] = g;
-  }
-  return gids;
-}
-
 export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound: boolean): AggregatePartial {
   const stats: ScanStats = { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
   const aggs: AggState[] = createAggStates(plan.logical.aggs.map((a, j) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg), intArg: plan.aggArgs[j]?.type === 'int' })));
@@ -261,8 +118,8 @@ export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tab
     }
   });
   // Only a float key can be non-finite (wire.ts); other keys go out as they are.
-  const encode = plan.keyTypes.some((t) => t === 'float' || t === 'any');
-  const out = groups.keys.map((keys, g) => ({ keys: encode ? keys.map(encScalar) as Scalar[] : keys, states: aggs.map((a) => a.serialize(g)) }));
+  const keys = groups.keys.map((col, k) => (plan.keyTypes[k] === 'float' || plan.keyTypes[k] === 'any' ? col.map(encScalar) as Scalar[] : col));
+  const out = { count: groups.count, keys, states: aggs.map((a) => a.column(groups.count)) };
   return { mode: 'aggregate', tableFound, columns: plan.columns, groups: out, unknownColumns: plan.unknownColumns, stats };
 }
 

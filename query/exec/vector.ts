@@ -21,7 +21,9 @@ export const TRUE = 2;
 
 export type Vec =
   | { readonly t: 'num'; readonly v: Float64Array | Int32Array; readonly nulls: Uint8Array | null }
-  | { readonly t: 'str'; readonly codes: Uint8Array | Uint16Array | Int32Array; readonly dict: readonly string[]; readonly nulls: Uint8Array | null }
+  /** `gcodes`: dictionary entry -> this thread's string code (string-codes.ts), when the strings
+   * are a column's own; null for computed strings. `dict` may be built on first read. */
+  | { readonly t: 'str'; readonly codes: Uint8Array | Uint16Array | Int32Array; readonly dict: readonly string[]; readonly gcodes: Int32Array | null; readonly nulls: Uint8Array | null }
   | { readonly t: 'bool'; readonly v: Uint8Array }
   | { readonly t: 'set'; readonly offsets: Int32Array; readonly codes: Int32Array; readonly dict: readonly string[]; readonly nulls: Uint8Array | null }
   | { readonly t: 'const'; readonly v: Scalar };
@@ -38,7 +40,7 @@ export class BlockContext {
     let v = this.cols.get(name);
     if (v === undefined) {
       const c = this.block.column(name);
-      v = c === undefined ? { t: 'const', v: null } : columnVec(c, this.block.strings(name), this.block.rowCount);
+      v = c === undefined ? { t: 'const', v: null } : columnVec(c, this.block, name);
       this.cols.set(name, v);
     }
     return v;
@@ -52,11 +54,19 @@ function unpackNulls(validity: Uint8Array | null, rowCount: number): Uint8Array 
   return nulls;
 }
 
-function columnVec(c: ColumnData, dict: readonly string[], rowCount: number): Vec {
+function columnVec(c: ColumnData, block: ScanBlock, name: string): Vec {
+  const rowCount = block.rowCount;
   switch (c.kind) {
     case 'number': return { t: 'num', v: c.values, nulls: unpackNulls(c.validity, rowCount) };
-    case 'string': return { t: 'str', codes: c.codes, dict, nulls: unpackNulls(c.validity, rowCount) };
-    case 'set': return { t: 'set', offsets: c.offsets, codes: c.codes, dict, nulls: unpackNulls(c.validity, rowCount) };
+    case 'string': {
+      // Strings are looked up only when a kernel reads `dict` (grouping reads codes instead).
+      let dict: readonly string[] | null = null;
+      return {
+        t: 'str', codes: c.codes, gcodes: block.codeMap(name), nulls: unpackNulls(c.validity, rowCount),
+        get dict() { return (dict ??= block.strings(name)); },
+      };
+    }
+    case 'set': return { t: 'set', offsets: c.offsets, codes: c.codes, dict: block.strings(name), nulls: unpackNulls(c.validity, rowCount) };
     case 'bool': {
       const out = new Uint8Array(rowCount);
       for (let i = 0; i < rowCount; i++) {
@@ -314,7 +324,7 @@ function evalFnVec(e: Extract<BExpr, { k: 'fn' }>, ctx: BlockContext): Vec {
     case 'lower': case 'upper':
       if (a0.t === 'str') {
         const dict = a0.dict.map(e.name === 'lower' ? lowerText : upperText);
-        return { t: 'str', codes: a0.codes, dict, nulls: a0.nulls };
+        return { t: 'str', codes: a0.codes, dict, gcodes: null, nulls: a0.nulls };
       }
       break;
     case 'length':
@@ -386,7 +396,7 @@ export function fromValues(values: readonly Scalar[], asBool: boolean): Vec {
     if (c === undefined) { c = dict.length; dict.push(s); lookup.set(s, c); }
     codes[i] = c;
   }
-  return { t: 'str', codes, dict, nulls };
+  return { t: 'str', codes, dict, gcodes: null, nulls };
 }
 
 /** Row indices where a predicate vector is TRUE. */

@@ -10,7 +10,7 @@ import { exprKey } from '../plan/expr-util.js';
 import { GroupBudget, singleKey, tupleText } from '../exec/group-key.js';
 import { decScalar } from '../plan/wire.js';
 import { LIMITS } from '../limits.js';
-import type { AggregatePartial, ColumnInfo, Partial, RowsPartial } from '../plan/partial.js';
+import type { AggregatePartial, ColumnInfo, GroupTable, Partial, RowsPartial } from '../plan/partial.js';
 import { addStats, emptyStats, widenType } from '../plan/partial.js';
 import type { LogicalPlan, Scalar } from '../plan/plan.js';
 import { compareForOrder, evalScalar } from '../plan/scalar.js';
@@ -37,30 +37,54 @@ export function mergePartials(plan: LogicalPlan, parts: readonly Partial[]): Par
     withTable[0]!.unknownColumns.filter((c) => withTable.every((p) => p.unknownColumns.includes(c)));
   if (plan.mode === 'rows') return mergeRows(plan, parts as RowsPartial[], tableFound, stats, unknownColumns);
 
-  const aggs = createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
-  const keys: (readonly Scalar[])[] = [];
-  // One key (the common case) is looked up as itself; several as their exact tuple text.
+  const groups = mergeGroups(plan, (parts as AggregatePartial[]).map((p) => p.groups));
+  return { mode: 'aggregate', tableFound, columns: mergeColumns(parts), groups, unknownColumns, stats };
+}
+
+const statesOf = (plan: LogicalPlan) => createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
+
+/** A group table with no groups (a member without the table). */
+export function emptyGroups(plan: LogicalPlan): GroupTable {
+  return { count: 0, keys: plan.keys.map(() => []), states: statesOf(plan).map((a) => a.column(0)) };
+}
+
+/**
+ * Merges group tables by key: one key is looked up as itself, several as their exact tuple text
+ * (group-key.ts); then each aggregate merges a whole state column through the group map. One
+ * table is returned as it is (a leaf's own answer, an aggregator with one member).
+ */
+export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTable {
+  const noKeys = plan.keys.length === 0;
+  if (tables.length === 1 && (!noKeys || tables[0]!.count === 1)) return tables[0]!;
+  const aggs = statesOf(plan);
+  const keys: Scalar[][] = plan.keys.map(() => []);
   const single = plan.keys.length === 1;
   const index = new Map<Scalar | string, number>();
   const budget = new GroupBudget(aggs.length);
+  let count = 0;
   const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
-  if (plan.keys.length === 0) { keys.push([]); index.set('', 0); ensure(1); }
-  for (const p of parts as AggregatePartial[]) {
-    for (const grp of p.groups) {
-      const k = single ? singleKey(grp.keys[0]!) : tupleText(grp.keys);
-      let g = index.get(k);
-      if (g === undefined) {
-        g = keys.length;
-        budget.add(grp.keys, g + 1);
-        keys.push(grp.keys);
-        index.set(k, g);
-        ensure(g + 1);
+  if (noKeys) { count = 1; ensure(1); }
+  for (const t of tables) {
+    const into = new Int32Array(t.count);
+    if (!noKeys) {
+      const k0 = t.keys[0]!;
+      for (let i = 0; i < t.count; i++) {
+        const k = single ? singleKey(k0[i]!) : tupleText(t.keys.map((col) => col[i]!));
+        let g = index.get(k);
+        if (g === undefined) {
+          g = count++;
+          const values = t.keys.map((col) => col[i]!);
+          budget.add(values, count);
+          for (let j = 0; j < values.length; j++) keys[j]!.push(values[j]!);
+          index.set(k, g);
+          ensure(count);
+        }
+        into[i] = g;
       }
-      for (let j = 0; j < aggs.length; j++) aggs[j]!.merge(g, grp.states[j]);
     }
+    for (let j = 0; j < aggs.length; j++) aggs[j]!.mergeColumn(t.states[j]!, into, t.count);
   }
-  const groups = keys.map((k, g) => ({ keys: k, states: aggs.map((a) => a.serialize(g)) }));
-  return { mode: 'aggregate', tableFound, columns: mergeColumns(parts), groups, unknownColumns, stats };
+  return { count, keys, states: aggs.map((a) => a.column(count)) };
 }
 
 function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound: boolean, stats: AggregatePartial['stats'], unknownColumns: string[]): RowsPartial {
@@ -104,24 +128,34 @@ export function finish(plan: LogicalPlan, part: Partial): QueryResult {
   if (part.mode === 'rows') {
     return { columns: [...part.columns], rows: part.rows.map((r) => r.map(decScalar)), truncated: part.truncated && plan.limit === null };
   }
-  const aggs = createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
-  for (const a of aggs) a.ensure(part.groups.length);
+  const t = part.groups;
+  const aggs = statesOf(plan);
+  const identity = new Int32Array(t.count);
+  for (let g = 0; g < t.count; g++) identity[g] = g;
+  for (let j = 0; j < aggs.length; j++) { aggs[j]!.ensure(t.count); aggs[j]!.mergeColumn(t.states[j]!, identity, t.count); }
+  const limit = Math.min(plan.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
+  const compare = (a: { order: Scalar[] }, b: { order: Scalar[] }) => {
+    for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.order[k]!, b.order[k]!, plan.orderBy[k]!.desc); if (c !== 0) return c; }
+    return 0;
+  };
+  // ORDER BY ... LIMIT n over many groups keeps only the n best while it goes (a top-n, not a
+  // sort of every group); ties keep group order, as the full stable sort would.
+  const topN = plan.orderBy.length > 0 && plan.limit !== null && limit > 0 && t.count > 4 * limit;
   let rows: { out: Scalar[]; order: Scalar[] }[] = [];
-  part.groups.forEach((grp, g) => {
-    for (let j = 0; j < aggs.length; j++) aggs[j]!.merge(g, grp.states[j]);
-    const env = { keys: grp.keys.map(decScalar), aggs: aggs.map((a) => a.final(g)) };
-    if (plan.having !== null && evalScalar(plan.having, env) !== true) return;
+  for (let g = 0; g < t.count; g++) {
+    const env = { keys: t.keys.map((col) => decScalar(col[g])), aggs: aggs.map((a) => a.final(g)) };
+    if (plan.having !== null && evalScalar(plan.having, env) !== true) continue;
     const out = plan.outputs.map((o) => evalScalar(o.expr, env));
     const order = plan.orderBy.map((o) => (o.output !== null ? out[o.output]! : evalScalar(o.expr!, env)));
-    rows.push({ out, order });
-  });
-  if (plan.orderBy.length > 0) {
-    rows.sort((a, b) => {
-      for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.order[k]!, b.order[k]!, plan.orderBy[k]!.desc); if (c !== 0) return c; }
-      return 0;
-    });
+    const row = { out, order };
+    if (!topN) { rows.push(row); continue; }
+    if (rows.length === limit && compare(row, rows[limit - 1]!) >= 0) continue;
+    let at = rows.length;
+    while (at > 0 && compare(row, rows[at - 1]!) < 0) at--;
+    rows.splice(at, 0, row);
+    if (rows.length > limit) rows.pop();
   }
-  const limit = Math.min(plan.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
+  if (plan.orderBy.length > 0 && !topN) rows.sort(compare);
   const truncated = plan.limit === null && rows.length > limit;
   if (rows.length > limit) rows = rows.slice(0, limit);
   return { columns: [...part.columns], rows: rows.map((r) => r.out), truncated };

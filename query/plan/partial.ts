@@ -1,7 +1,9 @@
 /**
  * The partial-result protocol: what a scan of some blocks returns, what a leaf sends to an
- * aggregator, and what an aggregator sends up to its parent. JSON-safe by construction. States
- * are positional: group i's states[j] belongs to plan.aggs[j] of the shared LogicalPlan.
+ * aggregator, and what an aggregator sends up to its parent. States are positional: states[j]
+ * belongs to plan.aggs[j] of the shared LogicalPlan. In a process (worker -> leaf) a partial is
+ * posted as it is; between processes query/merge/partial-wire.ts carries its typed arrays as
+ * base64 and checks every column on the way in.
  */
 import type { Scalar, ValueType } from './plan.js';
 
@@ -22,11 +24,27 @@ export interface ScanStats {
 
 export interface ColumnInfo { readonly name: string; readonly type: ValueType }
 
+/** One aggregate's state for every group, in columns (aggregates.ts gives each aggregate's
+ * fields): typed arrays for numbers, arrays for values, sets and sketches. */
+export type StateColumn = Readonly<Record<string, Float64Array | Uint8Array | readonly unknown[] | null>>;
+
+/**
+ * The groups of an aggregate partial, column by column: `keys[k][g]` is key k of group g (floats
+ * in wire form, wire.ts), `states[j]` aggregate j's states of all groups. Columns, not one object
+ * per group: a worker posts typed arrays (a copy, not a walk), a leaf sends them as base64, and a
+ * merge reads state arrays in one loop (docs/engine.md, "Partials").
+ */
+export interface GroupTable {
+  readonly count: number;
+  readonly keys: readonly (readonly Scalar[])[];
+  readonly states: readonly StateColumn[];
+}
+
 export interface AggregatePartial {
   readonly mode: 'aggregate';
   readonly tableFound: boolean;
   readonly columns: readonly ColumnInfo[];
-  readonly groups: readonly { readonly keys: readonly Scalar[]; readonly states: readonly unknown[] }[];
+  readonly groups: GroupTable;
   readonly unknownColumns: readonly string[];
   readonly stats: ScanStats;
 }
@@ -73,3 +91,4 @@ export function widenType(a: ValueType, b: ValueType): ValueType {
   if ((a === 'int' && b === 'float') || (a === 'float' && b === 'int')) return 'float';
   return 'any';
 }
+

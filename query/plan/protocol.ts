@@ -19,14 +19,19 @@
  *
  * Version history: 1 was SQL text (each process planned it). 2: this envelope; sum states are
  * [hi, lo, count, float, sawFloat] (exact integer sums); non-finite floats as {"$f": ...}.
+ * 3: aggregate partials are group tables in columns (partial.ts GroupTable), typed arrays as
+ * base64 (query/merge/partial-wire.ts). The plan itself did not change, so this code executes
+ * version-2 plans too and answers them in version 2: a roll onto it keeps full coverage with the
+ * leaves rolled first (an old aggregator's plans) or the aggregator first (it reads old answers,
+ * and old leaves execute its plans only if sent as version 2: see docs/cluster.md).
  */
 import { createHash } from 'node:crypto';
 import { ShoalError } from '../errors.js';
 import type { LogicalPlan } from './plan.js';
 
-export const PLAN_VERSION = 2;
+export const PLAN_VERSION = 3;
 /** Versions this code executes. */
-export const PLAN_VERSIONS: readonly number[] = [2];
+export const PLAN_VERSIONS: readonly number[] = [2, 3];
 
 export interface PlanEnvelope {
   readonly v: number;
@@ -51,9 +56,14 @@ function hashOf(v: number, nowSeconds: number, planText: string): string {
   return createHash('sha256').update(`${v}\n${nowSeconds}\n${planText}`).digest('hex').slice(0, 16);
 }
 
-export function sealPlan(plan: LogicalPlan, nowSeconds: number, sql: string): PlanEnvelope {
+export function sealPlan(plan: LogicalPlan, nowSeconds: number, sql: string, v: number = PLAN_VERSION): PlanEnvelope {
   const text = JSON.stringify(plan, replacer);
-  return { v: PLAN_VERSION, hash: hashOf(PLAN_VERSION, nowSeconds, text), nowSeconds, sql: sql.slice(0, 200), plan };
+  return { v, hash: hashOf(v, nowSeconds, text), nowSeconds, sql: sql.slice(0, 200), plan };
+}
+
+/** The same plan in another protocol version this code speaks (a member on older code). */
+export function resealPlan(env: PlanEnvelope, v: number): PlanEnvelope {
+  return sealPlan(env.plan, env.nowSeconds, env.sql, v);
 }
 
 /** The JSON text of an envelope (non-finite constants encoded). */

@@ -188,9 +188,13 @@ export class LeafStore {
   rowCount(): number { let n = 0; for (const t of this.tables.values()) n += t.rowCount; return n; }
   byteSize(): number { let n = 0; for (const t of this.tables.values()) n += t.byteSize; return n; }
 
+  /** Bytes the scans' string codes hold (query/storage/string-codes.ts), set by the leaf. They
+   * count in the memory budget beside the data: more of them leaves room for fewer blocks. */
+  cacheBytes: () => number = () => 0;
+
   /** Drops the oldest sealed blocks (across tables) until the data fits the budget. */
   enforceBudget(): void {
-    let bytes = this.byteSize();
+    let bytes = this.byteSize() + this.cacheBytes();
     while (bytes > this.memoryBudgetBytes) {
       let victim: Table | null = null;
       for (const t of this.tables.values()) {
@@ -223,5 +227,5 @@ export class LeafStore {
   }
 
   /** True when the leaf cannot take more rows without going over its budget (open blocks only). */
-  overBudget(): boolean { return this.byteSize() > this.memoryBudgetBytes; }
+  overBudget(): boolean { return this.byteSize() + this.cacheBytes() > this.memoryBudgetBytes; }
 }

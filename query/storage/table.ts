@@ -12,7 +12,7 @@ import { assert } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { ColumnarBatch } from './batch.js';
 import { newBuilder, type ColumnBuilder } from './column-builder.js';
-import { decodeDict } from './dictionary.js';
+import { threadCodes } from './string-codes.js';
 import type { BlockData, ColumnData, ColumnType } from './types.js';
 import { columnByteSize, physicalKind, sharedArray } from './types.js';
 
@@ -39,16 +39,30 @@ export interface ScanBlock {
   readonly timeMin: number;
   readonly timeMax: number;
   column(name: string): ColumnData | undefined;
-  /** Dictionary of a string or set column, decoded (cached per block). */
+  /** Dictionary of a string or set column as JS strings (built on each call: cache the result). */
   strings(name: string): readonly string[];
+  /** Dictionary entry -> this thread's string code (string-codes.ts), null for other columns. */
+  codeMap(name: string): Int32Array | null;
 }
 
 let nextBlockId = 1;
 export function allocateBlockId(): number { return nextBlockId++; }
 
+/** Ids of the blocks tables dropped lately (newest last, at most DROP_LOG_MAX) and how many were
+ * ever dropped: the scan pool sends them to its workers, which forget their copies. */
+export const dropLog = { seq: 0, ids: [] as number[] };
+const DROP_LOG_MAX = 4096;
+function logDrop(id: number): void {
+  dropLog.seq++;
+  dropLog.ids.push(id);
+  if (dropLog.ids.length > DROP_LOG_MAX) dropLog.ids.splice(0, dropLog.ids.length - DROP_LOG_MAX);
+}
+
 export class SealedBlock implements ScanBlock {
   readonly byteSize: number;
-  private readonly decoded = new Map<string, readonly string[]>();
+  /** Code maps of this block's string and set columns, for threadCodes' `generation`. */
+  private maps = new Map<string, Int32Array>();
+  private mapsGeneration = 0;
 
   constructor(readonly data: BlockData) {
     let bytes = 0;
@@ -62,14 +76,31 @@ export class SealedBlock implements ScanBlock {
   get timeMax(): number { return this.data.timeMax; }
   column(name: string): ColumnData | undefined { return this.data.columns[name]; }
 
-  strings(name: string): readonly string[] {
-    let s = this.decoded.get(name);
-    if (s === undefined) {
+  codeMap(name: string): Int32Array | null {
+    if (this.mapsGeneration !== threadCodes.generation) { this.maps.clear(); this.mapsGeneration = threadCodes.generation; }
+    let m = this.maps.get(name);
+    if (m === undefined) {
       const c = this.data.columns[name];
-      s = c && (c.kind === 'string' || c.kind === 'set') ? decodeDict(c.dict) : [];
-      this.decoded.set(name, s);
+      if (c === undefined || (c.kind !== 'string' && c.kind !== 'set')) return null;
+      m = threadCodes.mapDict(c.dict);
+      this.maps.set(name, m);
     }
-    return s;
+    return m;
+  }
+
+  /** Lets go of this block's code maps, and takes their bytes off the thread's count. */
+  forgetCodes(): void {
+    if (this.mapsGeneration === threadCodes.generation) for (const m of this.maps.values()) threadCodes.mapBytes -= m.byteLength;
+    this.maps.clear();
+  }
+
+  strings(name: string): readonly string[] {
+    const m = this.codeMap(name);
+    if (m === null) return [];
+    const all = threadCodes.strings;
+    const out: string[] = new Array(m.length);
+    for (let i = 0; i < m.length; i++) out[i] = all[m[i]!]!;
+    return out;
   }
 }
 
@@ -88,6 +119,23 @@ export class OpenBlock implements ScanBlock {
   }
 
   strings(name: string): readonly string[] { return this.builders.get(name)?.strings() ?? []; }
+
+  /** Open dictionaries only grow: a map is extended by the entries added since it was built. */
+  private maps = new Map<string, { generation: number; map: Int32Array; length: number }>();
+  codeMap(name: string): Int32Array | null {
+    const b = this.builders.get(name);
+    if (b === undefined || (b.kind !== 'string' && b.kind !== 'set')) return null;
+    const dict = b.strings();
+    let m = this.maps.get(name);
+    if (m === undefined || m.generation !== threadCodes.generation) m = { generation: threadCodes.generation, map: new Int32Array(Math.max(16, dict.length)), length: 0 };
+    if (m.length < dict.length) {
+      if (m.map.length < dict.length) { const next = new Int32Array(Math.max(dict.length, m.map.length * 2)); next.set(m.map.subarray(0, m.length)); m.map = next; }
+      for (let i = m.length; i < dict.length; i++) m.map[i] = threadCodes.codeOf(dict[i]!);
+      m.length = dict.length;
+    }
+    this.maps.set(name, m);
+    return m.map.subarray(0, m.length);
+  }
 
   /** Appends rows [from, to) of the batch; the caller keeps the block within blockRowsMax. */
   append(batch: ColumnarBatch, schema: ReadonlyMap<string, ColumnSchema>, from: number, to: number): void {
@@ -222,6 +270,8 @@ export class Table {
     this.evictedRows += block!.rowCount;
     this.evictedBlocks++;
     this.home?.release(block!);
+    block!.forgetCodes();
+    logDrop(block!.id);
     return block!;
   }
 

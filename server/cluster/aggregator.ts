@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import client from 'prom-client';
 import type { Agent } from 'undici';
-import { apiRows, PLAN_VERSION } from '../../query/engine.js';
+import { apiRows, partialToWire, PLAN_VERSION } from '../../query/engine.js';
 import { ShoalError } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import { finishClusterAnswer, runClusterQuery, type ClusterQueryContext } from './cluster-query.js';
@@ -197,7 +197,8 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
       if (coverage.failures.length > 0) agg.memberFailures.inc({ request: 'query' }, coverage.failures.length);
       if (q.partial) {
         agg.metrics.queries.inc({ outcome: 'ok' });
-        return reply.send({ partial: answer.partial, protocol: PLAN_VERSION, coverage, schemaVersion: agg.membership.schemaVersion() });
+        const v = q.plan?.v ?? PLAN_VERSION;
+        return reply.send({ partial: partialToWire(answer.partial, answer.plan, v), protocol: v, coverage, schemaVersion: agg.membership.schemaVersion() });
       }
       const result = finishClusterAnswer(answer, q.minCoverage);
       const s = answer.partial.stats;

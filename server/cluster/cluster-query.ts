@@ -17,7 +17,7 @@
  * Not here: HTTP routes (aggregator.ts), transport (fanout.ts).
  */
 import type { Dispatcher } from 'undici';
-import { emptyPartial, envelopeJson, finish, mergePartials, planQuery, sealPlan, type Partial, type QueryResult } from '../../query/engine.js';
+import { emptyPartial, envelopeJson, finish, mergePartials, partialFromWire, planQuery, PLAN_VERSIONS, resealPlan, sealPlan, type Partial, type QueryResult } from '../../query/engine.js';
 import { ERRORS, ShoalError, type ErrorCode } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import type { LogicalPlan } from '../../query/plan/plan.js';
@@ -83,7 +83,6 @@ function checkPartial(p: unknown, plan: LogicalPlan): string | null {
   const x = p as Partial;
   if (typeof x !== 'object' || x === null) return 'answer has no partial';
   if (x.mode !== plan.mode) return `answer is a ${String(x.mode)} partial, expected ${plan.mode}`;
-  if (x.mode === 'aggregate' && !Array.isArray(x.groups)) return 'aggregate partial has no groups';
   if (x.mode === 'rows' && (!Array.isArray(x.rows) || !Array.isArray(x.orderValues))) return 'rows partial has no rows';
   if (typeof x.stats !== 'object' || x.stats === null || typeof x.stats.rowsHeld !== 'number') return 'partial has no stats';
   if (!Array.isArray(x.columns) || !Array.isArray(x.unknownColumns)) return 'partial has no columns';
@@ -129,6 +128,15 @@ export function combineCoverage(answered: readonly Coverage[], failed: readonly 
   return c;
 }
 
+/** The newest version below `v` that both this code and a member refusing `v` speak, if any. */
+function olderVersion(o: Parameters<typeof outcomeError>[0], v: number): number | null {
+  if (o.kind !== 'http' || o.status !== 409) return null;
+  const err = outcomeError(o);
+  if (err?.code !== 'SHOAL_ERR_PLAN_VERSION' || !Array.isArray(err.supported)) return null;
+  const both = (err.supported as unknown[]).filter((x): x is number => typeof x === 'number' && x < v && PLAN_VERSIONS.includes(x));
+  return both.length === 0 ? null : Math.max(...both);
+}
+
 /** Runs the fan-out and merge. Throws a ShoalError only for an error that ends the query. */
 export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryRequest): Promise<ClusterAnswer> {
   // The plan is the protocol (query/plan/protocol.ts): planned once, here or by a parent
@@ -147,14 +155,25 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
   const members = ctx.membership.members;
   await mapBounded(members, LIMITS.fanoutInFlightMax, async (m) => {
     if (m.health === 'unhealthy') { failed.push({ member: m, reason: `unhealthy: ${m.lastError ?? 'failed its health check'}` }); return; }
-    const o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body: payload, timeoutMs: waitMs, bytesMax: LIMITS.memberAnswerBytesMax });
+    let o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body: payload, timeoutMs: waitMs, bytesMax: LIMITS.memberAnswerBytesMax });
+    let v = env.v;
+    // A member on older code that executes an older version this code also speaks (it says
+    // which in its refusal) is asked once more in that version: a roll keeps its coverage.
+    const older = olderVersion(o, env.v);
+    if (older !== null) {
+      v = older;
+      const body = `{"partial":true,"timeoutMs":${childTimeoutMs(waitMs)},"plan":${envelopeJson(resealPlan(env, older))}}`;
+      o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body, timeoutMs: waitMs, bytesMax: LIMITS.memberAnswerBytesMax });
+    }
     if (o.kind === 'http' && o.status === 200) {
       const body = outcomeJson(o) as { partial?: unknown; coverage?: unknown; protocol?: unknown } | undefined;
       // States are merged by position: only an answer to this very protocol version may be.
-      if (body?.protocol !== env.v) { failed.push({ member: m, reason: `answered plan protocol ${String(body?.protocol ?? 1)}; this query is version ${env.v}` }); return; }
+      if (body?.protocol !== v) { failed.push({ member: m, reason: `answered plan protocol ${String(body?.protocol ?? 1)}; this query is version ${v}` }); return; }
       const problem = checkPartial(body?.partial, plan);
       if (problem !== null) { failed.push({ member: m, reason: `bad answer: ${problem}` }); return; }
-      const p = body!.partial as Partial;
+      const decoded = partialFromWire(body!.partial, plan, v);
+      if ('error' in decoded) { failed.push({ member: m, reason: `bad answer: ${decoded.error}` }); return; }
+      const p = decoded.ok;
       let cov: Coverage;
       if (body!.coverage !== undefined) {
         if (!isCoverage(body!.coverage)) { failed.push({ member: m, reason: 'bad answer: malformed coverage' }); return; }

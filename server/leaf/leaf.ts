@@ -5,11 +5,12 @@
  * every query plans on the event loop and scans sealed blocks in the worker pool.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { apiRows, bindQuery, emptyPartial, finish, mergePartials, planQuery, scanBlocks, sealPlan, type Partial, type PlanEnvelope } from '../../query/engine.js';
+import { apiRows, bindQuery, emptyPartial, finish, mergePartials, partialToWire, planQuery, scanBlocks, sealPlan, type Partial, type PlanEnvelope } from '../../query/engine.js';
 import { ShoalError } from '../../query/errors.js';
 import { timeRangeOf } from '../../query/exec/scan.js';
 import { evictedRowsNote } from '../../query/plan/partial.js';
 import type { SealedBlock } from '../../query/storage/table.js';
+import { threadCodes, trimStringCodes } from '../../query/storage/string-codes.js';
 import type { DiskHealth } from '../durability/disk-store.js';
 import type { ShmBlockHome } from '../durability/shm-blocks.js';
 import type { LeafConfig } from './config.js';
@@ -67,8 +68,14 @@ export class Leaf {
 
   constructor(readonly config: LeafConfig, readonly leafId: string) {
     this.store = new LeafStore(config.memoryBudgetBytes, config.retentionSeconds);
-    this.pool = new ScanPool(config.workers);
+    // Each thread's string codes (query/storage/string-codes.ts) may take 1/8 of the budget
+    // shared by all threads, between 8 MiB and LIMITS.threadStringBytesMax.
+    this.codesBytesMax = Math.max(8 * 2 ** 20, Math.min(LIMITS.threadStringBytesMax, Math.floor(config.memoryBudgetBytes / 8 / (config.workers + 1))));
+    this.pool = new ScanPool(config.workers, this.codesBytesMax);
+    this.store.cacheBytes = () => this.pool.cacheBytes + threadCodes.bytes + threadCodes.mapBytes;
   }
+
+  readonly codesBytesMax: number;
 
   ingest(rec: IngestRecord, guard: IngestGuard | null = null): { accepted: number; duplicate: boolean } {
     if (this.state !== 'serving') {
@@ -110,6 +117,7 @@ export class Leaf {
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
       // Snapshot: the open block is scanned now, synchronously; sealed blocks never change.
+      trimStringCodes(this.codesBytesMax);
       const openPart = scanBlocks(bound, table.open.rowCount > 0 ? [table.open] : []);
       const { range } = timeRangeOf(bound.where);
       const sealed: SealedBlock[] = [];
@@ -120,12 +128,25 @@ export class Leaf {
         sealed.push(b);
         sealedRows += b.rowCount;
       }
-      let parts: Partial[];
-      if (sealedRows <= this.config.inlineScanRowsMax || (plan.mode === 'rows' && plan.orderBy.length === 0 && (plan.limit ?? Infinity) <= 1000)) {
-        parts = [scanBlocks(bound, sealed)];
-      } else {
+      // Inline on the event loop only what is provably small: at most inlineScanRowsMax rows of
+      // blocks. A LIMIT without ORDER BY first tries such a prefix (most such queries stop
+      // there); when the prefix does not fill the LIMIT, the rest goes to the pool.
+      let parts: Partial[] = [];
+      let rest = sealed;
+      const limitOnly = plan.mode === 'rows' && plan.orderBy.length === 0 && plan.limit !== null;
+      if (sealedRows <= this.config.inlineScanRowsMax || limitOnly) {
+        let n = 0; let rows = 0;
+        while (n < sealed.length && rows + sealed[n]!.rowCount <= this.config.inlineScanRowsMax) rows += sealed[n++]!.rowCount;
+        if (n === 0 && sealedRows <= this.config.inlineScanRowsMax) n = sealed.length;
+        trimStringCodes(this.codesBytesMax);
+        const first = scanBlocks(bound, sealed.slice(0, n));
+        parts.push(first);
+        rest = sealed.slice(n);
+        if (first.mode === 'rows' && (first.truncated || first.rows.length >= (plan.limit ?? Infinity))) rest = [];
+      }
+      if (rest.length > 0) {
         const schema = [...table.schema.values()].map((c) => [c.name, c.type] as [string, typeof c.type]);
-        parts = await this.pool.scan(plan, nowSeconds, schema, req.partial, sealed, abort.signal);
+        parts.push(...await this.pool.scan(plan, nowSeconds, schema, req.partial, rest, abort.signal));
       }
       const merged = mergePartials(plan, [openPart, ...parts]);
       merged.stats.rowsHeld = table.rowCount;
@@ -177,7 +198,9 @@ export class Leaf {
       rows: this.store.rowCount(),
       bytes,
       memoryBudgetBytes: this.store.memoryBudgetBytes,
-      memoryFreeBytes: Math.max(0, this.store.memoryBudgetBytes - bytes),
+      memoryFreeBytes: Math.max(0, this.store.memoryBudgetBytes - bytes - this.store.cacheBytes()),
+      /** Scans' string codes and code maps, all threads (in the budget beside `bytes`). */
+      scanCacheBytes: this.store.cacheBytes(),
       evicted: { ...this.store.evicted },
       schemaVersion,
       /** This process's clock (epoch ms): the router estimates the offset to send deadlines in it. */
@@ -276,7 +299,7 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
       leaf.metrics.queries.inc({ outcome: 'ok' });
       leaf.metrics.queryLatency.observe((performance.now() - started) / 1000);
       // schemaVersion: the aggregator re-reads this leaf's column types when its copy is older.
-      if (q.partial) return reply.send({ partial: part, protocol: env.v, planHash: env.hash, schemaVersion: leaf.store.schemaVersion });
+      if (q.partial) return reply.send({ partial: partialToWire(part, env.plan, env.v), protocol: env.v, planHash: env.hash, schemaVersion: leaf.store.schemaVersion });
       const result = finish(env.plan, part);
       const s = part.stats;
       return reply.send({

@@ -12,7 +12,7 @@ import { ShoalError, type ErrorCode } from '../../query/errors.js';
 import type { LogicalPlan } from '../../query/plan/plan.js';
 import type { Partial } from '../../query/plan/partial.js';
 import type { ScanOutcome, ScanTask } from './scan-worker.js';
-import type { SealedBlock } from '../../query/storage/table.js';
+import { dropLog, type SealedBlock } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
 
 /** The compiled worker file: next to this module under dist/, or dist/ when run from sources (tests). */
@@ -31,8 +31,11 @@ function workerFile(): string {
 
 export class ScanPool {
   private readonly pool: Piscina;
+  /** What each worker thread's string codes held after its last task (bytes). */
+  private readonly codesBytes = new Map<number, number>();
 
-  constructor(readonly threads: number) {
+  /** `codesBytesMax`: each worker's bound for its string codes and code maps. */
+  constructor(readonly threads: number, private readonly codesBytesMax: number) {
     this.pool = new Piscina({
       filename: workerFile(),
       minThreads: threads,
@@ -55,7 +58,9 @@ export class ScanPool {
     // Round-robin keeps tasks even when blocks are full-size (they nearly always are).
     blocks.forEach((b, i) => groups[i % taskCount]!.push(b));
     const runs = groups.map((g) => {
-      const task: ScanTask = { plan, nowSeconds, schema, lenient, blocks: g.map((b) => b.data) };
+      const task: ScanTask = {
+        plan, nowSeconds, schema, lenient, blocks: g.map((b) => b.data), codesBytesMax: this.codesBytesMax, dropped: dropLog.ids, dropSeq: dropLog.seq,
+      };
       return this.pool.run(task, { signal }) as Promise<ScanOutcome>;
     });
     let outcomes: ScanOutcome[];
@@ -66,6 +71,12 @@ export class ScanPool {
       if (/queue/i.test((e as Error).message)) throw new ShoalError('SHOAL_ERR_QUERY_OVERLOADED', 'the scan queue is full; retry later');
       throw e;
     }
+    for (const o of outcomes) {
+      // Re-inserted last, so a thread piscina replaced (after an abort) is the first to go.
+      this.codesBytes.delete(o.thread);
+      this.codesBytes.set(o.thread, o.codesBytes);
+      if (this.codesBytes.size > this.threads) this.codesBytes.delete(this.codesBytes.keys().next().value!);
+    }
     return outcomes.map((o) => {
       if ('error' in o) throw new ShoalError(o.error.code as ErrorCode, o.error.message, o.error.where as object | undefined);
       return o.ok;
@@ -73,5 +84,7 @@ export class ScanPool {
   }
 
   get utilization(): number { return this.pool.utilization; }
+  /** Bytes the workers' string codes held when last heard from (counted in the memory budget). */
+  get cacheBytes(): number { let n = 0; for (const b of this.codesBytes.values()) n += b; return n; }
   async close(): Promise<void> { await this.pool.destroy(); }
 }

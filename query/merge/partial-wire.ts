@@ -1,0 +1,157 @@
+/**
+ * Partials between processes (leaf -> aggregator -> parent). JSON, except that a group table's
+ * typed arrays (counts, sums, min/max numbers) travel as base64 of their bytes: 11 bytes of text
+ * per float64 instead of up to 24 digits, no float formatting or parsing, and NaN / Infinity as
+ * they are. On the way in every column is checked before any merge: one entry per group, each
+ * aggregate's state columns as STATE_FIELDS (aggregates.ts) names them.
+ */
+import { STATE_FIELDS } from '../exec/aggregates.js';
+import { PLAN_VERSION } from '../plan/protocol.js';
+import { decFloat, encFloat, encScalar } from '../plan/wire.js';
+import type { GroupTable, Partial } from '../plan/partial.js';
+import type { LogicalPlan, Scalar } from '../plan/plan.js';
+type Typed = Float64Array | Uint8Array;
+
+/** A typed array on the wire: `{"$t": "f64" | "u8", "b": base64 of its bytes}`. */
+function typedToWire(a: Typed): { $t: 'f64' | 'u8'; b: string } {
+  return { $t: a instanceof Float64Array ? 'f64' : 'u8', b: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
+}
+
+function typedFromWire(x: { $t: unknown; b: unknown }, count: number, where: string): Typed {
+  if (typeof x.b !== 'string') throw new Error(`${where}: no bytes`);
+  const bytes = Buffer.from(x.b, 'base64');
+  const size = x.$t === 'f64' ? 8 : x.$t === 'u8' ? 1 : 0;
+  if (size === 0) throw new Error(`${where}: unknown array type ${String(x.$t)}`);
+  if (bytes.byteLength !== size * count) throw new Error(`${where}: ${bytes.byteLength} bytes for ${count} groups`);
+  // Copied into its own buffer: Buffer's pool gives no 8-byte alignment.
+  const out = size === 8 ? new Float64Array(count) : new Uint8Array(count);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+/** A partial as JSON can carry it (typed arrays as base64), in protocol `v` (3, or 2 for a
+ * parent on older code: see legacyGroups). */
+export function partialToWire(p: Partial, plan: LogicalPlan, v: number = PLAN_VERSION): unknown {
+  if (p.mode === 'rows') return p;
+  if (v === 2) return { ...p, groups: legacyGroups(plan, p.groups) };
+  const states = p.groups.states.map((col) => {
+    const o: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(col)) o[k] = v instanceof Float64Array || v instanceof Uint8Array ? typedToWire(v) : v;
+    return o;
+  });
+  return { ...p, groups: { count: p.groups.count, keys: p.groups.keys, states } };
+}
+
+/**
+ * A partial that came over the wire, checked to be mergeable: every key and state column has one
+ * entry per group. Returns an error text instead of throwing (the caller reports the member).
+ */
+export function partialFromWire(raw: unknown, plan: LogicalPlan, v: number = PLAN_VERSION): { ok: Partial } | { error: string } {
+  const p = raw as Partial;
+  if (p.mode === 'rows') return { ok: p };
+  if (v === 2) {
+    try { return { ok: { ...p, groups: fromLegacyGroups(plan, (p as { groups: unknown }).groups) } }; } catch (e) { return { error: `aggregate partial (protocol 2): ${(e as Error).message}` }; }
+  }
+  const keyCount = plan.keys.length;
+  const aggCount = plan.aggs.length;
+  const g = (p as { groups?: unknown }).groups as { count?: unknown; keys?: unknown; states?: unknown } | undefined;
+  if (g === undefined || g === null || typeof g !== 'object') return { error: 'aggregate partial has no groups' };
+  const count = g.count;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) return { error: 'aggregate partial has no group count' };
+  if (!Array.isArray(g.keys) || g.keys.length !== keyCount || g.keys.some((k) => !Array.isArray(k) || k.length !== count)) return { error: `aggregate partial does not have ${keyCount} key columns of ${count} groups` };
+  if (!Array.isArray(g.states) || g.states.length !== aggCount) return { error: `aggregate partial does not have ${aggCount} state columns` };
+  try {
+    const states = g.states.map((col: unknown, j: number) => {
+      if (col === null || typeof col !== 'object' || Array.isArray(col)) throw new Error(`state ${j} is not a column set`);
+      const fields = STATE_FIELDS[plan.aggs[j]!.fn];
+      const given = col as Record<string, unknown>;
+      const o: Record<string, Typed | unknown[] | null> = {};
+      for (const [k, kind] of Object.entries(fields)) {
+        const v = given[k];
+        const where = `state ${j} (${plan.aggs[j]!.fn}) .${k}`;
+        if (kind === 'f64' || kind === 'u8') {
+          if (v === null || typeof v !== 'object' || (v as { $t?: unknown }).$t !== kind) throw new Error(`${where} is not a ${kind} array`);
+          o[k] = typedFromWire(v as { $t: unknown; b: unknown }, count, where);
+        } else if (v === null && kind === 'list?') o[k] = null;
+        else if (Array.isArray(v) && v.length === count) o[k] = v;
+        else throw new Error(`${where} is not a list of ${count} entries`);
+      }
+      return o;
+    });
+    return { ok: { ...p, groups: { count, keys: g.keys as Scalar[][], states } } satisfies Partial & { groups: GroupTable } };
+  } catch (e) {
+    return { error: `aggregate partial: ${(e as Error).message}` };
+  }
+}
+
+// ---- protocol 2: one {keys, states} object per group ------------------------------------------
+//
+// The plan is the same in protocols 2 and 3; only aggregate partials differ. A leaf on this code
+// answers a version-2 plan (an aggregator not yet rolled) in version 2, and an aggregator reads
+// version-2 answers, so a roll onto this code keeps full coverage whichever side goes first.
+// Version-2 states: count -> n; sum/avg -> [hi, lo, n, float (wire), sawFloat]; min/max -> the
+// value (wire); count(DISTINCT) -> the list; sketches -> their serialized form or null.
+
+type LegacyGroup = { keys: unknown[]; states: unknown[] };
+
+function legacyGroups(plan: LogicalPlan, t: GroupTable): LegacyGroup[] {
+  const out: LegacyGroup[] = new Array(t.count);
+  for (let g = 0; g < t.count; g++) {
+    const states = plan.aggs.map((a, j) => {
+      const c = t.states[j]!;
+      switch (a.fn) {
+        case 'count_star': case 'count': return (c.n as Float64Array)[g]!;
+        case 'sum': case 'avg': return [(c.hi as Float64Array)[g]!, (c.lo as Float64Array)[g]!, (c.n as Float64Array)[g]!, encFloat((c.f as Float64Array)[g]!), (c.sawFloat as Uint8Array)[g]!];
+        case 'min': case 'max': return (c.has as Uint8Array)[g] === 1 ? encScalar((c.nums as Float64Array)[g]!) : ((c.others as unknown[] | null)?.[g] ?? null);
+        case 'count_distinct': return (c.sets as unknown[])[g];
+        case 'approx_count_distinct': return (c.sketches as unknown[])[g];
+        case 'approx_quantile': return (c.sketches as unknown[] | null)?.[g] ?? null;
+      }
+    });
+    out[g] = { keys: t.keys.map((col) => col[g]), states };
+  }
+  return out;
+}
+
+function fromLegacyGroups(plan: LogicalPlan, raw: unknown): GroupTable {
+  if (!Array.isArray(raw)) throw new Error('no groups');
+  const count = raw.length;
+  const keys: Scalar[][] = plan.keys.map(() => new Array(count));
+  const cols = plan.aggs.map((a) => {
+    const f = (n: string) => [n, new Float64Array(count)] as const;
+    switch (a.fn) {
+      case 'count_star': case 'count': return Object.fromEntries([f('n')]);
+      case 'sum': case 'avg': return Object.fromEntries([f('hi'), f('lo'), f('n'), f('f'), ['sawFloat', new Uint8Array(count)]]);
+      case 'min': case 'max': return Object.fromEntries([f('nums'), ['has', new Uint8Array(count)], ['others', new Array(count).fill(null)]]);
+      case 'count_distinct': return { sets: new Array(count) };
+      default: return { sketches: new Array(count).fill(null) };
+    }
+  }) as Record<string, Float64Array | Uint8Array | unknown[]>[];
+  raw.forEach((grp: unknown, g: number) => {
+    const x = grp as LegacyGroup;
+    if (x === null || typeof x !== 'object' || !Array.isArray(x.keys) || !Array.isArray(x.states) || x.keys.length !== plan.keys.length || x.states.length !== plan.aggs.length) throw new Error(`group ${g} is malformed`);
+    x.keys.forEach((k, i) => { keys[i]![g] = k as Scalar; });
+    plan.aggs.forEach((a, j) => {
+      const c = cols[j]!; const st = x.states[j];
+      switch (a.fn) {
+        case 'count_star': case 'count': (c.n as Float64Array)[g] = Number(st); break;
+        case 'sum': case 'avg': {
+          if (!Array.isArray(st) || st.length !== 5) throw new Error(`group ${g}: a sum state is not [hi, lo, n, f, sawFloat]`);
+          (c.hi as Float64Array)[g] = Number(st[0]); (c.lo as Float64Array)[g] = Number(st[1]); (c.n as Float64Array)[g] = Number(st[2]);
+          (c.f as Float64Array)[g] = decFloat(st[3]); (c.sawFloat as Uint8Array)[g] = st[4] === 1 ? 1 : 0;
+          break;
+        }
+        case 'min': case 'max': {
+          const v = st === null || typeof st !== 'object' || '$f' in (st as object) ? st : null;
+          if (typeof v === 'number' || (v !== null && typeof v === 'object')) { (c.nums as Float64Array)[g] = decFloat(v); (c.has as Uint8Array)[g] = 1; }
+          else if (v !== null) (c.others as unknown[])[g] = v;
+          break;
+        }
+        case 'count_distinct': if (!Array.isArray(st)) throw new Error(`group ${g}: a count(DISTINCT) state is not a list`); (c.sets as unknown[])[g] = st; break;
+        default: (c.sketches as unknown[])[g] = st ?? null;
+      }
+    });
+  });
+  // A non-owner quantile's column is null in protocol 3 (only the sketch's owner carries it).
+  return { count, keys, states: cols };
+}

@@ -1,0 +1,136 @@
+/**
+ * String codes across blocks (query/storage/string-codes.ts, docs/engine.md): grouping and
+ * count(DISTINCT) index a thread's code table instead of hashing each block's strings. The
+ * answers must not depend on the table: blocks with different dictionaries, nulls, a column a
+ * block lacks, the open block (a growing dictionary), and a table that starts over between scans
+ * all give the answer computed here from the rows. A leaf counts its workers' tables in its
+ * memory budget and reports them.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { bindQuery, finish, mergePartials, planQuery, scanBlocks } from '../query/engine.js';
+import { buildBatch } from '../query/storage/ingest-decoder.js';
+import { threadCodes, trimStringCodes } from '../query/storage/string-codes.js';
+import { Table } from '../query/storage/table.js';
+import { defaultLeafConfig } from '../server/leaf/config.js';
+import { Leaf, buildLeafApp } from '../server/leaf/leaf.js';
+import { mulberry32 } from './support/gen.js';
+
+const NOW = 1_700_000_000;
+const SEED = 20261201;
+
+function makeRows(n: number): Record<string, unknown>[] {
+  const r = mulberry32(SEED);
+  return Array.from({ length: n }, (_, i) => {
+    const row: Record<string, unknown> = { time: NOW - i, h: Math.floor(r() * 4) };
+    // A Zipf-ish user: a few hot values and a long tail, so blocks share some strings and not others.
+    const u = r() < 0.5 ? Math.floor(r() * 10) : Math.floor(r() * 5000);
+    if (r() >= 0.05) row.u = `user-${u}`;
+    // The second column exists only in the later rows (older blocks lack it: nulls).
+    if (i >= 3000) row.c = ['de', 'fr', 'jp', 'us', 'ñandú'][Math.floor(r() * 5)];
+    return row;
+  });
+}
+
+/** Rows in sealed blocks of `chunk` rows, and the last `open` rows left in the open block. */
+function tableOf(rows: Record<string, unknown>[], chunk: number, open: number): Table {
+  const t = new Table('t');
+  const sealedRows = rows.length - open;
+  for (let i = 0; i < sealedRows; i += chunk) {
+    t.append(buildBatch(rows.slice(i, Math.min(i + chunk, sealedRows)), t.schema, NOW));
+    t.sealOpen();
+  }
+  t.append(buildBatch(rows.slice(sealedRows), t.schema, NOW));
+  return t;
+}
+
+function run(t: Table, sql: string) {
+  const plan = planQuery(sql, NOW);
+  return finish(plan, mergePartials(plan, [scanBlocks(bindQuery(plan, t.schema, NOW, false), t.blocks())])).rows;
+}
+
+const keyOf = (...v: unknown[]) => JSON.stringify(v);
+
+describe('string codes across blocks', () => {
+  const rows = makeRows(12_000);
+  const table = tableOf(rows, 1_000, 700);
+
+  const expected = {
+    byUser: new Map<string, number>(),
+    byUserCountry: new Map<string, number>(),
+    distinctUsers: new Set<unknown>(),
+    distinctByH: new Map<number, Set<unknown>>(),
+  };
+  for (const r of rows) {
+    const u = (r.u as string | undefined) ?? null;
+    const c = (r.c as string | undefined) ?? null;
+    expected.byUser.set(keyOf(u), (expected.byUser.get(keyOf(u)) ?? 0) + 1);
+    expected.byUserCountry.set(keyOf(u, c, r.h), (expected.byUserCountry.get(keyOf(u, c, r.h)) ?? 0) + 1);
+    if (u !== null) expected.distinctUsers.add(u);
+    const s = expected.distinctByH.get(r.h as number) ?? new Set();
+    if (u !== null) s.add(u);
+    expected.distinctByH.set(r.h as number, s);
+  }
+
+  const check = (label: string) => {
+    const byUser = run(table, 'SELECT u, count(*) FROM t GROUP BY u');
+    expect(new Map(byUser.map(([u, n]) => [keyOf(u), n])), label).toEqual(expected.byUser);
+    const multi = run(table, 'SELECT u, c, h, count(*) FROM t GROUP BY u, c, h');
+    expect(new Map(multi.map(([u, c, h, n]) => [keyOf(u, c, h), n])), label).toEqual(expected.byUserCountry);
+    expect(run(table, 'SELECT count(DISTINCT u) FROM t'), label).toEqual([[expected.distinctUsers.size]]);
+    const perH = run(table, 'SELECT h, count(DISTINCT u) FROM t GROUP BY h ORDER BY h');
+    expect(perH, label).toEqual([...expected.distinctByH.entries()].sort((a, b) => a[0] - b[0]).map(([h, s]) => [h, s.size]));
+    // A top-n over many groups (kept while going, not sorted whole) equals sorting them all.
+    const top = run(table, 'SELECT u, count(*) AS n FROM t GROUP BY u ORDER BY n DESC, u LIMIT 7');
+    const all = [...expected.byUser.entries()].map(([k, n]) => [JSON.parse(k)[0], n] as [string | null, number])
+      .sort((a, b) => b[1] - a[1] || (a[0] === null ? 1 : b[0] === null ? -1 : a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    expect(top, label).toEqual(all.slice(0, 7));
+  };
+
+  it('group-by, multi-key group-by, count(DISTINCT) and top-n equal the rows, sealed and open blocks together', () => {
+    expect(table.sealed.length).toBeGreaterThan(10);
+    expect(table.open.rowCount).toBe(700);
+    check('first scan');
+    // Every distinct string of both columns is in the table once.
+    const strings = new Set([...rows.map((r) => r.u), ...rows.map((r) => r.c)].filter((x) => typeof x === 'string'));
+    for (const s of strings) expect(threadCodes.find(s as string)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('answers the same after the table starts over (a new generation: every block maps again)', () => {
+    const before = threadCodes.generation;
+    expect(trimStringCodes(1)).toBe(true);
+    expect(threadCodes.generation).toBe(before + 1);
+    expect(threadCodes.size).toBe(0);
+    check('after a reset');
+    // New strings in the open block after the maps were built extend its map.
+    table.append(buildBatch([{ time: NOW, u: 'late-comer', h: 1 }, { time: NOW, u: 'late-comer', h: 1 }], table.schema, NOW));
+    const late = run(table, "SELECT count(*) FROM t WHERE u = 'late-comer'");
+    expect(late).toEqual([[2]]);
+    expect(run(table, 'SELECT u, count(*) FROM t GROUP BY u').find(([u]) => u === 'late-comer')).toEqual(['late-comer', 2]);
+  });
+});
+
+describe('a leaf counts its scans\' string codes in its memory budget', () => {
+  const closers: (() => Promise<void>)[] = [];
+  afterAll(async () => { for (const c of closers.reverse()) await c(); });
+
+  it('reports scanCacheBytes after a pool scan and takes them off memoryFreeBytes', async () => {
+    const leaf = new Leaf({ ...defaultLeafConfig(), port: 0, workers: 1, diskLog: false, shm: false, logLevel: 'silent', inlineScanRowsMax: 0 }, 'codes');
+    leaf.state = 'serving';
+    const app = buildLeafApp(leaf);
+    closers.push(async () => { await app.close(); await leaf.pool.close(); });
+    const rows = Array.from({ length: 20_000 }, (_, i) => ({ time: NOW - i, u: `user-${i % 9000}-${'x'.repeat(i % 40)}` }));
+    for (let i = 0; i < rows.length; i += 5000) {
+      const res = await app.inject({ method: 'POST', url: '/v1/tables/t/events', payload: JSON.stringify(rows.slice(i, i + 5000)), headers: { 'content-type': 'application/json' } });
+      expect(res.statusCode).toBe(200);
+      leaf.store.tables.get('t')!.sealOpen();
+    }
+    const q = await app.inject({ method: 'POST', url: '/v1/query', payload: JSON.stringify({ sql: 'SELECT count(DISTINCT u) AS n FROM t' }), headers: { 'content-type': 'application/json' } });
+    expect(q.statusCode, q.body).toBe(200);
+    expect((q.json() as { rows: unknown[][] }).rows).toEqual([[new Set(rows.map((r) => r.u)).size]]);
+    const s = (await app.inject({ method: 'GET', url: '/v1/status' })).json() as { bytes: number; memoryBudgetBytes: number; memoryFreeBytes: number; scanCacheBytes: number };
+    // 9,000 distinct strings of ~30 characters: at least their UTF-16 payload, at most a few MB.
+    expect(s.scanCacheBytes).toBeGreaterThan(9000 * 2 * 30);
+    expect(s.scanCacheBytes).toBeLessThan(8 * 2 ** 20);
+    expect(s.memoryFreeBytes).toBe(s.memoryBudgetBytes - s.bytes - s.scanCacheBytes);
+  });
+});
