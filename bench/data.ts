@@ -36,12 +36,34 @@ const BYTES_MAX = 10_000_000;
 /** Codes stored in `tags` for a row without the field. */
 export const TAGS_ABSENT = -1;
 
+/**
+ * Which values the string columns take. `scuba` (the default): 60 endpoints, 100,000 users.
+ * `web`: `endpoint` is a URL path of 200,000 (Zipf 1.1: a few hot pages, a long tail seen a few
+ * times each) and `user_id` one of 1,000,000 (index = 10^6 * u^3: heavier skew). The other
+ * columns are drawn the same way.
+ */
+export type DataShape = 'scuba' | 'web';
+export const WEB_URL_COUNT = 200_000;
+export const WEB_USER_COUNT = 1_000_000;
+
+/** The values of `endpoint` and how many users a shape has. */
+export interface ShapeValues { readonly shape: DataShape; readonly endpoints: readonly string[]; readonly userCount: number }
+
+let webUrls: string[] | null = null;
+export function shapeValues(shape: DataShape): ShapeValues {
+  if (shape === 'scuba') return { shape, endpoints: ENDPOINTS, userCount: USER_COUNT };
+  // Paths of a shop: a section, an item id and a slug; deterministic from the index.
+  webUrls ??= Array.from({ length: WEB_URL_COUNT }, (_, k) => `/${['p', 'c', 'search', 'cart', 'blog'][k % 5]}/${(k * 2654435761) % 1000003}/item-${k.toString(36)}`);
+  return { shape, endpoints: webUrls, userCount: WEB_USER_COUNT };
+}
+
 export interface EventColumns {
   readonly rowCount: number;
   readonly endSeconds: number;
+  readonly values: ShapeValues;
   readonly time: Int32Array;
   readonly service: Uint8Array;
-  readonly endpoint: Uint8Array;
+  readonly endpoint: Uint8Array | Int32Array;
   readonly user: Int32Array;
   readonly country: Uint8Array;
   readonly status: Uint16Array;
@@ -72,7 +94,22 @@ function drawTable(weights: readonly number[]): Uint8Array {
 
 const zipf = (count: number, s: number) => Array.from({ length: count }, (_, k) => 1 / Math.pow(k + 1, s));
 
-export function generateColumns(seed: number, rowCount: number, endSeconds: number): EventColumns {
+/** Inverse CDF over many weights (more than drawTable's 65,536 slots can tell apart). */
+function cumulative(weights: readonly number[]): Float64Array {
+  const c = new Float64Array(weights.length);
+  let total = 0;
+  weights.forEach((w, i) => { total += w; c[i] = total; });
+  for (let i = 0; i < c.length; i++) c[i]! /= total;
+  return c;
+}
+function drawCumulative(c: Float64Array, u: number): number {
+  let lo = 0; let hi = c.length - 1;
+  while (lo < hi) { const mid = (lo + hi) >>> 1; if (c[mid]! < u) lo = mid + 1; else hi = mid; }
+  return lo;
+}
+
+export function generateColumns(seed: number, rowCount: number, endSeconds: number, shape: DataShape = 'scuba'): EventColumns {
+  const values = shapeValues(shape);
   // mulberry32, inlined: this loop makes ~12 draws per row.
   let state = seed >>> 0;
   const next32 = () => {
@@ -85,14 +122,16 @@ export function generateColumns(seed: number, rowCount: number, endSeconds: numb
   const next01 = () => next32() / 4294967296;
   const serviceTable = drawTable(SERVICE_WEIGHTS);
   const endpointTable = drawTable(zipf(ENDPOINTS.length, 0.8));
+  const urlCdf = shape === 'web' ? cumulative(zipf(WEB_URL_COUNT, 1.1)) : null;
   const countryTable = drawTable(zipf(COUNTRIES.length, 1.0));
   const statusTable = drawTable(STATUS_WEIGHTS);
   const cols: EventColumns = {
     rowCount,
     endSeconds,
+    values,
     time: new Int32Array(rowCount),
     service: new Uint8Array(rowCount),
-    endpoint: new Uint8Array(rowCount),
+    endpoint: urlCdf === null ? new Uint8Array(rowCount) : new Int32Array(rowCount),
     user: new Int32Array(rowCount),
     country: new Uint8Array(rowCount),
     status: new Uint16Array(rowCount),
@@ -111,10 +150,10 @@ export function generateColumns(seed: number, rowCount: number, endSeconds: numb
     else offset = Math.min(SPAN_SECONDS - 1, Math.max(0, arrival + Math.floor(next01() * (2 * JITTER_SECONDS + 1)) - JITTER_SECONDS));
     cols.time[i] = start + offset;
     cols.service[i] = serviceTable[next32() >>> 16]!;
-    cols.endpoint[i] = endpointTable[next32() >>> 16]!;
+    cols.endpoint[i] = urlCdf === null ? endpointTable[next32() >>> 16]! : drawCumulative(urlCdf, next01());
     cols.country[i] = countryTable[next32() >>> 16]!;
     const u = next01();
-    cols.user[i] = Math.floor(USER_COUNT * u * u);
+    cols.user[i] = urlCdf === null ? Math.floor(USER_COUNT * u * u) : Math.floor(WEB_USER_COUNT * u * u * u);
     const status = STATUS_CODES[statusTable[next32() >>> 16]!]!;
     cols.status[i] = status;
     // Box-Muller; 1 - u keeps log() away from 0.
@@ -191,14 +230,16 @@ interface Fragments {
 }
 
 let jsonFragments: Fragments | null = null;
-function fragmentsJson(): Fragments {
-  if (jsonFragments === null) {
+let jsonShape: DataShape | null = null;
+function fragmentsJson(values: ShapeValues): Fragments {
+  if (jsonFragments === null || jsonShape !== values.shape) {
+    jsonShape = values.shape;
     const tagList = (mask: number) => TAGS.filter((_, bit) => (mask >> bit) & 1).map((t) => `"${t}"`).join(',');
     jsonFragments = {
       time: enc('{"time":'),
       service: SERVICES.map((s) => enc(`,"service":"${s}"`)),
-      endpoint: ENDPOINTS.map((e) => enc(`,"endpoint":"${e}"`)),
-      user: Array.from({ length: USER_COUNT }, (_, u) => enc(`,"user_id":"u${u}"`)),
+      endpoint: values.endpoints.map((e) => enc(`,"endpoint":"${e}"`)),
+      user: Array.from({ length: values.userCount }, (_, u) => enc(`,"user_id":"u${u}"`)),
       country: COUNTRIES.map((c) => enc(`,"country":"${c}"`)),
       status: enc(',"status":'),
       latency: enc(',"latency_ms":'),
@@ -233,7 +274,7 @@ export const CONTENT_TYPE: Record<BodyFormat, string> = { ndjson: 'application/x
  * NDJSON (one object per line) or a JSON array.
  */
 export function renderBodies(c: EventColumns, format: BodyFormat, batchRows: number, from = 0, to = c.rowCount): Buffer[] {
-  const f = fragmentsJson();
+  const f = fragmentsJson(c.values);
   const bodies: Buffer[] = [];
   const w = new ByteWriter(Math.min(batchRows, to - from) * ROW_BYTES_MAX + 2);
   for (let start = from; start < to; start += batchRows) {
@@ -263,8 +304,8 @@ const CSV_ROWS_PER_WRITE = 100_000;
  */
 export function writeCsv(c: EventColumns, file: string): number {
   const service = SERVICES.map((s) => enc(`,${s}`));
-  const endpoint = ENDPOINTS.map((e) => enc(`,${e}`));
-  const user = Array.from({ length: USER_COUNT }, (_, u) => enc(`,u${u}`));
+  const endpoint = c.values.endpoints.map((e) => enc(`,${e}`));
+  const user = Array.from({ length: c.values.userCount }, (_, u) => enc(`,u${u}`));
   const country = COUNTRIES.map((x) => enc(`,${x}`));
   const tagText = Array.from({ length: 256 }, (_, m) => enc(',' + (TAGS.filter((_, bit) => (m >> bit) & 1).join('|') || CSV_EMPTY_SET) + '\n'));
   const noTags = enc(',\n');

@@ -1,7 +1,7 @@
 /**
  * Scan speed of one shoal leaf against DuckDB, same rows, same thread count, same run.
  *
- *   node dist/bench/scan.js [--rows 10000000] [--threads 2] [--repeats 5] [--seed 42] [--json]
+ *   node dist/bench/scan.js [--shape scuba|web] [--rows 10000000] [--threads 2] [--repeats 5] [--seed 42] [--json]
  *     [--load-batch 50000] [--load-connections 3] [--now UNIX_SECONDS] [--only id,id]
  *     [--leaf-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  *
@@ -28,7 +28,7 @@ import path from 'node:path';
 import {
   DuckDBDecimalValue, DuckDBInstance, DuckDBListValue, DuckDBTimestampTZValue, DuckDBTimestampValue, type DuckDBConnection,
 } from '@duckdb/node-api';
-import { CSV_COLUMNS, CSV_EMPTY_SET, CONTENT_TYPE, generateColumns, renderBodies, writeCsv } from './data.js';
+import { CSV_COLUMNS, CSV_EMPTY_SET, CONTENT_TYPE, generateColumns, renderBodies, writeCsv, type DataShape } from './data.js';
 import {
   answerHash, formatBytes, formatTable, intFlag, machineInfo, median, newPool, parseFlags, postJson, processCpuMs, processMemory,
   round2, round3, sendBatches, startLeaf, tableInfo, warnIfBusy, type LeafProcess,
@@ -120,13 +120,57 @@ const QUERIES: readonly QuerySpec[] = [
   },
 ];
 
+/**
+ * The `web` shape (data.ts): 200,000 URLs (Zipf 1.1) in `endpoint`, 1,000,000 users. Scuba's
+ * everyday questions on high-cardinality columns, written before any tuning to them: top pages,
+ * distinct users, multi-key top-n, a time-pruned high-cardinality group-by, a multi-predicate
+ * filter, per-group approximate distinct, and a top-n on an exact integer sum.
+ */
+const WEB_QUERIES: readonly QuerySpec[] = [
+  {
+    id: 'web-top-urls', what: 'top 10 URLs by count (200k URLs)',
+    sql: 'SELECT endpoint AS url, count(*) AS c FROM events GROUP BY url ORDER BY c DESC, url LIMIT 10',
+  },
+  {
+    id: 'web-distinct-users', what: 'count(DISTINCT user_id), 1M users, exact',
+    sql: 'SELECT count(DISTINCT user_id) AS users FROM events',
+  },
+  {
+    id: 'web-url-country', what: 'top 10 (URL, country) by count, with avg latency',
+    sql: 'SELECT endpoint AS url, country, count(*) AS c, avg(latency_ms) AS l FROM events GROUP BY url, country ORDER BY c DESC, url, country LIMIT 10',
+  },
+  {
+    id: 'web-6h-urls', what: 'last 6 hours, top 10 URLs (pruned by time)',
+    sql: "SELECT endpoint AS url, count(*) AS c FROM events WHERE time >= now() - INTERVAL '6 hours' GROUP BY url ORDER BY c DESC, url LIMIT 10",
+    duckdbSql: "SELECT endpoint AS url, count(*) AS c FROM events WHERE time >= CAST(now() AS TIMESTAMP) - INTERVAL '6 hours' GROUP BY url ORDER BY c DESC, url LIMIT 10",
+  },
+  {
+    id: 'web-3-predicates', what: 'status >= 500 AND country IN (3) AND latency_ms > 100',
+    sql: "SELECT count(*) AS c, avg(latency_ms) AS l FROM events WHERE status >= 500 AND country IN ('US', 'DE', 'JP') AND latency_ms > 100",
+  },
+  {
+    id: 'web-users-by-country', what: 'approx_count_distinct(user_id) by country',
+    sql: 'SELECT country, approx_count_distinct(user_id) AS users FROM events GROUP BY country ORDER BY country',
+    reference: 'SELECT country, count(DISTINCT user_id) FROM events GROUP BY country ORDER BY country',
+    checks: ['exact', HLL_CHECK],
+  },
+  {
+    id: 'web-top-users-bytes', what: 'top 10 users by sum(bytes) (1M users)',
+    sql: 'SELECT user_id, sum(bytes) AS b, count(*) AS c FROM events GROUP BY user_id ORDER BY b DESC, user_id LIMIT 10',
+  },
+];
+
 interface Options {
+  shape: DataShape;
   rows: number; threads: number; repeats: number; seed: number; json: boolean;
   loadBatch: number; loadConnections: number; nowSeconds: number; only: Set<string> | null; leafNodeArgs: string[];
 }
 
+const queriesOf = (shape: DataShape) => (shape === 'web' ? WEB_QUERIES : QUERIES);
+
 function parseOptions(argv: string[]): Options {
   const flags = parseFlags(argv, [
+    { name: 'shape', value: true, help: 'data and queries: scuba (default) or web (200k URLs, 1M users; data.ts)' },
     { name: 'rows', value: true, help: 'rows to generate (default 10,000,000)' },
     { name: 'threads', value: true, help: 'leaf --workers and DuckDB threads (default 2)' },
     { name: 'repeats', value: true, help: 'timed runs per query after one warm-up; the median is reported (default 5)' },
@@ -138,12 +182,15 @@ function parseOptions(argv: string[]): Options {
     { name: 'leaf-node-args', value: true, help: 'node flags for the leaf, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"' },
     { name: 'json', value: false, help: 'print machine-readable results' },
   ]);
+  const shape = String(flags.get('shape') ?? 'scuba');
+  if (shape !== 'scuba' && shape !== 'web') throw new Error(`--shape: scuba or web, got "${shape}"`);
   const only = flags.get('only');
-  const ids = new Set(QUERIES.map((q) => q.id));
+  const ids = new Set(queriesOf(shape).map((q) => q.id));
   const onlySet = only === undefined ? null : new Set(String(only).split(',').map((s) => s.trim()));
   for (const id of onlySet ?? []) if (!ids.has(id)) throw new Error(`--only: unknown query "${id}" (known: ${[...ids].join(', ')})`);
   const nodeArgs = flags.get('leaf-node-args');
   return {
+    shape,
     rows: intFlag(flags, 'rows', 10_000_000, 1_000, ROWS_MAX),
     threads: intFlag(flags, 'threads', 2, 1, 64),
     repeats: intFlag(flags, 'repeats', 5, 1, REPEATS_MAX),
@@ -311,7 +358,7 @@ async function main(): Promise<void> {
   warnIfBusy(log);
 
   let t0 = performance.now();
-  const cols = generateColumns(opt.seed, opt.rows, opt.nowSeconds);
+  const cols = generateColumns(opt.seed, opt.rows, opt.nowSeconds, opt.shape);
   const generateMs = performance.now() - t0;
   t0 = performance.now();
   let bodies: Buffer[] | null = renderBodies(cols, 'ndjson', opt.loadBatch);
@@ -361,7 +408,7 @@ async function main(): Promise<void> {
     const nowMicros = Number((await duckRows(conn, 'SELECT epoch_us(now())'))[0]![0]);
     const nowSeconds = nowMicros / 1e6;
     const results: QueryResult[] = [];
-    for (const q of QUERIES) {
+    for (const q of queriesOf(opt.shape)) {
       if (opt.only !== null && !opt.only.has(q.id)) continue;
       const s = await timeShoal(pool, leaf.pid, q.sql, nowSeconds, opt.repeats);
       const d = await timeDuckDb(conn, q.duckdbSql ?? q.sql, opt.repeats);

@@ -9,6 +9,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { bindQuery, finish, mergePartials, planQuery, scanBlocks } from '../query/engine.js';
 import { buildBatch } from '../query/storage/ingest-decoder.js';
+import { PairTable } from '../query/exec/pair-table.js';
 import { threadCodes, trimStringCodes } from '../query/storage/string-codes.js';
 import { Table } from '../query/storage/table.js';
 import { defaultLeafConfig } from '../server/leaf/config.js';
@@ -132,5 +133,25 @@ describe('a leaf counts its scans\' string codes in its memory budget', () => {
     expect(s.scanCacheBytes).toBeGreaterThan(9000 * 2 * 30);
     expect(s.scanCacheBytes).toBeLessThan(8 * 2 ** 20);
     expect(s.memoryFreeBytes).toBe(s.memoryBudgetBytes - s.bytes - s.scanCacheBytes);
+  });
+});
+
+describe('the pair table multi-key grouping combines ids through', () => {
+  it('finds every pair it was given across many grows, and no other', () => {
+    const r = mulberry32(SEED ^ 0x9e37);
+    const table = new PairTable(4);
+    const want = new Map<string, number>();
+    for (let i = 0; i < 50_000; i++) {
+      // Ids up to 2^26 (what the key ids reach) and many repeats of small ones.
+      const x = r() < 0.5 ? Math.floor(r() * 64) : Math.floor(r() * 2 ** 26);
+      const y = Math.floor(r() * (r() < 0.5 ? 30 : 2 ** 26));
+      const k = `${x},${y}`;
+      const got = table.get(x, y);
+      expect(got).toBe(want.get(k) ?? -1);
+      if (got < 0) { table.insert(x, y, want.size); want.set(k, want.size); }
+    }
+    expect(table.size).toBe(want.size);
+    for (const [k, v] of want) { const [x, y] = k.split(',').map(Number); expect(table.get(x!, y!)).toBe(v); }
+    expect(table.get(2 ** 26 + 5, 0)).toBe(-1);
   });
 });

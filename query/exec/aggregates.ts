@@ -28,6 +28,8 @@ export interface AggState {
   column(count: number): StateColumn;
   /** Merges group i of `col` (`count` groups, checked by the caller) into group into[i]. */
   mergeColumn(col: StateColumn, into: Int32Array, count: number): void;
+  /** Takes `col` as the states of groups [0, count) of a fresh state (finish: read, not merged). */
+  adopt(col: StateColumn, count: number): void;
   final(gid: number): Scalar;
 }
 
@@ -70,16 +72,22 @@ function growU8(a: Uint8Array, n: number): Uint8Array {
 const isNull = (v: Vec, row: number): boolean =>
   v.t === 'const' ? v.v === null : v.t === 'bool' ? v.v[row] === 1 : v.nulls !== null && v.nulls[row] === 1;
 
+/** True when sel[0..count) is 0, 1, ..., count-1 (a block without WHERE): rows index directly.
+ * A selection is strictly increasing, so its ends decide. */
+export const isIdentity = (sel: Int32Array, count: number) => count > 0 && sel[0] === 0 && sel[count - 1] === count - 1;
+
 class CountStar implements AggState {
   counts: Float64Array = new Float64Array(0);
   ensure(n: number): void { this.counts = growF64(this.counts, n); }
   update(gids: Int32Array | null, sel: Int32Array, count: number): void {
     const c = this.counts;
     if (gids === null) { c[0]! += count; return; }
+    if (isIdentity(sel, count)) { for (let r = 0; r < count; r++) c[gids[r]!]!++; return; }
     for (let i = 0; i < count; i++) c[gids[sel[i]!]!]!++;
   }
   column(n: number): StateColumn { return { n: copyF64(this.counts, n) }; }
   mergeColumn(col: StateColumn, into: Int32Array, n: number): void { const c = this.counts; const x = f64(col, 'n'); for (let i = 0; i < n; i++) c[into[i]!]! += x[i]!; }
+  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
   final(g: number): Scalar { return this.counts[g]!; }
 }
 
@@ -108,6 +116,7 @@ class Count implements AggState {
   }
   column(n: number): StateColumn { return { n: copyF64(this.counts, n) }; }
   mergeColumn(col: StateColumn, into: Int32Array, n: number): void { const c = this.counts; const x = f64(col, 'n'); for (let i = 0; i < n; i++) c[into[i]!]! += x[i]!; }
+  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
   final(g: number): Scalar { return this.counts[g]!; }
 }
 
@@ -239,6 +248,7 @@ class Sum implements AggState {
     if (Math.abs(h) < 1048576 && Math.abs(l) < TWO32) return h * TWO32 + l;
     return intResult(BigInt(h) * 4294967296n + BigInt(l));
   }
+  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
   final(g: number): Scalar {
     if (this.counts[g] === 0) return null;
     const whole = this.exact(g);
@@ -303,6 +313,7 @@ class MinMax implements AggState {
       else if (others !== null && others[i] !== null) this.offer(into[i]!, decScalar(others[i]));
     }
   }
+  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
   final(g: number): Scalar { return this.has[g] === 1 ? this.nums[g]! : this.others[g] ?? null; }
 }
 
@@ -381,7 +392,11 @@ class CountDistinct implements AggState {
       for (const x of s) this.add(into[i]!, decScalar(x));
     }
   }
-  final(g: number): Scalar { this.flush(); return this.sets[g]!.size; }
+  /** A merged column's lists hold distinct values (each serialized from a set): finish reads
+   * their lengths instead of hashing every value again. */
+  private adopted: readonly unknown[] | null = null;
+  adopt(col: StateColumn, n: number): void { this.ensure(n); this.adopted = list(col, 'sets'); }
+  final(g: number): Scalar { if (this.adopted !== null) return (this.adopted[g] as unknown[]).length; this.flush(); return this.sets[g]!.size; }
 }
 
 /** Hashes of this thread's string codes (two words each), computed once per string. */
@@ -444,6 +459,7 @@ class ApproxDistinct implements AggState {
     const sketches = list(col, 'sketches')!;
     for (let i = 0; i < n; i++) if (sketches[i] !== null) this.at(into[i]!).merge(Hll.deserialize(sketches[i]));
   }
+  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
   final(g: number): Scalar { return this.sketches[g] ? Math.round(this.sketches[g]!.estimate()) : 0; }
 }
 
@@ -489,7 +505,16 @@ class ApproxQuantile implements AggState {
     if (!this.owner || sketches === null) return;
     for (let i = 0; i < n; i++) if (sketches[i] !== null) this.at(into[i]!).merge(QuantileSketch.deserialize(sketches[i]));
   }
+  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
   final(g: number): Scalar { return this.set.sketches[g]?.quantile(this.q) ?? null; }
+}
+
+let identityIds = new Int32Array(0);
+/** Adopting as merging into fresh groups 0..count-1. */
+function adoptByMerge(state: AggState, col: StateColumn, count: number): void {
+  if (identityIds.length < count) { identityIds = new Int32Array(Math.max(count, 2 * identityIds.length)); for (let g = 0; g < identityIds.length; g++) identityIds[g] = g; }
+  state.ensure(count);
+  state.mergeColumn(col, identityIds, count);
 }
 
 export function createAggState(fn: AggFn, q: number | null, intArg = false): AggState {

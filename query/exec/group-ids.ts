@@ -6,8 +6,8 @@
  *   (query/storage/string-codes.ts), so a row's group is `byCode[gcode[code[row]]]`, two array
  *   reads; a key string is touched only when its group is created.
  * - Several keys: each key value gets an id that holds for the whole scan (`KeyIds`: string
- *   codes, or a map of the values seen), and the ids are combined pairwise, 26 bits each, into
- *   one number looked up in a map. No tuple text is built per row or per block.
+ *   codes, or a map of the values seen), and the ids are combined pairwise through a typed-array
+ *   hash table (pair-table.ts). No tuple text is built per row or per block.
  * - Other single keys (numbers, times, booleans, computed strings): through a map of values,
  *   skipping runs of equal values.
  *
@@ -18,6 +18,7 @@ import { LIMITS } from '../limits.js';
 import type { Scalar } from '../plan/plan.js';
 import { threadCodes } from '../storage/string-codes.js';
 import { GroupBudget, singleKey, tupleText } from './group-key.js';
+import { PairTable } from './pair-table.js';
 import { rowValue, type Vec } from './vector.js';
 
 /** Ids combined per key: 2^26 (LIMITS.threadStringCodesMax is at most this). */
@@ -43,14 +44,14 @@ export class Groups {
   byCode: Int32Array<ArrayBuffer> = new Int32Array(0);
   /** Several keys: the ids of each key position, and the pairwise combination maps. */
   readonly keyIds: KeyIds[];
-  readonly stages: Map<number, number>[];
+  readonly stages: PairTable[];
   stageCounts: number[];
 
   constructor(private readonly keyCount: number, aggCount: number, private readonly onNew: (count: number) => void) {
     this.budget = new GroupBudget(aggCount);
     this.keys = Array.from({ length: keyCount }, () => []);
     this.keyIds = keyCount > 1 ? Array.from({ length: keyCount }, () => new KeyIds()) : [];
-    this.stages = keyCount > 1 ? Array.from({ length: keyCount - 1 }, () => new Map<number, number>()) : [];
+    this.stages = keyCount > 1 ? Array.from({ length: keyCount - 1 }, () => new PairTable()) : [];
     this.stageCounts = this.stages.map(() => 0);
   }
 
@@ -134,6 +135,11 @@ export class KeyIds {
 
 /** Reused per-row buffers: a block has at most blockRowsMax rows. */
 let gidBuffer = new Int32Array(0);
+let localIds = new Int32Array(0);
+function localBuffer(n: number): Int32Array {
+  if (localIds.length < n) localIds = new Int32Array(Math.max(n, 4096));
+  return localIds;
+}
 let idBuffers: Int32Array[] = [];
 
 function buffer(rowCount: number): Int32Array {
@@ -150,6 +156,19 @@ export function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, 
       groups.byCode = growFilled(groups.byCode, threadCodes.size);
       const byCode = groups.byCode; const gc = v.gcodes; const codes = v.codes; const nulls = v.nulls;
       let nullG = -1;
+      if (count === rowCount && nulls === null) {
+        // Every row selected: every dictionary entry is some row's value, so map the entries to
+        // groups first (a small table that stays in cache), then one read a row.
+        const local = localBuffer(gc.length);
+        for (let d = 0; d < gc.length; d++) {
+          const code = gc[d]!;
+          let g = byCode[code]!;
+          if (g < 0) { g = groups.fresh([threadCodes.strings[code]!]); byCode[code] = g; }
+          local[d] = g;
+        }
+        for (let r = 0; r < rowCount; r++) gids[r] = local[codes[r]!]!;
+        return gids;
+      }
       for (let i = 0; i < count; i++) {
         const r = sel[i]!;
         if (nulls !== null && nulls[r] === 1) { if (nullG < 0) nullG = groups.id([null]); gids[r] = nullG; continue; }
@@ -188,17 +207,16 @@ export function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, 
       const next = idBuffers[s + 1]![r]!;
       // Runs of equal keys are common (sorted or bursty data): skip the map for a repeat.
       if (s === 0 && cur === prevA && next === prevB) { cur = prevOut; continue; }
-      const packed = cur * ID_RADIX + next;
       const stage = groups.stages[s]!;
-      let out = stage.get(packed);
-      if (out === undefined) {
+      let out = stage.get(cur, next);
+      if (out < 0) {
         if (s === last) out = groups.fresh(groups.keyIds.map((kid, k) => kid.values[idBuffers[k]![r]!]!));
         else {
           out = groups.stageCounts[s]!;
           if (out >= ID_RADIX) throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `a GROUP BY has more than ${ID_RADIX} distinct key prefixes in one scan; group by fewer or coarser keys`);
           groups.stageCounts[s] = out + 1;
         }
-        stage.set(packed, out);
+        stage.insert(cur, next, out);
       }
       if (s === 0) { prevA = cur; prevB = next; prevOut = out; }
       cur = out;

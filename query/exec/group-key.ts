@@ -47,20 +47,28 @@ export function singleKey(v: unknown): Scalar {
  */
 export function groupBytes(values: readonly unknown[], aggCount: number): number {
   let b = 320 + 24 * aggCount;
-  for (const v of values) b += typeof v === 'string' ? 40 + 2 * v.length : 16;
+  for (const v of values) b += valueBytes(v);
   return b;
 }
+
+const valueBytes = (v: unknown) => (typeof v === 'string' ? 40 + 2 * v.length : 16);
 
 /** Counts the memory of a growing grouping and refuses, with the figure, past the limit. */
 export class GroupBudget {
   bytes = 0;
   constructor(private readonly aggCount: number, private readonly limitBytes = LIMITS.queryGroupBytesMax) {}
+  /** A group of one key (no tuple array to build). */
+  addOne(value: unknown, groupCount: number): void {
+    this.bytes += 320 + 24 * this.aggCount + valueBytes(value);
+    if (this.bytes > this.limitBytes) this.refuse(groupCount);
+  }
   add(values: readonly unknown[], groupCount: number): void {
     this.bytes += groupBytes(values, this.aggCount);
-    if (this.bytes > this.limitBytes) {
-      const mib = (n: number) => `${Math.round(n / 1048576)} MiB`;
-      throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT',
-        `the grouping needs more than ${mib(this.limitBytes)} of memory (${groupCount} groups, about ${mib(this.bytes)}); add a filter or group by fewer or coarser keys`);
-    }
+    if (this.bytes > this.limitBytes) this.refuse(groupCount);
+  }
+  private refuse(groupCount: number): never {
+    const mib = (n: number) => `${Math.round(n / 1048576)} MiB`;
+    throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT',
+      `the grouping needs more than ${mib(this.limitBytes)} of memory (${groupCount} groups, about ${mib(this.bytes)}); add a filter or group by fewer or coarser keys`);
   }
 }

@@ -6,6 +6,8 @@
  * that could belong to the answer.
  */
 import { createAggStates } from '../exec/aggregates.js';
+import { PairTable } from '../exec/pair-table.js';
+import { ShoalError } from '../errors.js';
 import { exprKey } from '../plan/expr-util.js';
 import { GroupBudget, singleKey, tupleText } from '../exec/group-key.js';
 import { decScalar } from '../plan/wire.js';
@@ -41,6 +43,24 @@ export function mergePartials(plan: LogicalPlan, parts: readonly Partial[]): Par
   return { mode: 'aggregate', tableFound, columns: mergeColumns(parts), groups, unknownColumns, stats };
 }
 
+/** Ids combined per key position: 2^26 each, as in a scan (group-ids.ts). */
+const COMBINE_RADIX = 2 ** 26;
+
+/** Dense ids of the distinct values of one key position (wire values: -0 and 0 are one). */
+class ValueIds {
+  private readonly ids = new Map<Scalar, number>();
+  idOf(v: Scalar): number {
+    const k = typeof v === 'string' ? v : singleKey(v);
+    let id = this.ids.get(k);
+    if (id === undefined) {
+      id = this.ids.size;
+      if (id >= COMBINE_RADIX) throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `a GROUP BY key has more than ${COMBINE_RADIX} distinct values; group by fewer or coarser keys`);
+      this.ids.set(k, id);
+    }
+    return id;
+  }
+}
+
 const statesOf = (plan: LogicalPlan) => createAggStates(plan.aggs.map((a) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg) })));
 
 /** A group table with no groups (a member without the table). */
@@ -60,28 +80,54 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
   const keys: Scalar[][] = plan.keys.map(() => []);
   const single = plan.keys.length === 1;
   const index = new Map<Scalar | string, number>();
+  const positions = plan.keys.length > 1 ? plan.keys.map(() => new ValueIds()) : [];
+  const stages = positions.slice(1).map(() => new PairTable());
+  const stageCounts = stages.map(() => 0);
   const budget = new GroupBudget(aggs.length);
   let count = 0;
   const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
   if (noKeys) { count = 1; ensure(1); }
   for (const t of tables) {
     const into = new Int32Array(t.count);
-    if (!noKeys) {
+    if (single) {
       const k0 = t.keys[0]!;
+      const out = keys[0]!;
       for (let i = 0; i < t.count; i++) {
-        const k = single ? singleKey(k0[i]!) : tupleText(t.keys.map((col) => col[i]!));
+        const v = k0[i]!;
+        const k = typeof v === 'string' ? v : singleKey(v);
         let g = index.get(k);
         if (g === undefined) {
           g = count++;
-          const values = t.keys.map((col) => col[i]!);
-          budget.add(values, count);
-          for (let j = 0; j < values.length; j++) keys[j]!.push(values[j]!);
+          budget.addOne(v, count);
+          out.push(v);
           index.set(k, g);
-          ensure(count);
         }
         into[i] = g;
       }
+    } else if (!noKeys) {
+      // Several keys: an id per distinct value of each key position, combined pairwise into one
+      // number (as a scan does, group-ids.ts), so no tuple text is built per group.
+      const last = t.keys.length - 1;
+      for (let i = 0; i < t.count; i++) {
+        let cur = positions[0]!.idOf(t.keys[0]![i]!);
+        for (let s = 0; s < last; s++) {
+          const id = positions[s + 1]!.idOf(t.keys[s + 1]![i]!);
+          let next = stages[s]!.get(cur, id);
+          if (next < 0) {
+            if (s === last - 1) {
+              next = count++;
+              const values = t.keys.map((col) => col[i]!);
+              budget.add(values, count);
+              for (let j = 0; j < values.length; j++) keys[j]!.push(values[j]!);
+            } else next = stageCounts[s]!++;
+            stages[s]!.insert(cur, id, next);
+          }
+          cur = next;
+        }
+        into[i] = cur;
+      }
     }
+    ensure(count);
     for (let j = 0; j < aggs.length; j++) aggs[j]!.mergeColumn(t.states[j]!, into, t.count);
   }
   return { count, keys, states: aggs.map((a) => a.column(count)) };
@@ -130,30 +176,47 @@ export function finish(plan: LogicalPlan, part: Partial): QueryResult {
   }
   const t = part.groups;
   const aggs = statesOf(plan);
-  const identity = new Int32Array(t.count);
-  for (let g = 0; g < t.count; g++) identity[g] = g;
-  for (let j = 0; j < aggs.length; j++) { aggs[j]!.ensure(t.count); aggs[j]!.mergeColumn(t.states[j]!, identity, t.count); }
+  for (let j = 0; j < aggs.length; j++) aggs[j]!.adopt(t.states[j]!, t.count);
   const limit = Math.min(plan.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
   const compare = (a: { order: Scalar[] }, b: { order: Scalar[] }) => {
     for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.order[k]!, b.order[k]!, plan.orderBy[k]!.desc); if (c !== 0) return c; }
     return 0;
   };
-  // ORDER BY ... LIMIT n over many groups keeps only the n best while it goes (a top-n, not a
-  // sort of every group); ties keep group order, as the full stable sort would.
-  const topN = plan.orderBy.length > 0 && plan.limit !== null && limit > 0 && t.count > 4 * limit;
-  let rows: { out: Scalar[]; order: Scalar[] }[] = [];
-  for (let g = 0; g < t.count; g++) {
-    const env = { keys: t.keys.map((col) => decScalar(col[g])), aggs: aggs.map((a) => a.final(g)) };
-    if (plan.having !== null && evalScalar(plan.having, env) !== true) continue;
+  const envOf = (g: number) => ({ keys: t.keys.map((col) => decScalar(col[g])), aggs: aggs.map((a) => a.final(g)) });
+  const rowOf = (g: number, env = envOf(g)) => {
     const out = plan.outputs.map((o) => evalScalar(o.expr, env));
-    const order = plan.orderBy.map((o) => (o.output !== null ? out[o.output]! : evalScalar(o.expr!, env)));
-    const row = { out, order };
-    if (!topN) { rows.push(row); continue; }
-    if (rows.length === limit && compare(row, rows[limit - 1]!) >= 0) continue;
+    return { out, order: plan.orderBy.map((o) => (o.output !== null ? out[o.output]! : evalScalar(o.expr!, env))), g };
+  };
+  // ORDER BY ... LIMIT n over many groups keeps only the n best while it goes (a top-n, not a
+  // sort of every group); ties keep group order, as the full stable sort would. When every
+  // ORDER BY term is a key or an aggregate and there is no HAVING, the order values are read
+  // straight from the columns and only the n winners are evaluated.
+  const topN = plan.orderBy.length > 0 && plan.limit !== null && limit > 0 && t.count > 4 * limit;
+  const direct = topN && plan.having === null ? plan.orderBy.map((o) => {
+    const e = o.output !== null ? plan.outputs[o.output]!.expr : o.expr!;
+    if (e.k === 'agg') { const a = aggs[e.index]!; return (g: number) => a.final(g); }
+    if (e.k === 'key') { const col = t.keys[e.index]!; return (g: number) => decScalar(col[g]); }
+    return null;
+  }) : null;
+  let rows: { out: Scalar[]; order: Scalar[]; g: number }[] = [];
+  const offer = (row: { out: Scalar[]; order: Scalar[]; g: number }) => {
+    if (rows.length === limit && compare(row, rows[limit - 1]!) >= 0) return;
     let at = rows.length;
     while (at > 0 && compare(row, rows[at - 1]!) < 0) at--;
     rows.splice(at, 0, row);
     if (rows.length > limit) rows.pop();
+  };
+  if (direct !== null && direct.every((f) => f !== null)) {
+    const terms = direct as ((g: number) => Scalar)[];
+    for (let g = 0; g < t.count; g++) offer({ out: [], order: terms.map((f) => f(g)), g });
+    rows = rows.map((r) => rowOf(r.g));
+  } else {
+    for (let g = 0; g < t.count; g++) {
+      const env = envOf(g);
+      if (plan.having !== null && evalScalar(plan.having, env) !== true) continue;
+      const row = rowOf(g, env);
+      if (topN) offer(row); else rows.push(row);
+    }
   }
   if (plan.orderBy.length > 0 && !topN) rows.sort(compare);
   const truncated = plan.limit === null && rows.length > limit;
