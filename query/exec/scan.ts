@@ -15,7 +15,7 @@ import { createAggStates, type AggState } from './aggregates.js';
 import { exprKey } from '../plan/expr-util.js';
 import { Groups, groupIds } from './group-ids.js';
 import { encScalar } from '../plan/wire.js';
-import { BlockContext, evalVec, rowValue, selection, type Vec } from './vector.js';
+import { BlockContext, evalVec, refineSelection, rowValue, type Vec } from './vector.js';
 
 /**
  * Time bounds implied by top-level `time` comparisons with constants in WHERE. `min`/`max`
@@ -93,7 +93,13 @@ function forEachBlock(plan: BoundPlan, blocks: readonly ScanBlock[], stats: Scan
     let sel: Int32Array;
     let count: number;
     if (where === null) { sel = identitySelection(block.rowCount); count = block.rowCount; }
-    else ({ sel, count } = selection(evalVec(where, ctx), block.rowCount));
+    else {
+      // Conjunct by conjunct, each tested only on the rows the ones before kept.
+      const conjuncts = where.k === 'and' ? where.args : [where];
+      sel = new Int32Array(block.rowCount);
+      count = refineSelection(conjuncts[0]!, ctx, identitySelection(block.rowCount), block.rowCount, sel);
+      for (let c = 1; c < conjuncts.length && count > 0; c++) count = refineSelection(conjuncts[c]!, ctx, sel, count, sel);
+    }
     stats.rowsMatched += count;
     if (count === 0) continue;
     ctx.selected = { sel, count };
