@@ -39,6 +39,8 @@ const QUERIES = [
   { name: 'group by', sql: 'SELECT service, count(*) AS n, sum(bytes) AS b, avg(latency_ms) AS l FROM bench GROUP BY service ORDER BY service' },
   { name: 'time series', sql: "SELECT time_bucket(INTERVAL '1 hour', time) AS t, count(*) AS n, max(latency_ms) AS m FROM bench WHERE status >= 400 GROUP BY t ORDER BY t" },
   { name: 'p99 + distinct', sql: 'SELECT endpoint, p99(latency_ms) AS p, count(DISTINCT user_id) AS u FROM bench GROUP BY endpoint ORDER BY endpoint' },
+  // Issue 14: every leaf sends all of its ~100k user groups; the partials must be compact.
+  { name: 'top users (high card)', sql: 'SELECT user_id, count(*) AS n, sum(bytes) AS b FROM bench GROUP BY user_id ORDER BY n DESC, user_id LIMIT 10' },
 ];
 
 const FLAGS = [

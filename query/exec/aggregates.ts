@@ -328,14 +328,26 @@ class CountDistinct implements AggState {
   private codeSeen: Uint8Array = new Uint8Array(0);
   private codesMarked = 0;
   ensure(n: number): void { while (this.sets.length < n) this.sets.push(new Set()); }
-  /** Moves the marked codes into group 0's set (codes are good only within this thread's scan). */
+  /** With GROUP BY: per group, the thread string codes seen (a set of small integers). */
+  private codeSets: (Set<number> | undefined)[] = [];
+  private codesInSets = 0;
+  /** Moves the marked codes into the groups' sets (codes are good only within this thread's scan). */
   private flush(): void {
-    if (this.codesMarked === 0) return;
-    const seen = this.codeSeen; const all = threadCodes.strings;
-    this.total -= this.codesMarked;
-    this.codesMarked = 0;
-    for (let c = 0; c < seen.length; c++) if (seen[c] === 1) this.add(0, all[c]!);
-    this.codeSeen = new Uint8Array(0);
+    const all = threadCodes.strings;
+    if (this.codesMarked > 0) {
+      const seen = this.codeSeen;
+      this.total -= this.codesMarked;
+      this.codesMarked = 0;
+      for (let c = 0; c < seen.length; c++) if (seen[c] === 1) this.add(0, all[c]!);
+      this.codeSeen = new Uint8Array(0);
+    }
+    if (this.codesInSets > 0) {
+      this.total -= this.codesInSets;
+      this.codesInSets = 0;
+      const sets = this.codeSets;
+      this.codeSets = [];
+      sets.forEach((set, g) => { if (set !== undefined) for (const c of set) this.add(g, all[c]!); });
+    }
   }
   private add(g: number, x: Scalar): void {
     const s = this.sets[g]!;
@@ -347,6 +359,25 @@ class CountDistinct implements AggState {
   }
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
     if (v === null) return;
+    if (v.t === 'str' && gids !== null && v.gcodes !== null) {
+      const gc = v.gcodes; const codes = v.codes; const nulls = v.nulls; const sets = this.codeSets;
+      let added = 0;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) continue;
+        const g = gids[r]!;
+        const c = gc[codes[r]!]!;
+        let set = sets[g];
+        if (set === undefined) { set = new Set(); sets[g] = set; }
+        if (!set.has(c)) { set.add(c); added++; }
+      }
+      this.codesInSets += added;
+      this.total += added;
+      if (this.total > LIMITS.distinctValuesMax) {
+        throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `count(DISTINCT ...) holds more than ${LIMITS.distinctValuesMax} distinct values; use approx_count_distinct() instead`);
+      }
+      return;
+    }
     if (v.t === 'str' && gids === null && v.gcodes !== null) {
       if (this.codeSeen.length < threadCodes.size) this.codeSeen = growU8(this.codeSeen, threadCodes.size);
       const seen = this.codeSeen; const gc = v.gcodes; const codes = v.codes; const nulls = v.nulls;
@@ -378,8 +409,18 @@ class CountDistinct implements AggState {
     }
   }
   column(n: number): StateColumn {
-    this.flush();
     const sets: unknown[] = new Array(n);
+    // Groups known only by codes go out as lists straight from them: distinct codes are distinct
+    // strings, so no string set is built just to be read back.
+    if (this.codesMarked === 0 && this.codesInSets > 0 && this.sets.every((set, g) => set.size === 0 || this.codeSets[g] === undefined)) {
+      const all = threadCodes.strings;
+      for (let g = 0; g < n; g++) {
+        const cs = this.codeSets[g];
+        sets[g] = cs !== undefined ? Array.from(cs, (c) => all[c]!) : Array.from(this.sets[g]!, encScalar);
+      }
+      return { sets };
+    }
+    this.flush();
     for (let g = 0; g < n; g++) sets[g] = Array.from(this.sets[g]!, encScalar);
     return { sets };
   }
