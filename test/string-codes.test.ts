@@ -10,6 +10,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { bindQuery, finish, mergePartials, planQuery, scanBlocks } from '../query/engine.js';
 import { buildBatch } from '../query/storage/ingest-decoder.js';
 import { PairTable } from '../query/exec/pair-table.js';
+import { Utf8Table } from '../query/merge/utf8-table.js';
+import { partialFromWire, partialToWire } from '../query/engine.js';
+import { encodeKeys, keyAt } from '../query/plan/utf8-keys.js';
 import { threadCodes, trimStringCodes } from '../query/storage/string-codes.js';
 import { Table } from '../query/storage/table.js';
 import { defaultLeafConfig } from '../server/leaf/config.js';
@@ -153,5 +156,46 @@ describe('the pair table multi-key grouping combines ids through', () => {
     expect(table.size).toBe(want.size);
     for (const [k, v] of want) { const [x, y] = k.split(',').map(Number); expect(table.get(x!, y!)).toBe(v); }
     expect(table.get(2 ** 26 + 5, 0)).toBe(-1);
+  });
+});
+
+describe('string keys as UTF-8 bytes', () => {
+  it('the byte table merges equal keys across tables and grows: empty string and NULL stay apart', () => {
+    const r = mulberry32(SEED ^ 0x51);
+    const table = new Utf8Table();
+    const want = new Map<string | null, number>();
+    for (let round = 0; round < 4; round++) {
+      const values = Array.from({ length: 5000 }, () => {
+        const k = Math.floor(r() * 9000);
+        return k === 0 ? null : k === 1 ? '' : k % 7 === 0 ? `ключ-${k}-ñ` : `k${k}`;
+      });
+      // One table holds at most one NULL group, like a scan's.
+      const unique = [...new Set(values)];
+      const col = encodeKeys(unique)!;
+      unique.forEach((v, i) => {
+        const id = i === col.nullAt ? table.nullId() : table.idOf(col.bytes, col.offsets[i]!, col.offsets[i + 1]!);
+        const got = { id, isNew: table.made };
+        expect(keyAt(col, i)).toBe(v);
+        if (!want.has(v)) { expect(got).toEqual({ id: want.size, isNew: true }); want.set(v, want.size); }
+        else expect(got).toEqual({ id: want.get(v), isNew: false });
+      });
+    }
+    const merged = table.keys();
+    expect(table.count).toBe(want.size);
+    for (const [v, id] of want) expect(keyAt(merged, id)).toBe(v);
+  });
+
+  it('a UTF-8 key column from the wire is checked: offsets, NULL group and valid UTF-8', () => {
+    const plan = planQuery('SELECT u, count(*) AS n FROM t GROUP BY u', NOW);
+    const keys = encodeKeys(['a', null, 'bé'])!;
+    const part = { mode: 'aggregate', tableFound: true, columns: [], unknownColumns: [], stats: { rowsHeld: 3 }, groups: { count: 3, keys: [keys], states: [{ n: new Float64Array([1, 2, 3]) }] } };
+    const wire = JSON.parse(JSON.stringify(partialToWire(part as never, plan))) as { groups: { keys: { $utf8: { offsets: string; bytes: string; nullAt: number } }[] } };
+    const ok = partialFromWire(wire, plan);
+    expect('ok' in ok && ok.ok.mode === 'aggregate' ? [0, 1, 2].map((g) => keyAt((ok.ok as unknown as { groups: { keys: never[] } }).groups.keys[0]!, g)) : ok).toEqual(['a', null, 'bé']);
+    const edit = (f: (u: { offsets: string; bytes: string; nullAt: number }) => void) => { const w = JSON.parse(JSON.stringify(wire)) as typeof wire; f(w.groups.keys[0]!.$utf8); return partialFromWire(w, plan); };
+    expect(edit((u) => { u.nullAt = 0; })).toMatchObject({ error: expect.stringContaining('bad NULL group') });
+    expect(edit((u) => { u.bytes = Buffer.from([0x61, 0x62, 0xff, 0x65]).toString('base64'); })).toMatchObject({ error: expect.stringContaining('not valid UTF-8') });
+    expect(edit((u) => { u.offsets = Buffer.from(new Int32Array([0, 1, 1]).buffer).toString('base64'); })).toMatchObject({ error: expect.stringContaining('offsets for 3 groups') });
+    expect(edit((u) => { u.offsets = Buffer.from(new Int32Array([0, 3, 1, 4]).buffer).toString('base64'); })).toMatchObject({ error: expect.stringContaining('fall at group') });
   });
 });

@@ -62,6 +62,11 @@ export class GroupBudget {
     this.bytes += 320 + 24 * this.aggCount + valueBytes(value);
     if (this.bytes > this.limitBytes) this.refuse(groupCount);
   }
+  /** A group of one string key of `bytes` UTF-8 bytes (charged as that many characters). */
+  addKeyBytes(bytes: number, groupCount: number): void {
+    this.bytes += 320 + 24 * this.aggCount + 40 + 2 * bytes;
+    if (this.bytes > this.limitBytes) this.refuse(groupCount);
+  }
   add(values: readonly unknown[], groupCount: number): void {
     this.bytes += groupBytes(values, this.aggCount);
     if (this.bytes > this.limitBytes) this.refuse(groupCount);

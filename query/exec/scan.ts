@@ -15,6 +15,7 @@ import { createAggStates, type AggState } from './aggregates.js';
 import { exprKey } from '../plan/expr-util.js';
 import { Groups, groupIds } from './group-ids.js';
 import { encScalar } from '../plan/wire.js';
+import { encodeKeys, type KeyColumn } from '../plan/utf8-keys.js';
 import { BlockContext, evalVec, refineSelection, rowValue, type Vec } from './vector.js';
 
 /**
@@ -124,7 +125,9 @@ export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tab
     }
   });
   // Only a float key can be non-finite (wire.ts); other keys go out as they are.
-  const keys = groups.keys.map((col, k) => (plan.keyTypes[k] === 'float' || plan.keyTypes[k] === 'any' ? col.map(encScalar) as Scalar[] : col));
+  // One string key goes out as UTF-8 bytes (utf8-keys.ts), not as JS strings.
+  const utf8 = groups.keys.length === 1 && plan.keyTypes[0] === 'string' ? encodeKeys(groups.keys[0]!) : null;
+  const keys: KeyColumn[] = utf8 !== null ? [utf8] : groups.keys.map((col, k) => (plan.keyTypes[k] === 'float' || plan.keyTypes[k] === 'any' ? col.map(encScalar) as Scalar[] : col));
   const out = { count: groups.count, keys, states: aggs.map((a) => a.column(groups.count)) };
   return { mode: 'aggregate', tableFound, columns: plan.columns, groups: out, unknownColumns: plan.unknownColumns, stats };
 }

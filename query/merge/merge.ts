@@ -7,6 +7,8 @@
  */
 import { createAggStates } from '../exec/aggregates.js';
 import { PairTable } from '../exec/pair-table.js';
+import { encodeKeys, isUtf8, keyAt, keyValues } from '../plan/utf8-keys.js';
+import { Utf8Table } from './utf8-table.js';
 import { ShoalError } from '../errors.js';
 import { exprKey } from '../plan/expr-util.js';
 import { GroupBudget, singleKey, tupleText } from '../exec/group-key.js';
@@ -79,6 +81,11 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
   const aggs = statesOf(plan);
   const keys: Scalar[][] = plan.keys.map(() => []);
   const single = plan.keys.length === 1;
+  // One string key in every table (UTF-8 columns, or string arrays that encode as one): merged by
+  // bytes. Anything else (numbers, a mix): by value.
+  const utf8Cols = single ? tables.map((t) => { const c = t.keys[0]!; return isUtf8(c) ? c : encodeKeys(c as readonly Scalar[]); }) : [];
+  const byBytes = single && utf8Cols.every((c) => c !== null);
+  const utf8 = byBytes ? new Utf8Table() : null;
   const index = new Map<Scalar | string, number>();
   const positions = plan.keys.length > 1 ? plan.keys.map(() => new ValueIds()) : [];
   const stages = positions.slice(1).map(() => new PairTable());
@@ -87,10 +94,19 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
   let count = 0;
   const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
   if (noKeys) { count = 1; ensure(1); }
-  for (const t of tables) {
+  tables.forEach((t, ti) => {
     const into = new Int32Array(t.count);
-    if (single) {
-      const k0 = t.keys[0]!;
+    if (utf8 !== null) {
+      const col = utf8Cols[ti]!;
+      for (let i = 0; i < t.count; i++) {
+        const start = col.offsets[i]!; const end = col.offsets[i + 1]!;
+        const id = i === col.nullAt ? utf8.nullId() : utf8.idOf(col.bytes, start, end);
+        if (utf8.made) budget.addKeyBytes(end - start, id + 1);
+        into[i] = id;
+      }
+      count = utf8.count;
+    } else if (single) {
+      const k0 = keyValues(t.keys[0]!, t.count);
       const out = keys[0]!;
       for (let i = 0; i < t.count; i++) {
         const v = k0[i]!;
@@ -108,15 +124,16 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
       // Several keys: an id per distinct value of each key position, combined pairwise into one
       // number (as a scan does, group-ids.ts), so no tuple text is built per group.
       const last = t.keys.length - 1;
+      const cols = t.keys.map((c) => keyValues(c, t.count));
       for (let i = 0; i < t.count; i++) {
-        let cur = positions[0]!.idOf(t.keys[0]![i]!);
+        let cur = positions[0]!.idOf(cols[0]![i]!);
         for (let s = 0; s < last; s++) {
-          const id = positions[s + 1]!.idOf(t.keys[s + 1]![i]!);
+          const id = positions[s + 1]!.idOf(cols[s + 1]![i]!);
           let next = stages[s]!.get(cur, id);
           if (next < 0) {
             if (s === last - 1) {
               next = count++;
-              const values = t.keys.map((col) => col[i]!);
+              const values = cols.map((col) => col[i]!);
               budget.add(values, count);
               for (let j = 0; j < values.length; j++) keys[j]!.push(values[j]!);
             } else next = stageCounts[s]!++;
@@ -129,8 +146,8 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
     }
     ensure(count);
     for (let j = 0; j < aggs.length; j++) aggs[j]!.mergeColumn(t.states[j]!, into, t.count);
-  }
-  return { count, keys, states: aggs.map((a) => a.column(count)) };
+  });
+  return { count, keys: utf8 !== null ? [utf8.keys()] : keys, states: aggs.map((a) => a.column(count)) };
 }
 
 function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound: boolean, stats: AggregatePartial['stats'], unknownColumns: string[]): RowsPartial {
@@ -182,7 +199,7 @@ export function finish(plan: LogicalPlan, part: Partial): QueryResult {
     for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.order[k]!, b.order[k]!, plan.orderBy[k]!.desc); if (c !== 0) return c; }
     return 0;
   };
-  const envOf = (g: number) => ({ keys: t.keys.map((col) => decScalar(col[g])), aggs: aggs.map((a) => a.final(g)) });
+  const envOf = (g: number) => ({ keys: t.keys.map((col) => decScalar(keyAt(col, g))), aggs: aggs.map((a) => a.final(g)) });
   const rowOf = (g: number, env = envOf(g)) => {
     const out = plan.outputs.map((o) => evalScalar(o.expr, env));
     return { out, order: plan.orderBy.map((o) => (o.output !== null ? out[o.output]! : evalScalar(o.expr!, env))), g };
@@ -195,7 +212,7 @@ export function finish(plan: LogicalPlan, part: Partial): QueryResult {
   const direct = topN && plan.having === null ? plan.orderBy.map((o) => {
     const e = o.output !== null ? plan.outputs[o.output]!.expr : o.expr!;
     if (e.k === 'agg') { const a = aggs[e.index]!; return (g: number) => a.final(g); }
-    if (e.k === 'key') { const col = t.keys[e.index]!; return (g: number) => decScalar(col[g]); }
+    if (e.k === 'key') { const col = t.keys[e.index]!; return (g: number) => decScalar(keyAt(col, g)); }
     return null;
   }) : null;
   let rows: { out: Scalar[]; order: Scalar[]; g: number }[] = [];

@@ -8,6 +8,7 @@
 import { STATE_FIELDS } from '../exec/aggregates.js';
 import { PLAN_VERSION } from '../plan/protocol.js';
 import { decFloat, encFloat, encScalar } from '../plan/wire.js';
+import { isUtf8, keyAt, type KeyColumn, type Utf8Keys } from '../plan/utf8-keys.js';
 import type { GroupTable, Partial } from '../plan/partial.js';
 import type { LogicalPlan, Scalar } from '../plan/plan.js';
 type Typed = Float64Array | Uint8Array;
@@ -39,7 +40,29 @@ export function partialToWire(p: Partial, plan: LogicalPlan, v: number = PLAN_VE
     for (const [k, v] of Object.entries(col)) o[k] = v instanceof Float64Array || v instanceof Uint8Array ? typedToWire(v) : v;
     return o;
   });
-  return { ...p, groups: { count: p.groups.count, keys: p.groups.keys, states } };
+  const keys = p.groups.keys.map((col) => (isUtf8(col)
+    ? { $utf8: { offsets: Buffer.from(col.offsets.buffer, col.offsets.byteOffset, col.offsets.byteLength).toString('base64'), bytes: Buffer.from(col.bytes.buffer, col.bytes.byteOffset, col.bytes.byteLength).toString('base64'), nullAt: col.nullAt } }
+    : col));
+  return { ...p, groups: { count: p.groups.count, keys, states } };
+}
+
+/** A UTF-8 key column from the wire, checked: count + 1 offsets rising from 0 to the bytes'
+ * length, valid UTF-8, and a NULL group (if any) that is a group with no bytes. */
+function utf8FromWire(x: unknown, count: number): Utf8Keys {
+  const u = x as { offsets?: unknown; bytes?: unknown; nullAt?: unknown };
+  if (typeof u.offsets !== 'string' || typeof u.bytes !== 'string' || typeof u.nullAt !== 'number') throw new Error('a UTF-8 key column lacks offsets, bytes or nullAt');
+  const ob = Buffer.from(u.offsets, 'base64');
+  if (ob.byteLength !== 4 * (count + 1)) throw new Error(`a UTF-8 key column has ${ob.byteLength / 4} offsets for ${count} groups`);
+  const offsets = new Int32Array(count + 1);
+  new Uint8Array(offsets.buffer).set(ob);
+  const bytes = new Uint8Array(Buffer.from(u.bytes, 'base64'));
+  if (offsets[0] !== 0 || offsets[count] !== bytes.length) throw new Error('a UTF-8 key column\'s offsets do not span its bytes');
+  for (let g = 0; g < count; g++) if (offsets[g + 1]! < offsets[g]!) throw new Error(`a UTF-8 key column's offsets fall at group ${g}`);
+  const nullAt = u.nullAt;
+  if (!Number.isInteger(nullAt) || nullAt < -1 || nullAt >= count || (nullAt >= 0 && offsets[nullAt] !== offsets[nullAt + 1])) throw new Error('a UTF-8 key column has a bad NULL group');
+  // Invalid UTF-8 would decode to U+FFFD and merge keys that differ: refused instead.
+  try { new TextDecoder('utf-8', { fatal: true }).decode(bytes); } catch { throw new Error('a UTF-8 key column is not valid UTF-8'); }
+  return { utf8: true, offsets, bytes, nullAt };
 }
 
 /**
@@ -58,7 +81,13 @@ export function partialFromWire(raw: unknown, plan: LogicalPlan, v: number = PLA
   if (g === undefined || g === null || typeof g !== 'object') return { error: 'aggregate partial has no groups' };
   const count = g.count;
   if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) return { error: 'aggregate partial has no group count' };
-  if (!Array.isArray(g.keys) || g.keys.length !== keyCount || g.keys.some((k) => !Array.isArray(k) || k.length !== count)) return { error: `aggregate partial does not have ${keyCount} key columns of ${count} groups` };
+  if (!Array.isArray(g.keys) || g.keys.length !== keyCount || g.keys.some((k) => (Array.isArray(k) ? k.length !== count : k === null || typeof k !== 'object' || !('$utf8' in k)))) return { error: `aggregate partial does not have ${keyCount} key columns of ${count} groups` };
+  let keys: KeyColumn[];
+  try {
+    keys = (g.keys as unknown[]).map((k) => (Array.isArray(k) ? k as Scalar[] : utf8FromWire((k as { $utf8: unknown }).$utf8, count)));
+  } catch (e) {
+    return { error: `aggregate partial: ${(e as Error).message}` };
+  }
   if (!Array.isArray(g.states) || g.states.length !== aggCount) return { error: `aggregate partial does not have ${aggCount} state columns` };
   try {
     const states = g.states.map((col: unknown, j: number) => {
@@ -78,7 +107,7 @@ export function partialFromWire(raw: unknown, plan: LogicalPlan, v: number = PLA
       }
       return o;
     });
-    return { ok: { ...p, groups: { count, keys: g.keys as Scalar[][], states } } satisfies Partial & { groups: GroupTable } };
+    return { ok: { ...p, groups: { count, keys, states } } satisfies Partial & { groups: GroupTable } };
   } catch (e) {
     return { error: `aggregate partial: ${(e as Error).message}` };
   }
@@ -108,7 +137,7 @@ function legacyGroups(plan: LogicalPlan, t: GroupTable): LegacyGroup[] {
         case 'approx_quantile': return (c.sketches as unknown[] | null)?.[g] ?? null;
       }
     });
-    out[g] = { keys: t.keys.map((col) => col[g]), states };
+    out[g] = { keys: t.keys.map((col) => keyAt(col, g)), states };
   }
   return out;
 }

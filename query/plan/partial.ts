@@ -6,6 +6,7 @@
  * base64 and checks every column on the way in.
  */
 import type { Scalar, ValueType } from './plan.js';
+import type { KeyColumn } from './utf8-keys.js';
 
 export interface ScanStats {
   /** Rows the table holds (on the leaves that answered). */
@@ -36,7 +37,8 @@ export type StateColumn = Readonly<Record<string, Float64Array | Uint8Array | re
  */
 export interface GroupTable {
   readonly count: number;
-  readonly keys: readonly (readonly Scalar[])[];
+  /** Key columns: values, or one string key's UTF-8 bytes (utf8-keys.ts; read with keyAt). */
+  readonly keys: readonly KeyColumn[];
   readonly states: readonly StateColumn[];
 }
 
