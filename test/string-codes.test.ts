@@ -136,6 +136,8 @@ describe('a leaf counts its scans\' string codes in its memory budget', () => {
     expect(s.scanCacheBytes).toBeGreaterThan(9000 * 2 * 30);
     expect(s.scanCacheBytes).toBeLessThan(8 * 2 ** 20);
     expect(s.memoryFreeBytes).toBe(s.memoryBudgetBytes - s.bytes - s.scanCacheBytes);
+    // Nothing reached its bound: the worker's table has not started over.
+    expect((s as unknown as { scanCacheResets: number }).scanCacheResets).toBe(threadCodes.generation - 1);
   });
 });
 

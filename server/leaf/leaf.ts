@@ -201,6 +201,8 @@ export class Leaf {
       memoryFreeBytes: Math.max(0, this.store.memoryBudgetBytes - bytes - this.store.cacheBytes()),
       /** Scans' string codes and code maps, all threads (in the budget beside `bytes`). */
       scanCacheBytes: this.store.cacheBytes(),
+      /** Times a scan thread's string codes started over at their bound (docs/engine.md). */
+      scanCacheResets: this.pool.cacheResets + threadCodes.generation - 1,
       evicted: { ...this.store.evicted },
       schemaVersion,
       /** This process's clock (epoch ms): the router estimates the offset to send deadlines in it. */

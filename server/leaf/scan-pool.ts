@@ -33,6 +33,9 @@ export class ScanPool {
   private readonly pool: Piscina;
   /** What each worker thread's string codes held after its last task (bytes). */
   private readonly codesBytes = new Map<number, number>();
+  /** Table restarts of the workers, by thread (replaced threads keep their count here). */
+  private readonly codesResets = new Map<number, number>();
+  private retiredResets = 0;
 
   /** `codesBytesMax`: each worker's bound for its string codes and code maps. */
   constructor(readonly threads: number, private readonly codesBytesMax: number) {
@@ -75,7 +78,13 @@ export class ScanPool {
       // Re-inserted last, so a thread piscina replaced (after an abort) is the first to go.
       this.codesBytes.delete(o.thread);
       this.codesBytes.set(o.thread, o.codesBytes);
-      if (this.codesBytes.size > this.threads) this.codesBytes.delete(this.codesBytes.keys().next().value!);
+      this.codesResets.set(o.thread, o.codesResets);
+      if (this.codesBytes.size > this.threads) {
+        const gone = this.codesBytes.keys().next().value!;
+        this.codesBytes.delete(gone);
+        this.retiredResets += this.codesResets.get(gone) ?? 0;
+        this.codesResets.delete(gone);
+      }
     }
     return outcomes.map((o) => {
       if ('error' in o) throw new ShoalError(o.error.code as ErrorCode, o.error.message, o.error.where as object | undefined);
@@ -86,5 +95,8 @@ export class ScanPool {
   get utilization(): number { return this.pool.utilization; }
   /** Bytes the workers' string codes held when last heard from (counted in the memory budget). */
   get cacheBytes(): number { let n = 0; for (const b of this.codesBytes.values()) n += b; return n; }
+  /** How often the workers' string-code tables started over because they reached their bound
+   * (a count that keeps rising means the bound is too small for the data: every scan maps again). */
+  get cacheResets(): number { let n = this.retiredResets; for (const r of this.codesResets.values()) n += r; return n; }
   async close(): Promise<void> { await this.pool.destroy(); }
 }

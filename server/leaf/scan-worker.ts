@@ -60,9 +60,10 @@ function blockOf(data: BlockData): SealedBlock {
 
 /** Errors cross the thread boundary as data: structured clone would drop a ShoalError's code.
  * `codesBytes`: what this worker's string codes and code maps hold after the task. */
-export type ScanOutcome = ({ ok: Partial } | { error: { code: string; message: string; where?: unknown } }) & { thread: number; codesBytes: number };
+export type ScanOutcome = ({ ok: Partial } | { error: { code: string; message: string; where?: unknown } }) & { thread: number; codesBytes: number; codesResets: number };
 
-const codes = () => ({ thread: threadId, codesBytes: threadCodes.bytes + threadCodes.mapBytes });
+/** `codesResets`: how often this worker's table has started over (its generation - 1). */
+const codes = () => ({ thread: threadId, codesBytes: threadCodes.bytes + threadCodes.mapBytes, codesResets: threadCodes.generation - 1 });
 
 export default function runScan(task: ScanTask): ScanOutcome {
   applyDrops(task);
