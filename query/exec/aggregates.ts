@@ -349,13 +349,17 @@ class CountDistinct implements AggState {
       sets.forEach((set, g) => { if (set !== undefined) for (const c of set) this.add(g, all[c]!); });
     }
   }
+  private checkTotal(): void {
+    if (this.total > LIMITS.distinctValuesMax) {
+      throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `count(DISTINCT ...) holds more than ${LIMITS.distinctValuesMax} distinct values; use approx_count_distinct() instead`);
+    }
+  }
   private add(g: number, x: Scalar): void {
     const s = this.sets[g]!;
     if (s.has(x)) return;
     s.add(x);
-    if (++this.total > LIMITS.distinctValuesMax) {
-      throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `count(DISTINCT ...) holds more than ${LIMITS.distinctValuesMax} distinct values; use approx_count_distinct() instead`);
-    }
+    this.total++;
+    this.checkTotal();
   }
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
     if (v === null) return;
@@ -373,9 +377,7 @@ class CountDistinct implements AggState {
       }
       this.codesInSets += added;
       this.total += added;
-      if (this.total > LIMITS.distinctValuesMax) {
-        throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `count(DISTINCT ...) holds more than ${LIMITS.distinctValuesMax} distinct values; use approx_count_distinct() instead`);
-      }
+      this.checkTotal();
       return;
     }
     if (v.t === 'str' && gids === null && v.gcodes !== null) {
@@ -390,9 +392,7 @@ class CountDistinct implements AggState {
       }
       this.codesMarked += marked;
       this.total += marked;
-      if (this.total > LIMITS.distinctValuesMax) {
-        throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `count(DISTINCT ...) holds more than ${LIMITS.distinctValuesMax} distinct values; use approx_count_distinct() instead`);
-      }
+      this.checkTotal();
       return;
     }
     if (v.t === 'str' && gids === null) {

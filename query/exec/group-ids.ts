@@ -17,7 +17,7 @@ import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { Scalar } from '../plan/plan.js';
 import { threadCodes } from '../storage/string-codes.js';
-import { GroupBudget, singleKey, tupleText } from './group-key.js';
+import { GroupBudget, singleKey } from './group-key.js';
 import { PairTable } from './pair-table.js';
 import { rowValue, type Vec } from './vector.js';
 
@@ -38,7 +38,6 @@ export class Groups {
   readonly keys: Scalar[][];
   count = 0;
   private readonly single = new Map<Scalar, number>();
-  private readonly multi = new Map<string, number>();
   private readonly budget: GroupBudget;
   /** One string key: thread string code -> group id, -1 when none yet. */
   byCode: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -47,7 +46,7 @@ export class Groups {
   readonly stages: PairTable[];
   stageCounts: number[];
 
-  constructor(private readonly keyCount: number, aggCount: number, private readonly onNew: (count: number) => void) {
+  constructor(keyCount: number, aggCount: number, private readonly onNew: (count: number) => void) {
     this.budget = new GroupBudget(aggCount);
     this.keys = Array.from({ length: keyCount }, () => []);
     this.keyIds = keyCount > 1 ? Array.from({ length: keyCount }, () => new KeyIds()) : [];
@@ -55,15 +54,11 @@ export class Groups {
     this.stageCounts = this.stages.map(() => 0);
   }
 
+  /** The group of one key value (the value path: numbers, computed keys, NULL). */
   id(values: Scalar[]): number {
-    let g: number | undefined;
-    const text = this.keyCount === 1 ? null : tupleText(values);
-    if (text === null) g = this.single.get(singleKey(values[0]!));
-    else g = this.multi.get(text);
-    if (g !== undefined) return g;
-    g = this.push(values);
-    if (text === null) this.single.set(singleKey(values[0]!), g);
-    else this.multi.set(text, g);
+    const k = singleKey(values[0]!);
+    let g = this.single.get(k);
+    if (g === undefined) { g = this.push(values); this.single.set(k, g); }
     return g;
   }
 

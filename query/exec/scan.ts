@@ -116,7 +116,7 @@ export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tab
   const aggs: AggState[] = createAggStates(plan.logical.aggs.map((a, j) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg), intArg: plan.aggArgs[j]?.type === 'int' })));
   const noKeys = plan.keys.length === 0;
   const groups = new Groups(plan.keys.length, aggs.length, (n) => { for (const a of aggs) a.ensure(n); });
-  if (noKeys) groups.id([]);
+  if (noKeys) groups.fresh([]);
   forEachBlock(plan, blocks, stats, ({ ctx, sel, count }) => {
     const gids = noKeys ? null : groupIds(plan.keys.map((k) => evalVec(k, ctx)), groups, sel, count, ctx.rowCount);
     for (let j = 0; j < aggs.length; j++) {

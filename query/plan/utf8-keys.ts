@@ -6,6 +6,7 @@
  * leaf merges by bytes through its own hash table (merge.ts), decoding only the keys it answers
  * with. Between processes the two arrays travel as base64 (merge/partial-wire.ts).
  */
+import { decodeUtf8 } from '../storage/dictionary.js';
 import type { Scalar } from './plan.js';
 
 export interface Utf8Keys {
@@ -20,7 +21,6 @@ export interface Utf8Keys {
 export type KeyColumn = readonly Scalar[] | Utf8Keys;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 export function isUtf8(col: KeyColumn): col is Utf8Keys { return !Array.isArray(col); }
 
@@ -28,16 +28,7 @@ export function isUtf8(col: KeyColumn): col is Utf8Keys { return !Array.isArray(
 export function keyAt(col: KeyColumn, g: number): Scalar {
   if (!isUtf8(col)) return (col as readonly Scalar[])[g]!;
   if (g === col.nullAt) return null;
-  return decodeRange(col.bytes, col.offsets[g]!, col.offsets[g + 1]!);
-}
-
-export function decodeRange(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start <= 32) {
-    let s = '';
-    for (let j = start; j < end; j++) { const b = bytes[j]!; if (b > 127) return decoder.decode(bytes.subarray(start, end)); s += String.fromCharCode(b); }
-    return s;
-  }
-  return decoder.decode(bytes.subarray(start, end));
+  return decodeUtf8(col.bytes, col.offsets[g]!, col.offsets[g + 1]!);
 }
 
 /** Every key of a column as values. */

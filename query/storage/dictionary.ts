@@ -1,7 +1,7 @@
 /**
  * UTF-8 dictionaries (Arrow Utf8 layout: offsets + bytes) and their decoding. Sealed blocks keep
- * dictionaries as bytes so a worker thread or another process can read them in place; decoding
- * to JS strings happens once per block per thread and is cached by the caller.
+ * dictionaries as bytes so a worker thread or another process can read them in place; a thread
+ * decodes each entry once, into its string codes (string-codes.ts).
  */
 import type { DictData } from './types.js';
 import { sharedArray } from './types.js';
@@ -29,30 +29,17 @@ export function encodeDict(strings: readonly string[]): DictData {
   return { offsets, bytes };
 }
 
-export function decodeDict(dict: DictData): string[] {
-  const entryCount = dict.offsets.length - 1;
-  const out: string[] = new Array(Math.max(0, entryCount));
-  // TextDecoder cannot read a SharedArrayBuffer view directly; copy the bytes once (cheap
-  // against decoding) and decode each entry from the copy.
-  const bytes = dict.bytes.buffer instanceof SharedArrayBuffer ? new Uint8Array(dict.bytes) : dict.bytes;
-  for (let i = 0; i < entryCount; i++) {
-    const start = dict.offsets[i]!;
-    const end = dict.offsets[i + 1]!;
-    out[i] = asciiOrUtf8(bytes, start, end);
-  }
-  return out;
-}
-
-/** Most dimension values are ASCII; building them with fromCharCode avoids TextDecoder's call cost. */
-function asciiOrUtf8(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start <= 24) {
+/**
+ * One dictionary entry, bytes[start, end), as a string. Most dimension values are short ASCII:
+ * those are built with fromCharCode (no TextDecoder call). TextDecoder cannot read a
+ * SharedArrayBuffer view, so other entries of a shared block are decoded from a copy of the entry.
+ */
+export function decodeUtf8(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 32) {
+    let s = '';
     let ascii = true;
-    for (let i = start; i < end; i++) if (bytes[i]! > 127) { ascii = false; break; }
-    if (ascii) {
-      let s = '';
-      for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
-      return s;
-    }
+    for (let i = start; i < end; i++) { const b = bytes[i]!; if (b > 127) { ascii = false; break; } s += String.fromCharCode(b); }
+    if (ascii) return s;
   }
-  return decoder.decode(bytes.subarray(start, end));
+  return decoder.decode(bytes.buffer instanceof SharedArrayBuffer ? bytes.slice(start, end) : bytes.subarray(start, end));
 }

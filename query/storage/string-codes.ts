@@ -16,9 +16,9 @@
  * codes a scan groups by never change under it.
  */
 import { LIMITS } from '../limits.js';
+import { decodeUtf8 } from './dictionary.js';
 import type { DictData } from './types.js';
 
-const decoder = new TextDecoder();
 
 /** Estimated heap bytes of one entry: the string (header + UTF-16 or Latin-1 payload), its
  * Map entry, its slot in `strings` and its hash pair (aggregates.ts codeHashes). */
@@ -52,26 +52,10 @@ export class StringCodes {
   mapDict(dict: DictData): Int32Array {
     const n = dict.offsets.length - 1;
     const out = new Int32Array(Math.max(0, n));
-    // TextDecoder cannot read a SharedArrayBuffer view: decode long entries from a copy.
-    let copy: Uint8Array | null = null;
     const bytes = dict.bytes;
     const offsets = dict.offsets;
     for (let i = 0; i < n; i++) {
-      const start = offsets[i]!;
-      const end = offsets[i + 1]!;
-      let s: string | null = null;
-      if (end - start <= 32) {
-        s = '';
-        for (let j = start; j < end; j++) {
-          const b = bytes[j]!;
-          if (b > 127) { s = null; break; }
-          s += String.fromCharCode(b);
-        }
-      }
-      if (s === null) {
-        copy ??= bytes.buffer instanceof SharedArrayBuffer ? new Uint8Array(bytes) : bytes;
-        s = decoder.decode(copy.subarray(start, end));
-      }
+      const s = decodeUtf8(bytes, offsets[i]!, offsets[i + 1]!);
       out[i] = this.codeOf(s);
     }
     this.mapBytes += out.byteLength;
