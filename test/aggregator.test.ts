@@ -15,15 +15,15 @@ import { Member, parseClusterFile, type MemberSpec } from '../server/cluster/mem
 import { coverageLine } from '../server/cli/cmd-query.js';
 import { batchRandom, pickTwo, Placements } from '../server/cluster/router.js';
 
-type Behaviour = 'ok' | 'refuse' | 'drop-after-store' | 'reject' | 'query-error';
+type Behaviour = 'ok' | 'refuse' | 'drop-after-store' | 'reject' | 'query-error' | 'slow' | 'drop-then-refuse' | 'drop-then-final';
 
-interface Fake { id: string; url: string; batches: string[]; behaviour: Behaviour; freeBytes: number; close(): Promise<void> }
+interface Fake { id: string; url: string; batches: string[]; tries: string[]; behaviour: Behaviour; freeBytes: number; close(): Promise<void> }
 
 const closers: (() => Promise<void>)[] = [];
 afterAll(async () => { for (const c of closers) await c(); });
 
 async function fakeMember(id: string, behaviour: Behaviour, freeBytes = 1_000, token: string | null = null): Promise<Fake> {
-  const fake: Fake = { id, url: '', batches: [], behaviour, freeBytes, close: async () => {} };
+  const fake: Fake = { id, url: '', batches: [], tries: [], behaviour, freeBytes, close: async () => {} };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -37,6 +37,20 @@ async function fakeMember(id: string, behaviour: Behaviour, freeBytes = 1_000, t
         return send(400, { error: { code: 'SHOAL_ERR_QUERY_TYPE', message: 'sum() needs a number, "s" is a string', column: 's' } });
       }
       const batchId = String(req.headers['x-shoal-batch-id']);
+      const firstTry = !fake.tries.includes(batchId);
+      fake.tries.push(batchId);
+      if (fake.behaviour === 'slow') {
+        // Answers late: a client's resend arrives while this placement is still in progress.
+        setTimeout(() => { const dup = fake.batches.includes(batchId); fake.batches.push(batchId); send(200, dup ? { accepted: 0, duplicate: true } : { accepted: 1 }); }, 300);
+        return;
+      }
+      if (fake.behaviour === 'drop-then-refuse' || fake.behaviour === 'drop-then-final') {
+        // Goes away with the first try unanswered and unstored (an ambiguous failure), then
+        // refuses: plainly, or saying it holds no copy and stores nothing more (a leaf handing off).
+        if (firstTry) { req.socket.destroy(); return; }
+        if (fake.behaviour === 'drop-then-final') res.setHeader('x-shoal-batch-stored', 'never');
+        return send(503, { error: { code: 'SHOAL_ERR_UNAVAILABLE', message: 'handing off' } });
+      }
       const duplicate = fake.batches.includes(batchId);
       if (fake.behaviour === 'refuse') return send(503, { error: { code: 'SHOAL_ERR_UNAVAILABLE', message: 'handing off' } });
       if (fake.behaviour === 'reject') return send(400, { error: { code: 'SHOAL_ERR_INGEST_BODY', message: 'not JSON', line: 1 } });
@@ -67,9 +81,9 @@ async function aggregatorOver(members: MemberSpec[], random?: () => number, toke
   await agg.membership.checkAll();
   const app = buildAggregatorApp(agg);
   closers.push(async () => { await app.close(); await agg.close(); });
-  const ingest = (batchId?: string) => app.inject({
+  const ingest = (batchId?: string, extra: Record<string, string> = {}) => app.inject({
     method: 'POST', url: '/v1/tables/t/events', payload: '{"a":1}',
-    headers: { 'content-type': 'application/x-ndjson', ...(batchId ? { 'x-shoal-batch-id': batchId } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: { 'content-type': 'application/x-ndjson', ...(batchId ? { 'x-shoal-batch-id': batchId } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra },
   });
   return { agg, app, ingest };
 }
@@ -129,6 +143,40 @@ describe('ingest router', () => {
       expect(again.json()).toEqual({ accepted: 0, duplicate: true, leaf: first.json().leaf });
     }
     expect(fakes.reduce((n, f) => n + f.batches.length, 0)).toBe(16);
+  });
+
+  it('answers a resend of a batch still being placed from that placement, not with a second one', async () => {
+    const slow = await fakeMember('slow', 'slow', 2_000);
+    const other = await fakeMember('other', 'ok', 1_000);
+    const { ingest } = await aggregatorOver([slow, other], () => 0);
+    const first = ingest('resent-1');
+    await new Promise((r) => setTimeout(r, 100));
+    const [a, b] = await Promise.all([first, ingest('resent-1')]);
+    expect(a.json()).toEqual({ accepted: 1, leaf: 'slow' });
+    expect(b.json()).toEqual({ accepted: 1, duplicate: true, leaf: 'slow' });
+    // One try in all: the resend never reached a member.
+    expect([...slow.tries, ...other.tries]).toEqual(['resent-1']);
+  });
+
+  it('moves a batch on at once when the leaf of an ambiguous try says it holds no copy and stores nothing more', async () => {
+    // The parent's deadline ends with this try's budget: waiting out the ambiguous try (its
+    // deadline plus the margin) would pass it, so only the leaf's word lets the batch move on.
+    const run = async (behaviour: Behaviour) => {
+      const leaving = await fakeMember(`leaving-${behaviour}`, behaviour, 2_000);
+      const other = await fakeMember(`other-${behaviour}`, 'ok', 1_000);
+      const { ingest } = await aggregatorOver([leaving, other], () => 0);
+      const res = await ingest(`b-${behaviour}`, { 'x-shoal-deadline-ms': String(Date.now() + 400) });
+      return { res, leaving, other };
+    };
+    const final = await run('drop-then-final');
+    expect(final.res.statusCode).toBe(200);
+    expect(final.res.json()).toEqual({ accepted: 1, leaf: 'other-drop-then-final' });
+    expect(final.other.batches).toEqual(['b-drop-then-final']);
+    // Without it, the router may not send the batch anywhere else before the deadline.
+    const plain = await run('drop-then-refuse');
+    expect(plain.res.statusCode).toBe(503);
+    expect(JSON.stringify(plain.res.json().error.failures)).toContain('an earlier try may still be stored');
+    expect(plain.other.batches).toEqual([]);
   });
 
   it('draws the same pair for the same batch id, and spreads different ids', () => {

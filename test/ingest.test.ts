@@ -143,3 +143,38 @@ describe('ingest', () => {
     expect(await count('dedupe')).toBe(2);
   });
 });
+
+describe('ingest while handing off', () => {
+  it('answers a retry from what the leaf holds: duplicate if stored, else 503 saying it never will be', async () => {
+    const T = await inProcessLeaf({ token: 'secret' });
+    try {
+      const post = (id: string, auth = 'Bearer secret') => T.app.inject({
+        method: 'POST', url: '/v1/tables/h/events', payload: '[{"v":1},{"v":2},{"v":3}]',
+        headers: { 'content-type': 'application/json', 'x-shoal-batch-id': id, authorization: auth },
+      });
+      expect((await post('kept')).json()).toEqual({ accepted: 3 });
+      T.leaf.state = 'handing-off';
+      const kept = await post('kept');
+      expect(kept.statusCode).toBe(200);
+      expect(kept.json()).toEqual({ accepted: 3, duplicate: true });
+      const fresh = await post('fresh');
+      expect(fresh.statusCode).toBe(503);
+      expect(fresh.json().error.code).toBe('SHOAL_ERR_UNAVAILABLE');
+      expect(fresh.headers['x-shoal-batch-stored']).toBe('never');
+      // Without the token nothing is said about which batches the leaf holds.
+      const stranger = await post('kept', 'Bearer wrong');
+      expect(stranger.statusCode).toBe(503);
+      expect(stranger.headers['x-shoal-batch-stored']).toBeUndefined();
+      // A leaf still starting may yet take batches over from its predecessor: it says nothing.
+      T.leaf.state = 'starting';
+      const starting = await post('fresh');
+      expect(starting.statusCode).toBe(503);
+      expect(starting.headers['x-shoal-batch-stored']).toBeUndefined();
+      T.leaf.state = 'serving';
+      expect((await post('fresh')).json()).toEqual({ accepted: 3 });
+    } finally {
+      T.leaf.state = 'serving';
+      await T.close();
+    }
+  });
+});

@@ -84,6 +84,7 @@ describe('shoal restart', () => {
     expect(roll.stdout).toContain(`${LEAVES} restored from shared memory`);
     expect(roll.stdout).toContain('writes lost: 0');
     expect(ing.failures, JSON.stringify(ing.errors)).toBe(0);
+    const ingestSeen = `ingest client: ${JSON.stringify({ ...ing, errors: undefined })}`;
     expect(ing.batches).toBeGreaterThan(0);
     expect(qs.errors, JSON.stringify(qs.errorSamples)).toBe(0);
     expect(qs.queries).toBeGreaterThan(5);
@@ -106,7 +107,7 @@ describe('shoal restart', () => {
     const total = await postJson(`${url}/v1/query`, { sql: 'SELECT src, count(*) AS n, sum(v) AS s FROM events GROUP BY src ORDER BY src' });
     expect(total.status).toBe(200);
     expect(total.body.coverage.percent).toBe(100);
-    expect(total.body.rows).toEqual([['live', ing.rows, ing.sumV], ['seed', seeded.rows, seeded.sumV]]);
+    expect(total.body.rows, `${ingestSeen}\n${upOutput.slice(-4000)}`).toEqual([['live', ing.rows, ing.sumV], ['seed', seeded.rows, seeded.sumV]]);
     const all = await postJson(`${url}/v1/query`, { sql: 'SELECT count(*), sum(v) FROM events' });
     expect(all.body.rows).toEqual([[expectedRows, expectedSum]]);
   }, 240_000);

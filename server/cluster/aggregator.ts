@@ -21,7 +21,7 @@ import { checkTableName, deadlineError, parseIngestGuard } from '../../query/sto
 import type { ColumnType } from '../../query/storage/types.js';
 import { Membership, type MemberSpec } from './membership.js';
 import { createMetrics } from '../http/metrics.js';
-import { Placements, routeBatch } from './router.js';
+import { Placements, routeBatch, type RouteResult } from './router.js';
 
 export interface AggregatorConfig {
   host: string;
@@ -95,6 +95,9 @@ export class Aggregator {
   readonly placements = new Placements();
   queriesRunning = 0;
   ingestInFlight = 0;
+  /** Batch id -> its routing in progress: a client's resend of a batch still being placed (its
+   * first answer was lost or slow) waits for that placement instead of placing a second copy. */
+  readonly routing = new Map<string, Promise<RouteResult>>();
   readonly startedAtMs = Date.now();
   /** Randomness of the ingest router: null = seeded by each batch id (router.ts batchRandom);
    * a test injects its own. */
@@ -237,11 +240,22 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     if (guard.deadlineMs !== null && Date.now() > guard.deadlineMs) throw deadlineError(guard.deadlineMs, Date.now(), 'when the aggregator read it');
     agg.ingestInFlight++;
     try {
-      const r = await routeBatch(agg.membership, agg.agent, agg.placements, {
-        table: req.params.table, body, contentType: typeof ct === 'string' ? ct : undefined, batchId,
-        authorization: cfg.memberToken !== null ? `Bearer ${cfg.memberToken}` : null, timeoutMs: cfg.ingestTimeoutMs,
-        deadlineMs: guard.deadlineMs, columnTypes: guard.columnTypes,
-      }, agg.random ?? undefined);
+      let routing = agg.routing.get(batchId);
+      const resend = routing !== undefined;
+      if (routing === undefined) {
+        routing = routeBatch(agg.membership, agg.agent, agg.placements, {
+          table: req.params.table, body, contentType: typeof ct === 'string' ? ct : undefined, batchId,
+          authorization: cfg.memberToken !== null ? `Bearer ${cfg.memberToken}` : null, timeoutMs: cfg.ingestTimeoutMs,
+          deadlineMs: guard.deadlineMs, columnTypes: guard.columnTypes,
+        }, agg.random ?? undefined);
+        agg.routing.set(batchId, routing);
+        const placed = routing;
+        void placed.finally(() => { if (agg.routing.get(batchId) === placed) agg.routing.delete(batchId); }).catch(() => undefined);
+      }
+      const first = await routing;
+      // A resend shares the first placement's outcome; once stored, it is a duplicate to it.
+      const r: RouteResult = resend && first.kind === 'accepted' && first.body.duplicate !== true
+        ? { ...first, body: { ...first.body, duplicate: true } } : first;
       if (r.kind === 'accepted') {
         agg.ingestTries.observe(r.tries);
         const accepted = r.body.accepted as number;

@@ -15,7 +15,9 @@
  * - ambiguous (timeout, connection dropped after sending, other 5xx): the member may have stored
  *   it; retry the SAME member with the same batch id once (its dedupe answers `duplicate`), then
  *   move on. Moving on after an ambiguous failure is the one way a batch can be stored twice
- *   (on two different leaves); docs/cluster.md states the window.
+ *   (on two different leaves); docs/cluster.md states the window. A leaf that is handing off
+ *   or stopped answers a retry from what it holds: `duplicate` if it stored the batch, else 503
+ *   with `x-shoal-batch-stored: never`, which ends the wait below at once.
  * - 4xx: the batch itself is bad; the client gets the leaf's answer as it is.
  *
  * Deadlines: every try carries `x-shoal-deadline-ms`, the end of its timeout expressed in the
@@ -32,6 +34,7 @@
  * Not here: HTTP routes (aggregator.ts), health checks (membership.ts).
  */
 import type { Dispatcher } from 'undici';
+import { BATCH_STORED_HEADER } from '../http/http-common.js';
 import { LIMITS } from '../../query/limits.js';
 import type { ColumnType } from '../../query/storage/types.js';
 import { memberRequest, outcomeJson, outcomeReason, type MemberOutcome } from './fanout.js';
@@ -195,8 +198,9 @@ export async function routeBatch(membership: Membership, agent: Dispatcher, plac
     const storableUntilMs = deadlineMs + LIMITS.ingestDeadlineMarginMs + Math.min(target.clockErrorMs, LIMITS.ingestDeadlineMarginMs * 4);
     if (verdict === 'ambiguous') {
       mayStoreUntil.set(target, storableUntilMs);
-    } else if (o.kind === 'refused' && o.reason === 'connection refused') {
-      // Nothing listens there: the process that got the earlier try is gone and stores nothing more.
+    } else if ((o.kind === 'refused' && o.reason === 'connection refused') || (o.kind === 'http' && o.headers[BATCH_STORED_HEADER] === 'never')) {
+      // Nothing listens there (the process that got the earlier try is gone), or the process
+      // says it takes no more writes and does not hold this batch: no earlier try is stored there.
       mayStoreUntil.delete(target);
     }
     if (verdict === 'accepted' || verdict === 'ambiguous') placements.set(req.batchId, target.id);

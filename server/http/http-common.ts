@@ -50,6 +50,18 @@ export function installCommon(app: FastifyInstance): void {
   });
 }
 
+/** A batch id from `x-shoal-batch-id` (cut at 128 bytes), or null. */
+export function ingestBatchId(header: string | string[] | undefined): string | null {
+  return typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : null;
+}
+
+/**
+ * On a 503 to a batch with an id, `never` says the process that answered takes no more writes
+ * (handing off or stopped) and did not store that batch: no earlier try of it can still be
+ * stored there, so the router need not wait out that try's deadline before moving on.
+ */
+export const BATCH_STORED_HEADER = 'x-shoal-batch-stored';
+
 export function sendError(reply: FastifyReply, err: ShoalError): FastifyReply {
   if (err.status === 503) reply.header('Retry-After', '1');
   return reply.code(err.status).type('application/json').send(err.toJSON());

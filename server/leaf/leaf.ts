@@ -14,7 +14,7 @@ import { threadCodes, trimStringCodes } from '../../query/storage/string-codes.j
 import type { DiskHealth } from '../durability/disk-store.js';
 import type { ShmBlockHome } from '../durability/shm-blocks.js';
 import type { LeafConfig } from './config.js';
-import { bodyFormat, fastifyOptions, installCommon, sendError, parseQueryRequest, requireToken, type QueryRequest } from '../http/http-common.js';
+import { BATCH_STORED_HEADER, bodyFormat, fastifyOptions, ingestBatchId, installCommon, sendError, parseQueryRequest, requireToken, tokenMatches, type QueryRequest } from '../http/http-common.js';
 import { LeafStore, checkTableName, deadlineError, parseIngestGuard, type IngestGuard, type IngestRecord } from '../../query/storage/leaf-store.js';
 import type { ColumnType } from '../../query/storage/types.js';
 import { LIMITS } from '../../query/limits.js';
@@ -248,6 +248,18 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     if (leaf.state !== 'serving') {
       // Going away (or restoring): the writer's next batch should go out on a new connection.
       reply.header('connection', 'close');
+      // Handing off or stopped, this process stores nothing more, so what it holds is final: a
+      // batch it stored is a duplicate (it goes on in the handoff and the disk log), and one it
+      // did not store never will be, which the router may act on at once (docs/cluster.md).
+      const batchId = ingestBatchId(req.headers['x-shoal-batch-id']);
+      if (leaf.state !== 'starting' && batchId !== null && (cfg.token === null || tokenMatches(req, cfg.token))) {
+        const rows = leaf.store.duplicateRows(batchId);
+        if (rows !== null) {
+          leaf.metrics.ingestBatches.inc({ outcome: 'duplicate' });
+          return reply.send({ accepted: rows, duplicate: true });
+        }
+        reply.header(BATCH_STORED_HEADER, 'never');
+      }
       return sendError(reply, new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${leaf.state} and does not take writes; retry (another leaf will take the batch)`));
     }
     if (leaf.ingestRequests >= cfg.ingestInFlightMax) {
@@ -270,8 +282,7 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     checkTableName(req.params.table);
     const format = bodyFormat(req.headers['content-type']);
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const batchIdHeader = req.headers['x-shoal-batch-id'];
-    const batchId = typeof batchIdHeader === 'string' && batchIdHeader.length > 0 ? batchIdHeader.slice(0, 128) : null;
+    const batchId = ingestBatchId(req.headers['x-shoal-batch-id']);
     try {
       const guard = parseIngestGuard(req.headers['x-shoal-deadline-ms'], req.headers['x-shoal-column-types']);
       // First deadline check: the body has been read (a hung or stopped leaf reads it late).
