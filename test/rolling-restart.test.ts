@@ -141,7 +141,7 @@ describe('shoal restart', () => {
     writeFileSync(walDir, 'not a directory');
     const roll = await runCli(['restart', '--aggregator', url, '--batch', '1', '--leaf-timeout', '5000'], 120_000);
     expect(roll.code, roll.stdout + roll.stderr).toBe(1);
-    expect(roll.stderr).toContain('shoal restart stopped: leaf-2');
+    expect(roll.stderr).toContain('shoal restart: stopped: leaf-2');
     expect(roll.stderr, roll.stdout + roll.stderr).toContain('did not come back within 5000 ms');
     expect(roll.stdout).toMatch(/STOPPED after 1 of 3 leaves/);
     const q = await postJson(`${url}/v1/query`, { sql: 'SELECT count(*) FROM events' });

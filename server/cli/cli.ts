@@ -8,6 +8,7 @@
  * half of it. `shoal --help` and unknown commands still load them all.
  */
 import { Command } from 'commander';
+import { CliError, EXIT } from './common.js';
 
 type Register = (program: Command) => void;
 
@@ -21,6 +22,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   aggregator: async () => (await import('./cmd-aggregator.js')).registerAggregator,
   up: async () => (await import('./cmd-up.js')).registerUp,
   status: async () => (await import('./cmd-status.js')).registerStatus,
+  tables: async () => (await import('./cmd-tables.js')).registerTables,
+  describe: async () => (await import('./cmd-tables.js')).registerDescribe,
   shm: async () => (await import('./cmd-shm.js')).registerShm,
 };
 
@@ -38,6 +41,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`shoal: ${(e as Error).message}\n`);
-  process.exit(1);
+  // One line, prefixed with the command that failed (docs/cli.md); the exit code says what kind.
+  const command = process.argv[2] !== undefined && process.argv[2] in COMMANDS ? ` ${process.argv[2]}` : '';
+  process.stderr.write(`shoal${command}: ${(e as Error).message}\n`);
+  process.exit(e instanceof CliError ? e.exitCode : EXIT.failed);
 });

@@ -5,6 +5,8 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
+import { setLogFormat } from '../http/http-common.js';
+import { CliError, EXIT } from './common.js';
 import { isShoalError } from '../../query/errors.js';
 import { Aggregator, buildAggregatorApp, defaultAggregatorConfig, validateAggregatorConfig, type AggregatorConfig } from '../cluster/aggregator.js';
 import { loadClusterFile } from '../cluster/membership.js';
@@ -22,6 +24,7 @@ export function registerAggregator(program: Command): void {
     .option('--ingest-timeout <ms>', 'wait this long for a leaf to acknowledge a batch', String(d.ingestTimeoutMs))
     .option('--token <token>', 'bearer token for ingest and query (or SHOAL_TOKEN); also sent to the leaves', process.env.SHOAL_TOKEN)
     .option('--log-level <level>', 'fatal, error, warn, info, debug', d.logLevel)
+    .option('--log-format <format>', 'auto (text on a terminal, else JSON lines), json or text', 'auto')
     .addHelpText('after', `
 Example:
   $ cat cluster.json
@@ -43,9 +46,15 @@ Example:
         if (isShoalError(e)) throw new Error(`${e.code}: ${e.message}`);
         throw e;
       }
+      setLogFormat(String(o.logFormat) as 'auto');
       const agg = new Aggregator(config, members);
       const app = buildAggregatorApp(agg);
-      await app.listen({ host: config.host, port: config.port });
+      try {
+        await app.listen({ host: config.host, port: config.port });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+        throw new CliError(`port ${config.port} on ${config.host} is in use by another process; stop it or pick another --port`, EXIT.unhealthy);
+      }
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
       agg.membership.start();

@@ -9,6 +9,8 @@ import type { Command } from 'commander';
 import { ConfigError, defaultLeafConfig, parseBytes, validateLeafConfig, type LeafConfig } from '../leaf/config.js';
 import { Leaf, buildLeafApp } from '../leaf/leaf.js';
 import { startLeafLifecycle } from '../leaf/lifecycle.js';
+import { setLogFormat } from '../http/http-common.js';
+import { CliError, EXIT } from './common.js';
 import { DataDirInUseError, lockDataDir } from '../durability/data-dir-lock.js';
 
 /** The leaf's identity, kept in its data directory so a restarted process is the same leaf. */
@@ -24,6 +26,14 @@ export function loadLeafId(dataDir: string, wanted: string | null): string {
   return id;
 }
 
+/** A byte count as the --memory-budget flag would take it: 6GiB, 5.8GiB, 512MiB. */
+export function sizeText(bytes: number): string {
+  for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (bytes >= size) return `${Number((bytes / size).toFixed(1))}${unit}`;
+  }
+  return `${bytes}B`;
+}
+
 export function registerLeaf(program: Command): void {
   const d = defaultLeafConfig();
   program
@@ -34,7 +44,7 @@ export function registerLeaf(program: Command): void {
     .option('--data-dir <dir>', 'disk log and checkpoints', d.dataDir)
     .option('--id <id>', 'leaf identity (default: generated once, kept in the data dir)')
     .option('--workers <n>', 'scan worker threads', String(d.workers))
-    .option('--memory-budget <size>', 'table data kept in memory, e.g. 4GiB', String(d.memoryBudgetBytes))
+    .option('--memory-budget <size>', `table data kept in memory, e.g. 4GiB (default: a quarter of this machine's memory, at most 8GiB: ${sizeText(d.memoryBudgetBytes)} here)`)
     .option('--query-timeout <ms>', 'default query timeout', String(d.queryTimeoutMs))
     .option('--fsync <policy>', 'disk log fsync: always, interval or never', d.fsync)
     .option('--no-disk-log', 'keep data in memory only (a crash loses it)')
@@ -46,6 +56,7 @@ export function registerLeaf(program: Command): void {
     .option('--token <token>', 'bearer token for ingest and query (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
     .option('--admin-token <token>', 'bearer token for admin calls (or SHOAL_ADMIN_TOKEN)', process.env.SHOAL_ADMIN_TOKEN)
     .option('--log-level <level>', 'fatal, error, warn, info, debug', d.logLevel)
+    .option('--log-format <format>', 'auto (text on a terminal, else JSON lines), json or text', 'auto')
     .addHelpText('after', `
 Example:
   $ shoal leaf --port 7001 --data-dir ./data/leaf1 --memory-budget 4GiB`)
@@ -57,7 +68,7 @@ Example:
         dataDir: path.resolve(String(o.dataDir)),
         leafId: (o.id as string | undefined) ?? null,
         workers: Number(o.workers),
-        memoryBudgetBytes: parseBytes(String(o.memoryBudget)),
+        memoryBudgetBytes: o.memoryBudget === undefined ? d.memoryBudgetBytes : parseBytes(String(o.memoryBudget)),
         queryTimeoutMs: Number(o.queryTimeout),
         fsync: o.fsync as LeafConfig['fsync'],
         diskLog: o.diskLog !== false,
@@ -70,6 +81,7 @@ Example:
         adminToken: (o.adminToken as string | undefined) ?? null,
         logLevel: String(o.logLevel),
       });
+      setLogFormat(String(o.logFormat) as 'auto');
       fs.mkdirSync(config.dataDir, { recursive: true });
       // Before anything in the directory is read: one process per data directory. Held until
       // this process exits (the kernel drops it on any exit, kill -9 included).
@@ -83,6 +95,11 @@ Example:
       const leafId = loadLeafId(config.dataDir, config.leafId);
       const leaf = new Leaf(config, leafId);
       const app = buildLeafApp(leaf);
-      await startLeafLifecycle(leaf, app);
+      try {
+        await startLeafLifecycle(leaf, app);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+        throw new CliError(`port ${config.port} on ${config.host} is in use by another process; stop it or pick another --port`, EXIT.unhealthy);
+      }
     });
 }

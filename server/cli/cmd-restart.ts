@@ -4,6 +4,7 @@
  * the roll stops early.
  */
 import type { Command } from 'commander';
+import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
 import { formatTable } from './format.js';
 import { rollingRestart, type LeafReport, type RollEvent } from '../ops/rolling-restart.js';
 
@@ -19,10 +20,10 @@ function progressLine(l: LeafReport): string {
 }
 
 export function registerRestart(program: Command): void {
-  program
-    .command('restart')
+  const cmd = program.command('restart');
+  urlOption(cmd, 'aggregator', { aggregatorAlias: true });
+  cmd
     .description('roll every leaf of a cluster onto new code, K at a time, through shared memory')
-    .option('--aggregator <url>', 'aggregator URL', process.env.SHOAL_URL ?? 'http://127.0.0.1:7000')
     .option('--batch <k>', 'leaves restarted at once', '1')
     .option('--leaf-timeout <ms>', 'time one leaf may take to serve and be healthy again', '120000')
     .option('--allow-disk', 'go on when a leaf comes back from disk instead of shared memory')
@@ -35,11 +36,12 @@ docs/operations.md for systemd and Kubernetes).
 
 Example:
   $ shoal restart --batch 1`)
-    .action(async (o: { aggregator: string; batch: string; leafTimeout: string; allowDisk?: boolean; probeTable?: string; token?: string; adminToken?: string }) => {
+    .action(async (o: { url?: string; aggregator?: string; batch: string; leafTimeout: string; allowDisk?: boolean; probeTable?: string; token?: string; adminToken?: string }) => {
       const batch = Number(o.batch);
       const leafTimeoutMs = Number(o.leafTimeout);
-      if (!Number.isInteger(batch) || batch < 1) throw new Error('--batch must be a positive integer');
-      if (!(leafTimeoutMs >= 1000)) throw new Error('--leaf-timeout must be at least 1000 ms');
+      if (!Number.isInteger(batch) || batch < 1) throw new CliError('--batch must be a positive integer');
+      if (!(leafTimeoutMs >= 1000)) throw new CliError('--leaf-timeout must be at least 1000 ms');
+      const aggregatorUrl = resolveUrl(o);
       const tty = process.stdout.isTTY === true;
       let lastProbe = '';
       const onEvent = (e: RollEvent) => {
@@ -54,7 +56,7 @@ Example:
         }
       };
       const s = await rollingRestart({
-        aggregatorUrl: o.aggregator, batch, leafTimeoutMs, allowDisk: o.allowDisk === true,
+        aggregatorUrl, batch, leafTimeoutMs, allowDisk: o.allowDisk === true,
         token: o.token ?? null, adminToken: o.adminToken ?? null, probeTable: o.probeTable ?? null, probeIntervalMs: 250, onEvent,
       });
       if (tty) process.stdout.write('\r\x1b[K');
@@ -70,8 +72,8 @@ Example:
       const lost = s.leaves.filter((l) => l.rowsAfter !== null && l.rowsAfter < l.rowsBefore).length;
       process.stdout.write(`writes lost: ${s.writes.failed + lost === 0 ? 0 : `${s.writes.failed} failed batches, ${lost} leaves came back with fewer rows`}\n`);
       if (!s.ok) {
-        process.stderr.write(`shoal restart stopped: ${s.error}\nThe other leaves were not touched and keep serving.\n`);
-        process.exitCode = 1;
+        process.stderr.write(`shoal restart: stopped: ${s.error}\nThe other leaves were not touched and keep serving.\n`);
+        process.exitCode = EXIT.failed;
       }
     });
 }

@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { call, ClientError } from './client.js';
+import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
 import { formatTable } from './format.js';
 
 export function formatBytes(bytes: number | null | undefined): string {
@@ -28,11 +29,22 @@ interface MemberStatus {
   leafCount: number; pid?: number | null; restart: { source: string; ms: number } | null; diskWritable?: boolean | null;
 }
 
+/** `tables: events (1200 rows, 61.2 KiB), logs (...)`, at most 20 named, on a line of its own. */
+function tablesLine(s: Record<string, unknown>): string {
+  const tables = Object.entries((s.tables as Record<string, { rows?: number; bytes?: number }> | undefined) ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  if (tables.length === 0) return '\ntables: none yet (a table is created by its first write)';
+  const shown = tables.slice(0, 20).map(([name, t]) => `${name} (${t.rows ?? 0} rows, ${formatBytes(t.bytes ?? 0)})`);
+  const more = tables.length > 20 ? `, and ${tables.length - 20} more (shoal tables)` : '';
+  return `\ntables: ${shown.join(', ')}${more}`;
+}
+
 export function formatStatus(s: Record<string, unknown>, url: string): { text: string; allHealthy: boolean } {
   if (s.role === 'aggregator') {
     const members = (s.leaves as MemberStatus[]) ?? [];
     const healthy = members.filter((m) => m.state === 'healthy').length;
-    const head = `aggregator ${String(s.id)} at ${url}: ${healthy}/${members.length} members healthy, ${String(s.leafCount)} lea${s.leafCount === 1 ? 'f' : 'ves'}, ` +
+    // `--id` defaults to "aggregator": no "aggregator aggregator".
+    const name = s.id === undefined || s.id === 'aggregator' ? 'aggregator' : `aggregator ${String(s.id)}`;
+    const head = `${name} at ${url}: ${healthy}/${members.length} members healthy, ${String(s.leafCount)} lea${s.leafCount === 1 ? 'f' : 'ves'}, ` +
       `${String(s.rows)} rows, ${formatBytes(s.bytes as number)}, ${formatBytes(s.memoryFreeBytes as number)} free`;
     const str = (name: string) => ({ name, type: 'string' });
     const columns = [str('leaf'), str('role'), str('state'), { name: 'pid', type: 'int' }, { name: 'rows', type: 'int' }, str('bytes'), str('memory free'), str('restart'), str('last seen'), str('error')];
@@ -41,7 +53,7 @@ export function formatStatus(s: Record<string, unknown>, url: string): { text: s
       m.pid ?? null, m.rows, formatBytes(m.bytes), formatBytes(m.memoryFreeBytes),
       m.restart ? `${m.restart.source} ${m.restart.ms} ms` : '-', ago(m.lastSeenMsAgo), m.lastError ?? (m.diskWritable === false ? 'disk log refuses writes (see its status)' : ''),
     ]);
-    return { text: `${head}\n${formatTable({ columns, rows })}`, allHealthy: healthy === members.length };
+    return { text: `${head}\n${formatTable({ columns, rows })}${tablesLine(s)}`, allHealthy: healthy === members.length };
   }
   const r = s.restart as { source?: string; ms?: number } | undefined;
   const lines = [
@@ -49,6 +61,8 @@ export function formatStatus(s: Record<string, unknown>, url: string): { text: s
     `  rows ${String(s.rows)}, ${formatBytes(s.bytes as number)} of ${formatBytes(s.memoryBudgetBytes as number)} budget, ${formatBytes(s.memoryFreeBytes as number)} free`,
     `  tables ${Object.keys((s.tables as object) ?? {}).length}, restart ${r?.source ?? '?'} in ${r?.ms ?? '?'} ms, up ${String(s.uptimeSeconds)} s, pid ${String(s.pid)}`,
   ];
+  const listed = tablesLine(s);
+  if (listed !== '') lines.push(`  ${listed.trim()}`);
   const disk = s.disk as { log?: boolean; writable?: boolean; failure?: { kind: string; code: string; message: string } | null; losses?: { where: string; rows: number | null }[] } | undefined;
   if (disk?.log === true && disk.writable === false && disk.failure) lines.push(`  DISK LOG REFUSES WRITES: ${disk.failure.kind} failed (${disk.failure.code}: ${disk.failure.message})`);
   for (const l of disk?.losses ?? []) lines.push(`  DATA LOST at ${l.where}: ${l.rows ?? 'unknown'} rows (see GET /v1/status disk.losses)`);
@@ -56,28 +70,28 @@ export function formatStatus(s: Record<string, unknown>, url: string): { text: s
 }
 
 export function registerStatus(program: Command): void {
-  program
-    .command('status')
-    .description('show the cluster (aggregator) or a leaf: members, health, rows, memory')
-    .option('--url <url>', 'aggregator or leaf URL', process.env.SHOAL_URL ?? 'http://127.0.0.1:7000')
+  const cmd = program.command('status');
+  urlOption(cmd, 'aggregator or leaf');
+  cmd
+    .description('show the cluster (aggregator) or a leaf: members, health, rows, memory, tables')
     .option('--json', 'print the raw status JSON')
     .option('--token <token>', 'bearer token (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
     .addHelpText('after', `
 Examples:
   $ shoal status
   $ shoal status --url http://127.0.0.1:7001`)
-    .action(async (o: { url: string; json?: boolean; token?: string }) => {
-      const url = o.url.replace(/\/$/, '');
+    .action(async (o: { url?: string; json?: boolean; token?: string }) => {
+      const url = resolveUrl(o);
       let s: Record<string, unknown>;
       try {
         s = (await call(`${url}/v1/status`, 'GET', undefined, { timeoutMs: 10_000, token: o.token ?? null })) as Record<string, unknown>;
       } catch (e) {
-        if (e instanceof ClientError) { process.stderr.write(`error: ${e.message}\n`); process.exitCode = 1; return; }
-        throw e;
+        if (!(e instanceof ClientError)) throw e;
+        throw new CliError(e.status === 0 ? `${e.message}: is shoal running there? start one with \`shoal up\`, or pass --url` : e.message);
       }
       if (o.json) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return; }
       const { text, allHealthy } = formatStatus(s, url);
       process.stdout.write(text + '\n');
-      if (!allHealthy) process.exitCode = 3;
+      if (!allHealthy) process.exitCode = EXIT.unhealthy;
     });
 }

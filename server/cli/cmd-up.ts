@@ -7,6 +7,7 @@
  * D/logs/<name>.log (each child's stdout and stderr). Ports: the aggregator on P, leaf i on P+i.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,7 @@ import { SHM_LAYOUT_VERSION } from '../durability/shm-handoff.js';
 import { listHandoffs } from '../durability/shm-segments.js';
 import { nativeAvailable } from '../../native/shm.js';
 import { formatBytes } from './cmd-status.js';
+import { CliError, EXIT } from './common.js';
 
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
 
@@ -34,6 +36,16 @@ function sayHeldMemory(dataDir: string, say: (line: string) => void): void {
     const bytes = mine.reduce((s, h) => s + h.bytes, 0);
     say(`${formatBytes(bytes)} of data stays in shared memory (/dev/shm) for the next \`shoal up\` on this directory (${mine.length} lea${mine.length === 1 ? 'f' : 'ves'}; freed by itself after --handoff-ttl). The disk has it too; free it now with: shoal shm --remove ${mine.map((h) => h.leafId).join(' ')}`);
   } catch { /* a listing problem must not turn a clean stop into an error */ }
+}
+
+/** The ports of `ports` on `host` that cannot be bound now (EADDRINUSE, EACCES, ...). */
+async function portsInUse(host: string, ports: readonly number[]): Promise<{ port: number; code: string }[]> {
+  const tried = await Promise.all(ports.map((p) => new Promise<{ port: number; code: string } | null>((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => resolve({ port: p, code: e.code ?? e.message }));
+    srv.listen({ host, port: p, exclusive: true }, () => srv.close(() => resolve(null)));
+  })));
+  return tried.filter((t): t is { port: number; code: string } => t !== null);
 }
 
 export function registerUp(program: Command): void {
@@ -73,6 +85,14 @@ Example:
         if (!(e instanceof DataDirInUseError)) throw e;
         process.stderr.write(`shoal up: ${e.message}\n`);
         process.exit(3);
+      }
+      // Every port must be free before anything starts: a leaf that cannot listen would be
+      // restarted forever, and a readiness check could reach whatever holds the port.
+      const busy = await portsInUse(o.host, [port, ...Array.from({ length: leafCount }, (_, k) => port + k + 1)]);
+      if (busy.length > 0) {
+        const which = busy.map((b) => `${b.port} (${b.port === port ? 'the aggregator' : `leaf-${b.port - port}`}: ${b.code})`).join(', ');
+        throw new CliError(`port${busy.length === 1 ? '' : 's'} ${which} on ${o.host} ${busy.length === 1 ? 'is' : 'are'} not free; ` +
+          `stop what holds ${busy.length === 1 ? 'it' : 'them'} (another \`shoal up\`?) or pick another --port (it uses ${port}..${port + leafCount})`, EXIT.unhealthy);
       }
       const say = (line: string) => process.stdout.write(`shoal up: ${line}\n`);
       const shown = (p: string) => path.relative(process.cwd(), p) || '.';
@@ -131,5 +151,6 @@ Example:
       } catch (e) { return fail(e as Error); }
       say(`aggregator listening on ${aggUrl} (pid ${agg.pid}, log ${shown(agg.spec.logFile)}, cluster ${shown(clusterFile)})`);
       say(`${leafCount} lea${leafCount === 1 ? 'f' : 'ves'} + aggregator ready at ${aggUrl}`);
+      say(`stop with Ctrl-C (or kill -TERM ${process.pid}); query from another terminal: shoal query --url ${aggUrl} "SELECT count(*) FROM events"`);
     });
 }

@@ -122,6 +122,7 @@ export class Aggregator {
     for (const m of members) for (const [name, rows] of m.tablesSeen()) {
       const t = (tables[name] ??= { rows: 0, bytes: 0 });
       t.rows += rows;
+      t.bytes += m.tableBytesSeen(name);
     }
     const schemaVersion = this.membership.schemaVersion();
     if (knownSchemaVersion !== schemaVersion) {
@@ -330,7 +331,7 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     return agg.status(typeof known === 'string' ? known : null);
   });
 
-  app.get('/healthz', async () => ({ status: 'serving', membersHealthy: agg.membership.members.filter((m) => m.health === 'healthy').length }));
+  app.get('/healthz', async () => ({ status: 'serving', pid: process.pid, membersHealthy: agg.membership.members.filter((m) => m.health === 'healthy').length }));
 
   app.get('/metrics', async (req, reply) => {
     requireToken(req, cfg.token, 'metrics');

@@ -101,6 +101,8 @@ export class Member {
   diskWritable: boolean | null = null;
   /** Rows per table as last seen (status poll or query answer); null until first seen. */
   private tableRows: Map<string, number> | null = null;
+  /** Bytes per table as of the last status (queries do not report them). */
+  private tableBytes = new Map<string, number>();
   /** Body bytes the router sent this member since its last status: the free memory it reported
    * is up to a poll interval old, and without this every batch in that interval would go to the
    * same "freest" member. */
@@ -175,8 +177,13 @@ export class Member {
     const tables = s.tables;
     if (typeof tables === 'object' && tables !== null) {
       const m = new Map<string, number>();
-      for (const [name, t] of Object.entries(tables as Record<string, { rows?: unknown }>)) m.set(name, num(t?.rows) ?? 0);
+      const bytes = new Map<string, number>();
+      for (const [name, t] of Object.entries(tables as Record<string, { rows?: unknown; bytes?: unknown }>)) {
+        m.set(name, num(t?.rows) ?? 0);
+        bytes.set(name, num(t?.bytes) ?? 0);
+      }
       this.tableRows = m;
+      this.tableBytes = bytes;
     }
     return this.noteSchemas(s);
   }
@@ -215,6 +222,8 @@ export class Member {
 
   /** Table row counts as last seen, for the aggregator's own status. */
   tablesSeen(): ReadonlyMap<string, number> { return this.tableRows ?? new Map(); }
+  /** A table's bytes on this member at its last status (0 when not listed there). */
+  tableBytesSeen(table: string): number { return this.tableBytes.get(table) ?? 0; }
 
   toJSON() {
     return {

@@ -9,10 +9,36 @@ import { ShoalError, isShoalError } from '../../query/errors.js';
 import { openPlan, type PlanEnvelope } from '../../query/plan/protocol.js';
 import { LIMITS } from '../../query/limits.js';
 
-/** Server options shared by leaf and aggregator: JSON logs with request ids, bounded bodies. */
+/**
+ * How a process writes its log lines on stdout: `json` (pino's lines, for files and log
+ * shippers; what `shoal up` writes to its log files) or `text` (one readable line each, for a
+ * person at a terminal). `auto`, the CLI default, is text on a terminal and JSON otherwise.
+ */
+export type LogFormat = 'json' | 'text';
+let logFormat: LogFormat = 'json';
+export function setLogFormat(f: 'auto' | LogFormat): void {
+  if (f !== 'auto' && f !== 'json' && f !== 'text') throw new ShoalError('SHOAL_ERR_BAD_REQUEST', `--log-format must be auto, json or text, not ${String(f)}`);
+  logFormat = f === 'auto' ? (process.stdout.isTTY ? 'text' : 'json') : f;
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+/** One pino JSON line as `time LEVEL message {other fields}`. */
+export function textLogLine(json: string): string {
+  let rec: Record<string, unknown>;
+  try { rec = JSON.parse(json) as Record<string, unknown>; } catch { return json.endsWith('\n') ? json : json + '\n'; }
+  const { level, time, msg, pid: _pid, hostname: _host, ...rest } = rec;
+  const when = typeof time === 'number' ? new Date(time).toISOString() : '';
+  const name = (LEVEL_NAMES[level as number] ?? String(level)).padEnd(5);
+  const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
+  return `${when} ${name} ${String(msg ?? '')}${extra}\n`;
+}
+
+/** Server options shared by leaf and aggregator: logs with request ids, bounded bodies. */
 export function fastifyOptions(logLevel: string): FastifyServerOptions {
+  const stream = logFormat === 'text' ? { write: (line: string) => { process.stdout.write(textLogLine(line)); } } : undefined;
   return {
-    logger: { level: logLevel },
+    logger: { level: logLevel, ...(stream !== undefined ? { stream } : {}) },
     // Per-request log lines would dominate the log at ingest rates; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: LIMITS.bodyBytesMax,

@@ -360,12 +360,13 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
   });
 
   app.get('/healthz', async (_req, reply) => {
-    if (leaf.state !== 'serving') return reply.code(503).send({ status: leaf.state });
+    // The pid lets a supervisor tell its own child from another process on the same port.
+    if (leaf.state !== 'serving') return reply.code(503).send({ status: leaf.state, pid: process.pid });
     // Serving queries: 200. A disk that refuses the log is detail, not an outage (writes go to
     // other leaves; this one still answers for the data it holds).
     const disk = leaf.diskStatus();
-    if (disk.log && !disk.writable) return { status: 'serving', ingest: 'refused', disk: disk.failure };
-    return { status: 'serving' };
+    if (disk.log && !disk.writable) return { status: 'serving', pid: process.pid, ingest: 'refused', disk: disk.failure };
+    return { status: 'serving', pid: process.pid };
   });
 
   app.get('/metrics', async (req, reply) => {

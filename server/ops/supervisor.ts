@@ -136,11 +136,18 @@ export class Supervisor {
       if (proc === null || proc.exitCode !== null || proc.signalCode !== null || child.proc !== proc) {
         throw new Error(`${child.spec.name} exited before it served; see ${child.spec.logFile}:\n${tail(child.spec.logFile)}`);
       }
+      let other: number | null = null;
       try {
         const res = await request(`${child.spec.url}/healthz`, { headersTimeout: 1_000, bodyTimeout: 1_000 });
-        await res.body.dump();
-        if (res.statusCode === 200) return;
+        const text = await res.body.text();
+        let pid: unknown;
+        try { pid = (JSON.parse(text) as { pid?: unknown }).pid; } catch { /* not shoal: judged below */ }
+        // Only our child counts: another process on that port (another cluster) is not it.
+        if (pid === child.pid) { if (res.statusCode === 200) return; } else other = typeof pid === 'number' ? pid : -1;
       } catch { /* not listening yet */ }
+      if (other !== null) {
+        throw new Error(`${child.spec.name}: another process answers at ${child.spec.url} (${other > 0 ? `shoal, pid ${other}` : 'not shoal'}); its port is in use`);
+      }
       await sleep(100);
     }
     throw new Error(`${child.spec.name} did not serve at ${child.spec.url} within ${timeoutMs} ms; see ${child.spec.logFile}:\n${tail(child.spec.logFile)}`);
