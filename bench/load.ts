@@ -105,7 +105,7 @@ async function startTarget(kind: 'leaf' | 'cluster', mode: string, dir: string):
 /** Runs `shoal load` as a child process and returns its JSON report. */
 async function runLoader(file: string, url: string, table: string, extra: string[]): Promise<LoadRun> {
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI_PATH, 'load', file, '--table', table, '--aggregator', url, '--json', '--quiet', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI_PATH, 'load', file, '--table', table, '--url', url, '--json', '--quiet', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => { out += c.toString(); });

@@ -2,13 +2,15 @@
  * `load()`: files -> reader -> prepare (time, checks, NDJSON) -> batcher -> sender, one file
  * after another, streaming: the reader is paused whenever `inFlight` batches are outstanding, so
  * memory is a few batches and one reader chunk (or Parquet row group), whatever the file size.
- * Returns the report; throws only for a bad option or a missing file, i.e. before anything is
- * sent. Any later error (an unreadable file, a batch that cannot be delivered) stops the load
- * and is in `report.error`, with the counts of what was done until then.
+ * Returns the report; throws only for a bad option, a missing file, or a URL where nothing
+ * listens (contact.ts), i.e. before anything is read or sent. Any later error (an unreadable
+ * file, a batch that cannot be delivered) stops the load and is in `report.error`, with the
+ * counts of what was done until then.
  */
 import { randomBytes } from 'node:crypto';
 import { ShoalError, isShoalError } from '../query/errors.js';
 import { Batcher, type Batch } from './batcher.js';
+import { contact } from './contact.js';
 import { heapGuard } from './heap-guard.js';
 import { validateLoadOptions, type LoadOptions } from './options.js';
 import { RowPreparer } from './prepare.js';
@@ -40,18 +42,6 @@ export interface LoadHooks {
   nowSeconds?: () => number;
 }
 
-/** Seeds column types from the table's schema, when the table exists (best effort). */
-export async function seedTypes(transport: Transport, table: string, types: ColumnTypes): Promise<void> {
-  const answer = await transport.getJson(`/v1/tables/${encodeURIComponent(table)}`);
-  if (answer.status !== 200) return;
-  const columns = (answer.body as { columns?: { name?: unknown; type?: unknown }[] } | null)?.columns;
-  if (!Array.isArray(columns)) return;
-  for (const c of columns) {
-    // "int|string" (leaves that disagree) seeds nothing: the leaves will judge.
-    if (typeof c?.name === 'string' && typeof c.type === 'string') types.seed(c.name, c.type);
-  }
-}
-
 export async function load(opts: LoadOptions, hooks: LoadHooks = {}): Promise<LoadReport> {
   validateLoadOptions(opts);
   const started = performance.now();
@@ -69,7 +59,12 @@ export async function load(opts: LoadOptions, hooks: LoadHooks = {}): Promise<Lo
   let bytesBefore = 0;
 
   try {
-    await seedTypes(transport, opts.table, types);
+    await contact(transport, opts.url, opts.table, types);
+  } catch (e) {
+    if (hooks.transport === undefined) await transport.close();
+    throw e;
+  }
+  try {
     for (let f = 0; f < opts.files.length; f++) {
       const file = opts.files[f]!;
       if (hooks.signal?.aborted) break;

@@ -33,7 +33,8 @@ export interface RowOptions {
 
 /** How rows are sent (shared by load and tail). */
 export interface SendOptions {
-  /** Aggregator (or single leaf) base URL. */
+  /** Aggregator (or single leaf) base URL, with its scheme (`http://127.0.0.1:7000`). The CLI
+   * resolves `--url`, its alias `--aggregator` and SHOAL_URL into this (server/cli/common.ts). */
   url: string;
   table: string;
   /** Bearer token for ingest, or null. */
@@ -73,6 +74,7 @@ export function defaultRowOptions(): RowOptions {
 
 export function defaultSendOptions(): Omit<SendOptions, 'table'> {
   return {
+    // The CLI's default too (DEFAULT_URL in server/cli/common.ts: the aggregator of `shoal up`).
     url: 'http://127.0.0.1:7000',
     token: null,
     // 10k rows of ~120 bytes is ~1.2 MB: large enough that per-request costs (HTTP, the leaf's
@@ -123,9 +125,9 @@ export function validateSendOptions(o: SendOptions): void {
   try {
     url = new URL(o.url);
   } catch {
-    fail(`--aggregator must be a URL like http://127.0.0.1:7000, got "${o.url}"`);
+    fail(`--url must be a URL like http://127.0.0.1:7000, got "${o.url}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`--aggregator must be an http(s) URL, got "${o.url}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`--url must be an http(s) URL, got "${o.url}"`);
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(o.table)) fail(`--table must be 1..${LIMITS.tableNameBytesMax} letters, digits, _ or -, got "${o.table}"`);
   intIn(o.batchRows, '--batch-rows', 1, LIMITS.eventsPerBatchMax);
   intIn(o.batchBytes, '--batch-bytes', 1024, LIMITS.loaderBatchBytesMax);

@@ -46,6 +46,8 @@ export interface LoadReport {
   readonly batches: number;
   /** Batches the server had already stored (a retry after a lost answer): not stored twice. */
   readonly batchesDuplicate: number;
+  /** Rows of those batches (counted in rowsAccepted too: they are stored, once). */
+  readonly rowsDuplicate: number;
   readonly retries: number;
   readonly bytesRead: number;
   readonly seconds: number;
@@ -67,6 +69,7 @@ export class ReportBuilder {
   rowsTimeDefaulted = 0;
   batches = 0;
   batchesDuplicate = 0;
+  rowsDuplicate = 0;
   retries = 0;
   bytesRead = 0;
   interrupted = false;
@@ -75,10 +78,14 @@ export class ReportBuilder {
   private readonly kept: RejectedRow[] = [];
   private readonly cpuAtStart = process.cpuUsage();
 
+  /** Called with every rejection as it happens (a command that prints them as it goes). */
+  onReject: ((r: RejectedRow) => void) | null = null;
+
   constructor(readonly table: string, readonly url: string, private readonly keptMax: number) {}
 
   reject(file: string, positionKind: 'line' | 'row', r: Rejection | { position: number; code: string; message: string }): void {
     this.rowsRejected++;
+    this.onReject?.({ file, position: r.position, positionKind, code: r.code, message: r.message });
     this.byCode.set(r.code, (this.byCode.get(r.code) ?? 0) + 1);
     if (this.kept.length < Math.min(this.keptMax, LIMITS.loaderRejectionsKeptMax)) {
       this.kept.push({ file, position: r.position, positionKind, code: r.code, message: r.message });
@@ -103,6 +110,7 @@ export class ReportBuilder {
       rejected,
       batches: this.batches,
       batchesDuplicate: this.batchesDuplicate,
+      rowsDuplicate: this.rowsDuplicate,
       retries: this.retries,
       bytesRead: this.bytesRead,
       seconds: Math.round(seconds * 1000) / 1000,

@@ -50,9 +50,11 @@ const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms
 
 const RETRYABLE = new Set([0, 408, 429, 500, 502, 503, 504]);
 
-/** Strips the batch-relative "line 3 (row 2), " prefix of a leaf's message. */
+/** Strips the batch-relative position ("line 3 (row 2), ", "row 2: ", "line 3 is ") from a
+ * leaf's message: the report gives the row's position in the file instead, and two numbers for
+ * one row, one of them relative to a batch the user never sees, would contradict each other. */
 export function cleanServerMessage(message: string): string {
-  return message.replace(/^(line \d+ \(row \d+\)|row \d+)(, |: )?/, '');
+  return message.replace(/^(line \d+ \(row \d+\)|row \d+)(, |: )?/, '').replace(/^line \d+ is /, '');
 }
 
 function serverError(answer: TransportAnswer): ServerError {
@@ -129,6 +131,7 @@ export class Sender {
         const body = answer.body as { accepted?: unknown; duplicate?: unknown } | null;
         if (body?.duplicate === true) {
           this.report.batchesDuplicate++;
+          this.report.rowsDuplicate += seg.positions.length;
           this.report.rowsAccepted += seg.positions.length;
         } else {
           this.report.rowsAccepted += typeof body?.accepted === 'number' ? body.accepted : seg.positions.length;
@@ -179,8 +182,11 @@ export class Sender {
     const positions: number[] = [];
     const all = linesOf(seg);
     for (let i = 0; i < all.length; i++) {
-      const row = JSON.parse(all[i]!) as Record<string, unknown>;
-      const got = valueClass(row[column]);
+      // The loader's own lines are objects; `shoal ingest` forwards lines unchecked, so one that
+      // is not an object (or not JSON) is kept here and left to the leaf to judge.
+      let row: unknown = null;
+      try { row = JSON.parse(all[i]!); } catch { /* the leaf will say */ }
+      const got = typeof row === 'object' && row !== null ? valueClass((row as Record<string, unknown>)[column]) : null;
       if (got !== null && got !== cls) {
         this.report.reject(batch.file, batch.positionKind, {
           position: seg.positions[i]!, code: 'SHOAL_ERR_INGEST_TYPE_CONFLICT',

@@ -13,7 +13,9 @@
  * reading (by device and inode: `app.log.1`) and finishes it first.
  *
  * Each line goes through the same steps as `load` (parse, time, checks): bad lines are reported
- * with their line number and skipped. Not here: the state file format (tail-state.ts).
+ * with their line number and skipped. Nothing listening at the URL when the tail starts stops it
+ * at once (contact.ts); a cluster that goes away later is retried (`retries`, hours by default).
+ * Not here: the state file format (tail-state.ts).
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -22,7 +24,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { ShoalError, type ErrorCode } from '../query/errors.js';
 import { LIMITS } from '../query/limits.js';
-import { seedTypes } from './load.js';
+import { contact } from './contact.js';
 import { defaultRowOptions, defaultSendOptions, validateRowOptions, validateSendOptions, type RowOptions, type SendOptions } from './options.js';
 import { RowPreparer } from './prepare.js';
 import { parseLine } from './read-ndjson.js';
@@ -170,7 +172,8 @@ class Follower {
   }
 
   async run(): Promise<void> {
-    await seedTypes(this.transport, this.opts.table, this.types);
+    // Nothing listening at the URL fails at once; a cluster that goes away later is retried.
+    await contact(this.transport, this.opts.url, this.opts.table, this.types);
     if (!(await this.start())) return;
     try {
       await this.follow();

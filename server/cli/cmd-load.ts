@@ -7,6 +7,7 @@
  * 1 when it stopped early (the report says why and how far it got), 130 after a second Ctrl-C.
  */
 import type { Command } from 'commander';
+import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
 import { load } from '../../loader/load.js';
 import { defaultLoadOptions, parseIntOption, parseSchemaOption, parseSizeOption, type InputFormat, type LoadOptions, type MissingTimePolicy, type TimeFormat } from '../../loader/options.js';
 import { progressBar, shouldShowProgress } from '../../loader/progress.js';
@@ -14,7 +15,7 @@ import { fileSize } from '../../loader/readers.js';
 import { formatReport } from '../../loader/report.js';
 
 interface LoadCliOptions {
-  table: string; aggregator: string; format: string; timeColumn: string; timeFormat: string; missingTime: string;
+  table: string; url?: string; aggregator?: string; format: string; timeColumn: string; timeFormat: string; missingTime: string;
   schema?: string; inferRows: string; delimiter?: string; skipColumns?: string; batchRows: string; batchBytes: string;
   inFlight: string; retries: string; maxRejected?: string; showRejected: string; token?: string; quiet?: boolean; json?: boolean;
 }
@@ -23,12 +24,13 @@ const list = (text: string | undefined) => (text ?? '').split(',').map((s) => s.
 
 export function registerLoad(program: Command): void {
   const d = defaultLoadOptions([], '');
-  program
+  const cmd = program
     .command('load')
     .description('bulk-load NDJSON (.gz), CSV, Parquet or Arrow files into a table, with progress and a report')
     .argument('<files...>', 'files to load, in order')
-    .requiredOption('--table <name>', 'table to load into (created by its first write)')
-    .option('--aggregator <url>', 'aggregator (or leaf) URL (or SHOAL_URL)', process.env.SHOAL_URL ?? d.url)
+    .requiredOption('--table <name>', 'table to load into (created by its first write)');
+  urlOption(cmd, 'aggregator or leaf', { aggregatorAlias: true });
+  cmd
     .option('--format <format>', 'auto, ndjson, csv, parquet or arrow (auto: by name and first bytes)', d.format)
     .option('--time-column <name>', 'column holding each row\'s time; sent as `time`', d.timeColumn)
     .option('--time-format <format>', 'auto, unix-s, unix-ms, unix-us or iso (Parquet/Arrow timestamp types convert by their unit)', d.timeFormat)
@@ -43,23 +45,24 @@ export function registerLoad(program: Command): void {
     .option('--retries <n>', 'attempts per batch on 503/connection errors before stopping', String(d.retries))
     .option('--max-rejected <n>', 'stop once more than n rows were rejected (default: never)')
     .option('--show-rejected <n>', 'rejected rows listed in the report with line and reason', String(d.rejectionsShown))
-    .option('--token <token>', 'bearer token (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
+    .option('--token <token>', 'bearer token (or SHOAL_TOKEN)')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', `
 Examples:
   $ shoal load events.parquet --table events
-  $ shoal load logs/*.ndjson.gz --table requests --aggregator http://127.0.0.1:7000
+  $ shoal load logs/*.ndjson.gz --table requests --url 127.0.0.1:7000
   $ shoal load sales.csv --table sales --time-column sold_at --schema store_id:string,price:float
   $ shoal load clicks.arrow --table clicks --missing-time now --quiet --json
 
 Rows that cannot be stored (bad JSON, wrong type, no usable time) are reported with their line
-(row number for Parquet/Arrow) and skipped; the rest load. Exit status: 0 all rows accepted,
-2 some rows rejected, 1 the load stopped early. See docs/loader.md.`)
+(row number for Parquet/Arrow) and skipped; the rest load. Nothing listening at the URL fails
+at once; a server that refuses (503) or drops connections is retried (--retries). Exit status:
+0 all rows accepted, 2 some rows rejected, 1 the load stopped early. See docs/loader.md.`)
     .action(async (files: string[], o: LoadCliOptions) => {
       const opts: LoadOptions = {
         ...defaultLoadOptions(files, o.table),
-        url: o.aggregator.replace(/\/$/, ''),
+        url: resolveUrl(o),
         format: o.format as InputFormat,
         timeColumn: o.timeColumn,
         timeFormat: o.timeFormat as TimeFormat,
@@ -74,7 +77,7 @@ Rows that cannot be stored (bad JSON, wrong type, no usable time) are reported w
         retries: parseIntOption(o.retries, '--retries'),
         maxRejected: o.maxRejected !== undefined ? parseIntOption(o.maxRejected, '--max-rejected') : null,
         rejectionsShown: parseIntOption(o.showRejected, '--show-rejected'),
-        token: o.token ?? null,
+        token: o.token ?? process.env.SHOAL_TOKEN ?? null,
       };
       let bytesTotal = 0;
       for (const f of files) bytesTotal += await fileSize(f);
@@ -90,7 +93,9 @@ Rows that cannot be stored (bad JSON, wrong type, no usable time) are reported w
         const report = await load(opts, { onProgress: (p) => bar.update(p), signal: abort.signal });
         bar.stop();
         process.stdout.write(o.json === true ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
-        process.exitCode = report.error !== null || report.interrupted ? 1 : report.rowsRejected > 0 ? 2 : 0;
+        // The report (stdout) says how far it got; a load that stopped also says why on stderr.
+        if (report.error !== null) throw new CliError(`stopped: ${report.error.code}: ${report.error.message}`, EXIT.failed);
+        process.exitCode = report.interrupted ? EXIT.failed : report.rowsRejected > 0 ? EXIT.refused : EXIT.ok;
       } finally {
         bar.stop();
         process.off('SIGINT', onSigint);

@@ -6,11 +6,12 @@
  * Runs until SIGINT/SIGTERM: then it sends what it has read, saves its state and exits 0.
  */
 import type { Command } from 'commander';
+import { CliError, resolveUrl, urlOption } from './common.js';
 import { parseIntOption, type MissingTimePolicy, type TimeFormat } from '../../loader/options.js';
 import { defaultTailOptions, tail, type TailEvent, type TailOptions } from '../../loader/tail.js';
 
 interface TailCliOptions {
-  table: string; aggregator: string; stateFile?: string; from: string; batchRows: string; flushMs: string; pollMs: string;
+  table: string; url?: string; aggregator?: string; stateFile?: string; from: string; batchRows: string; flushMs: string; pollMs: string;
   timeColumn: string; timeFormat: string; missingTime: string; skipColumns?: string; retries: string; token?: string;
   quiet?: boolean; verbose?: boolean;
 }
@@ -21,12 +22,13 @@ const REJECTED_EVERY = 1_000;
 
 export function registerTail(program: Command): void {
   const d = defaultTailOptions('FILE', 'TABLE');
-  program
+  const cmd = program
     .command('tail')
     .description('follow a growing NDJSON file (like tail -F) and send new lines to a table; resumes after a restart')
     .argument('<file>', 'NDJSON file to follow (it may not exist yet)')
-    .requiredOption('--table <name>', 'table to send into')
-    .option('--aggregator <url>', 'aggregator (or leaf) URL (or SHOAL_URL)', process.env.SHOAL_URL ?? d.url)
+    .requiredOption('--table <name>', 'table to send into');
+  urlOption(cmd, 'aggregator or leaf', { aggregatorAlias: true });
+  cmd
     .option('--state-file <file>', 'where the offset is kept (default: ~/.local/state/shoal/tail-<table>-<file>-<hash>.json)')
     .option('--from <where>', 'without a state file: start (send what the file holds) or end (only new lines)', d.from)
     .option('--batch-rows <n>', 'send when this many lines are ready...', String(d.batchRows))
@@ -37,22 +39,25 @@ export function registerTail(program: Command): void {
     .option('--missing-time <policy>', 'a line without a usable time: reject (report it) or now (stamp it)', d.missingTime)
     .option('--skip-columns <a,b,...>', 'fields not to send')
     .option('--retries <n>', 'attempts per batch while the cluster refuses or is unreachable', String(d.retries))
-    .option('--token <token>', 'bearer token (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
+    .option('--token <token>', 'bearer token (or SHOAL_TOKEN)')
     .option('--quiet', 'print only errors')
     .option('--verbose', 'print every batch sent')
     .addHelpText('after', `
 Examples:
   $ shoal tail /var/log/app/requests.ndjson --table requests
   $ shoal tail app.log --table app --state-file ./app.tail.json --from end --missing-time now
+  $ shoal tail app.log --table app --url 127.0.0.1:7000
 
 The state file records the byte offset (and the file's inode) up to which lines are acknowledged;
-it is rewritten atomically after every batch. Stop with Ctrl-C or SIGTERM. See docs/loader.md.`)
+it is rewritten atomically after every batch. Nothing listening at the URL when the tail starts
+fails at once; a cluster that goes away later is retried for a long time (--retries). Stop with
+Ctrl-C or SIGTERM. See docs/loader.md.`)
     .action(async (file: string, o: TailCliOptions) => {
-      if (o.from !== 'start' && o.from !== 'end') throw new Error(`--from must be start or end, got "${o.from}"`);
+      if (o.from !== 'start' && o.from !== 'end') throw new CliError(`--from must be start or end, got "${o.from}"`);
       const base = defaultTailOptions(file, o.table);
       const opts: TailOptions = {
         ...base,
-        url: o.aggregator.replace(/\/$/, ''),
+        url: resolveUrl(o),
         stateFile: o.stateFile ?? base.stateFile,
         from: o.from,
         batchRows: parseIntOption(o.batchRows, '--batch-rows'),
@@ -63,7 +68,7 @@ it is rewritten atomically after every batch. Stop with Ctrl-C or SIGTERM. See d
         missingTime: o.missingTime as MissingTimePolicy,
         skipColumns: (o.skipColumns ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0),
         retries: parseIntOption(o.retries, '--retries'),
-        token: o.token ?? null,
+        token: o.token ?? process.env.SHOAL_TOKEN ?? null,
       };
       const abort = new AbortController();
       const stop = () => abort.abort();
