@@ -39,3 +39,13 @@ export async function contact(transport: Transport, url: string, table: string, 
     if (typeof c?.name === 'string' && typeof c.type === 'string') types.seed(c.name, c.type);
   }
 }
+
+/** contact(), closing the transport on failure when this run opened it (`owned`). */
+export async function contactFirst(transport: Transport, owned: boolean, url: string, table: string, types: ColumnTypes | null): Promise<void> {
+  try {
+    await contact(transport, url, table, types);
+  } catch (e) {
+    if (owned) await transport.close();
+    throw e;
+  }
+}

@@ -27,7 +27,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { ShoalError, isShoalError } from '../query/errors.js';
 import { LIMITS } from '../query/limits.js';
 import { Batcher, type Batch } from './batcher.js';
-import { contact } from './contact.js';
+import { contactFirst } from './contact.js';
 import { defaultSendOptions, validateSendOptions, type SendOptions } from './options.js';
 import { LineSplitter } from './read-ndjson.js';
 import { ReportBuilder, type RejectedRow } from './report.js';
@@ -111,12 +111,7 @@ export async function ingest(opts: IngestOptions, input: AsyncIterable<Buffer | 
     }
     waiting.length = 0;
   };
-  try {
-    await contact(transport, opts.url, opts.table, types);
-  } catch (e) {
-    if (hooks.transport === undefined) await transport.close();
-    throw e;
-  }
+  await contactFirst(transport, hooks.transport === undefined, opts.url, opts.table, types);
   try {
     const sender = new Sender(transport, { ...opts, inFlight: 1 }, types, report, hooks.sleep);
     const batcher = new Batcher('ingest', opts.batchRows, opts.batchBytes);

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { ShoalError, isShoalError } from '../query/errors.js';
 import { Batcher, type Batch } from './batcher.js';
-import { contact } from './contact.js';
+import { contactFirst } from './contact.js';
 import { heapGuard } from './heap-guard.js';
 import { validateLoadOptions, type LoadOptions } from './options.js';
 import { RowPreparer } from './prepare.js';
@@ -58,12 +58,7 @@ export async function load(opts: LoadOptions, hooks: LoadHooks = {}): Promise<Lo
   const batcher = new Batcher(`load-${randomBytes(6).toString('hex')}`, opts.batchRows, opts.batchBytes);
   let bytesBefore = 0;
 
-  try {
-    await contact(transport, opts.url, opts.table, types);
-  } catch (e) {
-    if (hooks.transport === undefined) await transport.close();
-    throw e;
-  }
+  await contactFirst(transport, hooks.transport === undefined, opts.url, opts.table, types);
   try {
     for (let f = 0; f < opts.files.length; f++) {
       const file = opts.files[f]!;

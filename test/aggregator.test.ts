@@ -14,6 +14,7 @@ import { childTimeoutMs, combineCoverage, type Coverage } from '../server/cluste
 import { Member, parseClusterFile, type MemberSpec } from '../server/cluster/membership.js';
 import { coverageLine } from '../server/cli/cmd-query.js';
 import { batchRandom, pickTwo, Placements } from '../server/cluster/router.js';
+import { deadUrl } from './support/cluster.js';
 
 type Behaviour = 'ok' | 'refuse' | 'drop-after-store' | 'reject' | 'query-error' | 'slow' | 'drop-then-refuse' | 'drop-then-final';
 
@@ -64,15 +65,6 @@ async function fakeMember(id: string, behaviour: Behaviour, freeBytes = 1_000, t
   fake.close = () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });
   closers.push(fake.close);
   return fake;
-}
-
-/** A port nothing listens on (bound, then closed). */
-async function deadUrl(): Promise<string> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return `http://127.0.0.1:${port}`;
 }
 
 async function aggregatorOver(members: MemberSpec[], random?: () => number, token: string | null = null) {

@@ -14,7 +14,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Supervisor } from '../server/ops/supervisor.js';
 import { serverUrl } from '../server/cli/common.js';
-import { CLI_PATH, REPO_ROOT, freePortRange, getJson, portOf, postJson, runCli, startAggregator, startClusterLeaf, writeClusterFile, type ShoalProcess } from './support/cluster.js';
+import { CLI_PATH, REPO_ROOT, deadUrl, freePortRange, getJson, portOf, postJson, runCli, startAggregator, startClusterLeaf, writeClusterFile, type ShoalProcess } from './support/cluster.js';
 import type { LeafProcess } from './support/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-cli-'));
@@ -23,14 +23,6 @@ let agg: ShoalProcess;
 /** An aggregator over the leaf and a member where nothing listens: every answer is partial. */
 let partialAgg: ShoalProcess;
 const rows = Array.from({ length: 120 }, (_, i) => ({ time: 1_700_000_000 + i, service: ['api', 'web', 'db'][i % 3]!, latency_ms: i * 1.5, city: i % 2 ? '東京' : 'Zürich' }));
-
-async function deadUrl(): Promise<string> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return `http://127.0.0.1:${port}`;
-}
 
 beforeAll(async () => {
   leaf = await startClusterLeaf(join(dir, 'leaf'), 'cli-leaf');

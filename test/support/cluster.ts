@@ -80,6 +80,15 @@ export function portOf(url: string): number {
   return Number(new URL(url).port);
 }
 
+/** A loopback URL nothing listens on (a port bound, then closed). */
+export async function deadUrl(): Promise<string> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return `http://127.0.0.1:${port}`;
+}
+
 /** A server that accepts connections and never answers (a hung leaf). */
 export async function startHangingServer(): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
