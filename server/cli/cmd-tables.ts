@@ -81,7 +81,7 @@ Example:
         const columns = (body.columns as { name: string; type: string }[] | undefined) ?? [];
         const evicted = Number(body.evictedRows ?? 0);
         const lines = [
-          `table ${String(body.name)}: ${String(body.rows)} rows, ${formatBytes(body.bytes as number)}, ${String(body.blocks)} blocks` +
+          `table ${String(body.name)}: ${String(body.rows)} rows, ${formatBytes(body.bytes as number)}, ${String(body.blocks)} block${body.blocks === 1 ? '' : 's'}` +
             (evicted > 0 ? `, ${evicted} rows evicted (retention or memory budget)` : ''),
           `time ${iso(body.timeMin)} .. ${iso(body.timeMax)}`,
           formatTable({ columns: [{ name: 'column', type: 'string' }, { name: 'type', type: 'string' }], rows: columns.map((c) => [c.name, c.type]) }),
