@@ -657,7 +657,11 @@ describe.skipIf(!runnable)('leaf restart (real processes, real shared memory)', 
     expect(writer.unexpected).toEqual([]);
     expect(writer.batches('acked').length, 'the successor takes writes').toBeGreaterThan(ackedByNow);
     const fates = Object.fromEntries((['acked', 'refused', 'down', 'unknown'] as const).map((f) => [f, writer.batches(f).length]));
-    expect(writer.retryAfter.length, `some writes met the handoff: ${JSON.stringify(fates)}`).toBeGreaterThan(0);
+    // Writes met the handoff: refused (503) while it saved and drained, or cut off (no answer) by
+    // the exit. Which of the two depends on timing (on a loaded machine a writer's next request
+    // can miss the 100 ms drain), so either counts; each 503 must carry Retry-After.
+    expect(fates.refused! + fates.unknown!, `some writes met the handoff: ${JSON.stringify(fates)}`).toBeGreaterThan(0);
+    expect(writer.retryAfter.length).toBe(fates.refused);
     for (const v of writer.retryAfter) expect(Number(v)).toBeGreaterThan(0);
     const held = await writer.held(leaf);
     for (const b of writer.batches('acked')) expect(held.get(b), `acknowledged batch ${b}`).toBe(writer.rowsPerBatch);
