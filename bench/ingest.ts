@@ -2,27 +2,35 @@
  * Ingest rate of one shoal leaf over HTTP, with this script as the load generator in a separate
  * process from the leaf (a child process).
  *
- *   node dist/bench/ingest.js [--events 2000000] [--batch 1000,10000] [--formats ndjson,json]
- *     [--modes disk,memory] [--connections 4] [--warmup-events 100000] [--seed 42] [--json]
- *     [--leaf-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ *   node dist/bench/ingest.js [--events 2000000] [--wide-events 500000] [--shapes scuba,wide]
+ *     [--batch 1000,10000] [--formats ndjson,json] [--modes disk,memory] [--connections 4]
+ *     [--warmup-events 100000] [--seed 42] [--json] [--leaf-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  *
- * For each body format (NDJSON, JSON array) and batch size, the bodies are rendered before any
- * timing (data.ts: seeded Scuba-style rows); then for each mode a fresh leaf is started (`disk`:
+ * For each event shape (`scuba`: data.ts's 9-field rows, ~173 B; `wide`: data-wide.ts's 26-field
+ * events, ~640 B), body format (NDJSON, JSON array) and batch size, the bodies are rendered
+ * before any timing (seeded); then for each mode a fresh leaf is started (`disk`:
  * the default disk log, fsync every 200 ms, checkpoints included; `memory`: --no-disk-log; both
  * --no-shm), sent --warmup-events untimed, then the --events timed over --connections keep-alive
  * connections, each sending its next body as soon as the previous one is acknowledged.
  *
  * Reported per case: events/s and MB/s of request bodies, and memory/disk (the price of the disk
  * log). Baseline in the same run: JSON.parse alone of the same bodies in this process (one
- * thread, no HTTP, no storage), the floor of what decoding costs. Each case checks its answer:
- * the leaf must hold every row, and `count(*), sum(bytes)` must equal what was sent (hash printed).
+ * thread, no HTTP, no storage), the floor of what decoding costs on one thread. The stage
+ * breakdown comes from the leaf's own counters (`GET /v1/status` `ingest.stageMs`, read before
+ * and after the timed part), in microseconds per event: scan (the fast byte-level decoder,
+ * query/storage/ingest-scan.ts), or, for bodies it declines, parse (UTF-8 check, JSON.parse) and
+ * build (validation, columns, per-batch dictionaries), on the ingest threads; hop (waiting for a thread,
+ * moving body and batch: wall time, not CPU), check, log and append on the event loop; `other` is
+ * the leaf's CPU per event less the others (HTTP, GC, the rest). Each case checks its answer: the leaf must hold
+ * every row, and `count(*), sum(bytes)` must equal what was sent (hash printed).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CONTENT_TYPE, generateColumns, renderBodies, sumBytes, type BodyFormat } from './data.js';
+import { renderWideBodies } from './data-wide.js';
 import {
-  answerHash, formatTable, intFlag, machineInfo, newPool, parseFlags, postJson, processCpuMs, round2, sendBatches, startLeaf, tableInfo,
+  answerHash, formatTable, getJson, intFlag, machineInfo, newPool, parseFlags, postJson, processCpuMs, round2, sendBatches, startLeaf, tableInfo,
   warnIfBusy, type LeafProcess,
 } from './support.js';
 
@@ -34,13 +42,21 @@ const CONNECTIONS_MAX = 64;
 /** Events parsed by the JSON.parse baseline: enough for a stable rate, cheap to run. */
 const BASELINE_EVENTS_MAX = 500_000;
 const TARGET_EVENTS_PER_S = 500_000;
+/** Issue 15: wide events at this share of the JSON.parse-alone rate, at least. */
+const TARGET_WIDE_VS_PARSE = 0.6;
 
 type Mode = 'disk' | 'memory';
+type Shape = 'scuba' | 'wide';
 
 interface Options {
-  events: number; batches: number[]; formats: BodyFormat[]; modes: Mode[]; connections: number; warmupEvents: number;
-  seed: number; json: boolean; leafNodeArgs: string[];
+  events: number; wideEvents: number; shapes: Shape[]; batches: number[]; formats: BodyFormat[]; modes: Mode[]; connections: number;
+  warmupEvents: number; seed: number; json: boolean; leafNodeArgs: string[];
 }
+
+/** The leaf's ingest stage counters (GET /v1/status `ingest`). */
+interface IngestCounters { rows: number; workers: number; stageMs: Record<Stage, number> }
+const STAGES = ['scan', 'parse', 'build', 'hop', 'check', 'log', 'append'] as const;
+type Stage = typeof STAGES[number];
 
 function listFlag<T extends string>(raw: string | true | undefined, fallback: T[], allowed: readonly T[], name: string): T[] {
   if (raw === undefined) return fallback;
@@ -51,7 +67,9 @@ function listFlag<T extends string>(raw: string | true | undefined, fallback: T[
 
 function parseOptions(argv: string[]): Options {
   const flags = parseFlags(argv, [
-    { name: 'events', value: true, help: 'timed events per case (default 2,000,000)' },
+    { name: 'events', value: true, help: 'timed events per scuba case (default 2,000,000)' },
+    { name: 'wide-events', value: true, help: 'timed events per wide case (default 500,000)' },
+    { name: 'shapes', value: true, help: 'scuba (9 fields), wide (26 fields); default both' },
     { name: 'batch', value: true, help: 'events per request, comma-separated (default 1000,10000)' },
     { name: 'formats', value: true, help: 'ndjson,json (default both)' },
     { name: 'modes', value: true, help: 'disk (default disk log), memory (--no-disk-log); default both' },
@@ -70,6 +88,8 @@ function parseOptions(argv: string[]): Options {
   const nodeArgs = flags.get('leaf-node-args');
   return {
     events: intFlag(flags, 'events', 2_000_000, 1_000, EVENTS_MAX),
+    wideEvents: intFlag(flags, 'wide-events', 500_000, 1_000, EVENTS_MAX),
+    shapes: listFlag(flags.get('shapes'), ['scuba', 'wide'], ['scuba', 'wide'] as const, 'shapes'),
     batches,
     formats: listFlag(flags.get('formats'), ['ndjson', 'json'], ['ndjson', 'json'] as const, 'formats'),
     modes: listFlag(flags.get('modes'), ['disk', 'memory'], ['disk', 'memory'] as const, 'modes'),
@@ -102,12 +122,21 @@ function parseBaseline(bodies: readonly Buffer[], format: BodyFormat, batch: num
 }
 
 interface CaseResult {
-  format: BodyFormat; batch: number; mode: Mode; events: number; ms: number; eventsPerS: number; mbPerS: number;
+  shape: Shape; format: BodyFormat; batch: number; mode: Mode; events: number; ms: number; eventsPerS: number; mbPerS: number;
   bodyBytesPerEvent: number; dataDirBytes: number | null; ok: boolean; detail: string; hash: string;
   /** CPU time of the leaf process (all threads) during the timed part. */
   leafCpuMs: number | null;
   /** Events per second of leaf CPU time: the rate a leaf with a core to itself would reach. */
   eventsPerLeafCpuS: number | null;
+  /** Microseconds per event of each ingest stage, and of the leaf's CPU outside them. */
+  stageUs: Record<Stage | 'other', number> | null;
+  ingestWorkers: number | null;
+}
+
+async function ingestCounters(pool: ReturnType<typeof newPool>): Promise<IngestCounters | null> {
+  const r = await getJson(pool, '/v1/status');
+  const ing = (r.body as { ingest?: IngestCounters }).ingest;
+  return r.status === 200 && ing !== undefined ? ing : null;
 }
 
 function dirBytes(dir: string): number {
@@ -119,9 +148,9 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-async function runCase(opt: Options, format: BodyFormat, batch: number, mode: Mode, warm: Buffer[], timed: Buffer[],
-  expected: { rows: number; bytesSum: number }, tmp: string): Promise<CaseResult> {
-  const dataDir = fs.mkdtempSync(path.join(tmp, `${format}-${batch}-${mode}-`));
+async function runCase(opt: Options, shape: Shape, format: BodyFormat, batch: number, mode: Mode, warm: Buffer[], timed: Buffer[],
+  expected: { rows: number; bytesSum: number; timedRows: number }, tmp: string): Promise<CaseResult> {
+  const dataDir = fs.mkdtempSync(path.join(tmp, `${shape}-${format}-${batch}-${mode}-`));
   const args = ['--no-shm', ...(mode === 'memory' ? ['--no-disk-log'] : [])];
   let leaf: LeafProcess | null = null;
   try {
@@ -129,14 +158,28 @@ async function runCase(opt: Options, format: BodyFormat, batch: number, mode: Mo
     const pool = newPool(leaf.url, opt.connections);
     const warmAccepted = await sendBatches(pool, TABLE, warm, CONTENT_TYPE[format], opt.connections);
     const timedBytes = timed.reduce((s, b) => s + b.length, 0);
+    const before = await ingestCounters(pool);
     const cpuStart = processCpuMs(leaf.pid);
     const t0 = performance.now();
     const accepted = await sendBatches(pool, TABLE, timed, CONTENT_TYPE[format], opt.connections);
     const ms = performance.now() - t0;
     const cpuEnd = processCpuMs(leaf.pid);
+    const after = await ingestCounters(pool);
     const leafCpuMs = cpuStart === null || cpuEnd === null ? null : cpuEnd - cpuStart;
+    const events = expected.timedRows;
+    let stageUs: CaseResult['stageUs'] = null;
+    if (before !== null && after !== null) {
+      const us = {} as Record<Stage | 'other', number>;
+      let sum = 0;
+      for (const st of STAGES) {
+        us[st] = round2(((after.stageMs[st] - before.stageMs[st]) * 1000) / events);
+        if (st !== 'hop') sum += us[st]; // wall time waiting, not CPU
+      }
+      us.other = leafCpuMs === null ? NaN : round2((leafCpuMs * 1000) / events - sum);
+      stageUs = us;
+    }
     const problems: string[] = [];
-    if (accepted !== opt.events) problems.push(`accepted ${accepted} of ${opt.events} timed events`);
+    if (accepted !== events) problems.push(`accepted ${accepted} of ${events} timed events`);
     const info = await tableInfo(pool, TABLE);
     if (info.rows !== expected.rows) problems.push(`leaf holds ${info.rows} rows, expected ${expected.rows}`);
     const q = await postJson(pool, '/v1/query', JSON.stringify({ sql: `SELECT count(*), sum(bytes) FROM ${TABLE}` }));
@@ -149,10 +192,11 @@ async function runCase(opt: Options, format: BodyFormat, batch: number, mode: Mo
     await leaf.stop();
     const dataDirBytes = mode === 'disk' ? dirBytes(dataDir) : null;
     return {
-      format, batch, mode, events: opt.events, ms: Math.round(ms), eventsPerS: Math.round(opt.events / (ms / 1000)),
-      mbPerS: round2(timedBytes / 1e6 / (ms / 1000)), bodyBytesPerEvent: round2(timedBytes / opt.events), dataDirBytes,
-      leafCpuMs, eventsPerLeafCpuS: leafCpuMs === null || leafCpuMs === 0 ? null : Math.round(opt.events / (leafCpuMs / 1000)),
-      ok: problems.length === 0 && warmAccepted === expected.rows - opt.events, detail: problems.join('; '), hash: answerHash(rows),
+      shape, format, batch, mode, events, ms: Math.round(ms), eventsPerS: Math.round(events / (ms / 1000)),
+      mbPerS: round2(timedBytes / 1e6 / (ms / 1000)), bodyBytesPerEvent: round2(timedBytes / events), dataDirBytes,
+      leafCpuMs, eventsPerLeafCpuS: leafCpuMs === null || leafCpuMs === 0 ? null : Math.round(events / (leafCpuMs / 1000)),
+      stageUs, ingestWorkers: after?.workers ?? null,
+      ok: problems.length === 0 && warmAccepted === expected.rows - events, detail: problems.join('; '), hash: answerHash(rows),
     };
   } finally {
     await leaf?.stop();
@@ -164,28 +208,38 @@ async function main(): Promise<void> {
   const opt = parseOptions(process.argv.slice(2));
   const log = opt.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
   const machine = machineInfo();
-  log(`ingest bench: ${opt.events.toLocaleString('en-US')} timed events per case after ${opt.warmupEvents.toLocaleString('en-US')} warm-up, ` +
-    `${opt.connections} connections, seed ${opt.seed}`);
+  log(`ingest bench: ${opt.events.toLocaleString('en-US')} timed events per scuba case, ${opt.wideEvents.toLocaleString('en-US')} per wide case, ` +
+    `after ${opt.warmupEvents.toLocaleString('en-US')} warm-up, ${opt.connections} connections, seed ${opt.seed}`);
   log(`machine: ${machine.cpuCount} x ${machine.cpuModel}, ${machine.memGiB} GiB, node ${machine.node}, load ${machine.loadAvg1m}`);
   warnIfBusy(log);
-  const totalRows = opt.warmupEvents + opt.events;
-  const cols = generateColumns(opt.seed, totalRows, Math.floor(Date.now() / 1000));
-  const expected = { rows: totalRows, bytesSum: sumBytes(cols) };
+  const endSeconds = Math.floor(Date.now() / 1000);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-ingest-'));
   const cases: CaseResult[] = [];
-  const baselines: { format: BodyFormat; batch: number; eventsPerS: number }[] = [];
+  const baselines: { shape: Shape; format: BodyFormat; batch: number; eventsPerS: number }[] = [];
   try {
-    for (const format of opt.formats) {
-      for (const batch of opt.batches) {
-        const warm = opt.warmupEvents > 0 ? renderBodies(cols, format, batch, 0, opt.warmupEvents) : [];
-        const timed = renderBodies(cols, format, batch, opt.warmupEvents, totalRows);
-        const baseline = parseBaseline(timed, format, batch);
-        baselines.push({ format, batch, eventsPerS: Math.round(baseline) });
-        for (const mode of opt.modes) {
-          const r = await runCase(opt, format, batch, mode, warm, timed, expected, tmp);
-          cases.push(r);
-          log(`  ${format.padEnd(6)} batch ${String(batch).padStart(6)} ${mode.padEnd(6)}: ${r.eventsPerS.toLocaleString('en-US').padStart(10)} events/s ` +
-            `${r.mbPerS.toFixed(1).padStart(7)} MB/s  (JSON.parse alone ${Math.round(baseline).toLocaleString('en-US')} events/s)  ${r.ok ? 'ok' : 'FAILED ' + r.detail}`);
+    for (const shape of opt.shapes) {
+      const timedRows = shape === 'wide' ? opt.wideEvents : opt.events;
+      const totalRows = opt.warmupEvents + timedRows;
+      const cols = shape === 'scuba' ? generateColumns(opt.seed, totalRows, endSeconds) : null;
+      for (const format of opt.formats) {
+        for (const batch of opt.batches) {
+          let warm: Buffer[]; let timed: Buffer[]; let bytesSum: number;
+          if (cols !== null) {
+            warm = opt.warmupEvents > 0 ? renderBodies(cols, format, batch, 0, opt.warmupEvents) : [];
+            timed = renderBodies(cols, format, batch, opt.warmupEvents, totalRows);
+            bytesSum = sumBytes(cols);
+          } else {
+            const w = renderWideBodies(opt.seed, format, batch, totalRows, opt.warmupEvents, endSeconds);
+            warm = w.warm.bodies; timed = w.timed.bodies; bytesSum = w.warm.bytesSum + w.timed.bytesSum;
+          }
+          const baseline = parseBaseline(timed, format, batch);
+          baselines.push({ shape, format, batch, eventsPerS: Math.round(baseline) });
+          for (const mode of opt.modes) {
+            const r = await runCase(opt, shape, format, batch, mode, warm, timed, { rows: totalRows, bytesSum, timedRows }, tmp);
+            cases.push(r);
+            log(`  ${shape.padEnd(5)} ${format.padEnd(6)} batch ${String(batch).padStart(6)} ${mode.padEnd(6)}: ${r.eventsPerS.toLocaleString('en-US').padStart(10)} events/s ` +
+              `${r.mbPerS.toFixed(1).padStart(7)} MB/s  (JSON.parse alone ${Math.round(baseline).toLocaleString('en-US')} events/s)  ${r.ok ? 'ok' : 'FAILED ' + r.detail}`);
+          }
         }
       }
     }
@@ -194,7 +248,7 @@ async function main(): Promise<void> {
   }
   const machineEnd = machineInfo();
   const out = {
-    bench: 'ingest', date: new Date().toISOString(), seed: opt.seed, events: opt.events, warmupEvents: opt.warmupEvents,
+    bench: 'ingest', date: new Date().toISOString(), seed: opt.seed, events: opt.events, wideEvents: opt.wideEvents, warmupEvents: opt.warmupEvents,
     connections: opt.connections, machine, loadAvg1mAtEnd: machineEnd.loadAvg1m, targetEventsPerS: TARGET_EVENTS_PER_S,
     baselines, cases, ok: cases.every((c) => c.ok),
   };
@@ -203,13 +257,14 @@ async function main(): Promise<void> {
   if (!out.ok) process.exitCode = 1;
 }
 
-function printText(cases: CaseResult[], baselines: { format: BodyFormat; batch: number; eventsPerS: number }[], loadAtEnd: number): void {
+function printText(cases: CaseResult[], baselines: { shape: Shape; format: BodyFormat; batch: number; eventsPerS: number }[], loadAtEnd: number): void {
   const fmt = (x: number) => x.toLocaleString('en-US');
+  const baseOf = (c: CaseResult) => baselines.find((b) => b.shape === c.shape && b.format === c.format && b.batch === c.batch)!;
   const rows = cases.map((c) => {
-    const other = cases.find((o) => o.format === c.format && o.batch === c.batch && o.mode === 'disk');
-    const base = baselines.find((b) => b.format === c.format && b.batch === c.batch)!;
+    const other = cases.find((o) => o.shape === c.shape && o.format === c.format && o.batch === c.batch && o.mode === 'disk');
+    const base = baseOf(c);
     return [
-      `${c.format} x ${fmt(c.batch)}`, c.mode === 'disk' ? 'disk log' : 'no disk log', fmt(c.eventsPerS), c.mbPerS.toFixed(1),
+      `${c.shape} ${c.format} x ${fmt(c.batch)}`, c.mode === 'disk' ? 'disk log' : 'no disk log', fmt(c.eventsPerS), c.mbPerS.toFixed(1),
       c.eventsPerLeafCpuS === null ? '' : fmt(c.eventsPerLeafCpuS), c.leafCpuMs === null ? '' : `${Math.round((100 * c.leafCpuMs) / c.ms)}%`,
       c.mode === 'memory' && other !== undefined ? (c.eventsPerS / other.eventsPerS).toFixed(2) : '',
       (c.eventsPerS / base.eventsPerS).toFixed(2), c.dataDirBytes === null ? '' : (c.dataDirBytes / 2 ** 20).toFixed(0),
@@ -220,8 +275,22 @@ function printText(cases: CaseResult[], baselines: { format: BodyFormat; batch: 
   console.log(formatTable(['case', 'leaf', 'events/s', 'MB/s', 'per cpu-s', 'leaf cpu', 'vs disk', 'vs parse', 'disk MiB', 'check', 'hash'], rows));
   console.log('per cpu-s = events per second of leaf CPU time (all threads); leaf cpu = leaf CPU time / wall time (100% = one core busy).');
   console.log('vs disk = no-disk-log events/s / disk-log events/s; vs parse = events/s / JSON.parse alone of the same bodies (this process, 1 thread).');
-  console.log(`goal: >= ${fmt(TARGET_EVENTS_PER_S)} events/s; best case ${fmt(Math.max(...cases.map((c) => c.eventsPerS)))} events/s. load average at the end: ${loadAtEnd}`);
-  for (const c of cases.filter((x) => !x.ok)) console.log(`FAILED ${c.format} x ${c.batch} ${c.mode}: ${c.detail}`);
+  console.log('');
+  const stageRows = cases.filter((c) => c.stageUs !== null).map((c) => [
+    `${c.shape} ${c.format} x ${fmt(c.batch)}`, c.mode === 'disk' ? 'disk log' : 'no disk log', String(c.ingestWorkers ?? ''),
+    ...STAGES.map((st) => c.stageUs![st].toFixed(2)), Number.isNaN(c.stageUs!.other) ? '' : c.stageUs!.other.toFixed(2),
+    c.leafCpuMs === null ? '' : ((c.leafCpuMs * 1000) / c.events).toFixed(2),
+  ]);
+  console.log(formatTable(['case', 'leaf', 'threads', ...STAGES, 'other', 'cpu'], stageRows));
+  console.log('us per event: parse and build on the ingest threads (or the event loop for small bodies), hop = wall time waiting for and moving to a thread,');
+  console.log('check, log and append on the event loop; other = leaf CPU per event less the stages but hop (HTTP, GC, ...); cpu = leaf CPU per event.');
+  const disk = cases.filter((c) => c.mode === 'disk');
+  const scuba = disk.filter((c) => c.shape === 'scuba');
+  const wide = disk.filter((c) => c.shape === 'wide');
+  if (scuba.length > 0) console.log(`goal: >= ${fmt(TARGET_EVENTS_PER_S)} events/s with the disk log; worst scuba case ${fmt(Math.min(...scuba.map((c) => c.eventsPerS)))}, best ${fmt(Math.max(...scuba.map((c) => c.eventsPerS)))}.`);
+  if (wide.length > 0) console.log(`goal: wide events >= ${TARGET_WIDE_VS_PARSE}x JSON.parse alone with the disk log; worst ${Math.min(...wide.map((c) => c.eventsPerS / baseOf(c).eventsPerS)).toFixed(2)}x, best ${Math.max(...wide.map((c) => c.eventsPerS / baseOf(c).eventsPerS)).toFixed(2)}x.`);
+  console.log(`load average at the end: ${loadAtEnd}`);
+  for (const c of cases.filter((x) => !x.ok)) console.log(`FAILED ${c.shape} ${c.format} x ${c.batch} ${c.mode}: ${c.detail}`);
 }
 
 main().catch((e) => {

@@ -53,7 +53,7 @@ export const ERRORS = {
   SHOAL_ERR_LOAD_SEND: { status: 503, description: 'A batch could not be delivered after the allowed retries (the server kept refusing it or could not be reached); the load stops and the report says which rows were not sent.' },
   SHOAL_ERR_LOAD_STATE: { status: 400, description: 'The tail state file is malformed, too large, or belongs to another table.' },
   // leaf lifecycle and admin
-  SHOAL_ERR_UNAVAILABLE: { status: 503, description: 'The leaf is handing off, starting or over a limit and does not take writes now; retry (see Retry-After).' },
+  SHOAL_ERR_UNAVAILABLE: { status: 503, description: 'The leaf is handing off, starting or over a limit (uploads in flight, its ingest decode queue, its memory budget) and does not take writes now; retry (see Retry-After).' },
   SHOAL_ERR_UNAUTHORIZED: { status: 401, description: 'A bearer token is required for this route and was missing or wrong.' },
   SHOAL_ERR_NOT_FOUND: { status: 404, description: 'No such route or table.' },
   SHOAL_ERR_BAD_REQUEST: { status: 400, description: 'The HTTP request is malformed (bad JSON, too large, wrong method).' },

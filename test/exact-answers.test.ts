@@ -26,7 +26,7 @@ async function startLeaf(id: string): Promise<string> {
   leaf.state = 'serving';
   const app = buildLeafApp(leaf);
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  closers.push(async () => { await app.close(); await leaf.pool.close(); });
+  closers.push(async () => { await app.close(); await leaf.closePools(); });
   return url;
 }
 

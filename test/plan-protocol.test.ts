@@ -82,7 +82,7 @@ beforeAll(async () => {
   leaf.state = 'serving';
   leafApp = buildLeafApp(leaf);
   leafUrl = await leafApp.listen({ port: 0, host: '127.0.0.1' });
-  closers.push(async () => { await leafApp.close(); await leaf.pool.close(); });
+  closers.push(async () => { await leafApp.close(); await leaf.closePools(); });
   const res = await fetch(`${leafUrl}/v1/tables/t/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rows) });
   expect(res.status).toBe(200);
 });

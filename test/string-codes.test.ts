@@ -121,7 +121,7 @@ describe('a leaf counts its scans\' string codes in its memory budget', () => {
     const leaf = new Leaf({ ...defaultLeafConfig(), port: 0, workers: 1, diskLog: false, shm: false, logLevel: 'silent', inlineScanRowsMax: 0 }, 'codes');
     leaf.state = 'serving';
     const app = buildLeafApp(leaf);
-    closers.push(async () => { await app.close(); await leaf.pool.close(); });
+    closers.push(async () => { await app.close(); await leaf.closePools(); });
     const rows = Array.from({ length: 20_000 }, (_, i) => ({ time: NOW - i, u: `user-${i % 9000}-${'x'.repeat(i % 40)}` }));
     for (let i = 0; i < rows.length; i += 5000) {
       const res = await app.inject({ method: 'POST', url: '/v1/tables/t/events', payload: JSON.stringify(rows.slice(i, i + 5000)), headers: { 'content-type': 'application/json' } });

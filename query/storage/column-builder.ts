@@ -2,18 +2,30 @@
  * Growable column builders for the open (appendable) row block. Each builder keeps the same
  * layout as a sealed column so the open block can be scanned in place, and `seal()` produces
  * the compact, immutable, SharedArrayBuffer-backed ColumnData (numbers narrowed to int32 where
- * exact, string codes narrowed to 8 bits when the dictionary is small).
+ * exact, string codes narrowed to 8 bits when the dictionary is small). String dictionaries are
+ * kept as UTF-8 bytes (byte-dict.ts): a batch's distinct values are looked up by their bytes and
+ * the hash their decoder computed, and sealing copies the bytes as they are.
  *
  * Capacity starts small and doubles up to the block's row limit, so a table that receives a few
  * rows does not pay for 65,536.
  */
 import { assert } from '../errors.js';
-import { encodeDict } from './dictionary.js';
+import { ByteDict } from './byte-dict.js';
 import type { BatchColumn } from './batch.js';
 import type { ColumnData, NumberColumnData, StringColumnData, BoolColumnData, SetColumnData } from './types.js';
 import { sharedArray } from './types.js';
 
 const INITIAL_CAPACITY = 1024;
+
+/** Batch code -> block code while one batch is appended (-1: not looked up yet); reused, so an
+ * append allocates nothing per column. It grows to the largest batch dictionary seen: 4 bytes
+ * per distinct value of one column of one batch (a body of bodyBytesMax holds fewer than 2^25). */
+let scratchMap = new Int32Array(1024);
+function codeMap(entries: number): Int32Array {
+  if (scratchMap.length < entries) scratchMap = new Int32Array(Math.max(entries, scratchMap.length * 2));
+  scratchMap.fill(-1, 0, entries);
+  return scratchMap;
+}
 
 function grow<T extends Float64Array | Uint8Array | Uint16Array | Int32Array>(arr: T, length: number): T {
   if (length <= arr.length) return arr;
@@ -124,8 +136,7 @@ export class NumberBuilder implements ColumnBuilder {
 export class StringBuilder implements ColumnBuilder {
   readonly kind = 'string' as const;
   codes = new Uint16Array(0);
-  readonly dict: string[] = [];
-  readonly lookup = new Map<string, number>();
+  readonly dict = new ByteDict();
   readonly validity = new Validity();
 
   append(rowStart: number, col: BatchColumn | undefined, from: number, to: number): void {
@@ -136,22 +147,24 @@ export class StringBuilder implements ColumnBuilder {
       return;
     }
     assert(col.type === 'string', 'string builder got ' + col.type);
-    const values = col.values;
+    // The batch's dictionary is mapped into this block's lazily: each distinct value is looked
+    // up once (on its first row here), in row order, so the block's dictionary comes out in
+    // the order the rows first used each value.
+    const batchCodes = col.codes;
+    const { bytes, offsets, hashes } = col.dict;
+    const map = codeMap(hashes.length);
+    const codes = this.codes;
     for (let i = from, r = rowStart; i < to; i++, r++) {
-      const s = values[i];
-      if (s === null || s === undefined) {
-        this.validity.setNull(r, this.codes.length, r);
-        this.codes[r] = 0;
+      const c = batchCodes[i]!;
+      if (c < 0) {
+        this.validity.setNull(r, codes.length, r);
+        codes[r] = 0;
         continue;
       }
-      let code = this.lookup.get(s);
-      if (code === undefined) {
-        code = this.dict.length;
-        this.dict.push(s);
-        this.lookup.set(s, code);
-      }
-      this.codes[r] = code;
-      this.validity.setValid(r, this.codes.length);
+      let code = map[c]!;
+      if (code < 0) { code = this.dict.code(bytes, offsets[c]!, offsets[c + 1]!, hashes[c]!); map[c] = code; }
+      codes[r] = code;
+      this.validity.setValid(r, codes.length);
     }
   }
 
@@ -159,12 +172,12 @@ export class StringBuilder implements ColumnBuilder {
     return { kind: 'string', codes: this.codes.subarray(0, rowCount), validity: this.validity.view(rowCount), dict: EMPTY_DICT };
   }
 
-  strings(): readonly string[] { return this.dict; }
+  strings(): readonly string[] { return this.dict.strings(); }
 
   seal(rowCount: number): StringColumnData {
-    const codes = this.dict.length <= 256 ? sharedArray(Uint8Array, rowCount) : sharedArray(Uint16Array, rowCount);
+    const codes = this.dict.count <= 256 ? sharedArray(Uint8Array, rowCount) : sharedArray(Uint16Array, rowCount);
     codes.set(this.codes.subarray(0, rowCount));
-    return { kind: 'string', codes, validity: this.validity.seal(rowCount), dict: encodeDict(this.dict) };
+    return { kind: 'string', codes, validity: this.validity.seal(rowCount), dict: this.dict.toShared() };
   }
 }
 
@@ -206,30 +219,35 @@ export class SetBuilder implements ColumnBuilder {
   offsets = new Int32Array(1);
   codes = new Int32Array(0);
   codeCount = 0;
-  readonly dict: string[] = [];
-  readonly lookup = new Map<string, number>();
+  readonly dict = new ByteDict();
   readonly validity = new Validity();
 
   append(rowStart: number, col: BatchColumn | undefined, from: number, to: number): void {
     const end = rowStart + (to - from);
     this.offsets = grow(this.offsets, end + 1);
-    if (col !== undefined) assert(col.type === 'set', 'set builder got ' + col.type);
+    if (col === undefined) {
+      for (let r = rowStart; r < end; r++) {
+        this.validity.setNull(r, this.offsets.length, r);
+        this.offsets[r + 1] = this.codeCount;
+      }
+      return;
+    }
+    assert(col.type === 'set', 'set builder got ' + col.type);
+    const { bytes, offsets: dictOffsets, hashes } = col.dict;
+    const map = codeMap(hashes.length);
+    const elementCount = col.offsets[to]! - col.offsets[from]!;
+    this.codes = grow(this.codes, this.codeCount + elementCount);
     for (let i = from, r = rowStart; i < to; i++, r++) {
-      const set = col === undefined ? null : (col.values[i] as readonly string[] | null);
-      if (set === null || set === undefined) {
+      if (col.nulls[i] === 1) {
         this.validity.setNull(r, this.offsets.length, r);
         this.offsets[r + 1] = this.codeCount;
         continue;
       }
       this.validity.setValid(r, this.offsets.length);
-      this.codes = grow(this.codes, this.codeCount + set.length);
-      for (const s of set) {
-        let code = this.lookup.get(s);
-        if (code === undefined) {
-          code = this.dict.length;
-          this.dict.push(s);
-          this.lookup.set(s, code);
-        }
+      for (let j = col.offsets[i]!; j < col.offsets[i + 1]!; j++) {
+        const c = col.codes[j]!;
+        let code = map[c]!;
+        if (code < 0) { code = this.dict.code(bytes, dictOffsets[c]!, dictOffsets[c + 1]!, hashes[c]!); map[c] = code; }
         this.codes[this.codeCount++] = code;
       }
       this.offsets[r + 1] = this.codeCount;
@@ -243,7 +261,7 @@ export class SetBuilder implements ColumnBuilder {
     };
   }
 
-  strings(): readonly string[] { return this.dict; }
+  strings(): readonly string[] { return this.dict.strings(); }
 
   seal(rowCount: number): SetColumnData {
     const offsets = sharedArray(Int32Array, rowCount + 1);
@@ -251,7 +269,7 @@ export class SetBuilder implements ColumnBuilder {
     const codeCount = offsets[rowCount]!;
     const codes = sharedArray(Int32Array, codeCount);
     codes.set(this.codes.subarray(0, codeCount));
-    return { kind: 'set', offsets, codes, validity: this.validity.seal(rowCount), dict: encodeDict(this.dict) };
+    return { kind: 'set', offsets, codes, validity: this.validity.seal(rowCount), dict: this.dict.toShared() };
   }
 }
 

@@ -15,6 +15,7 @@ import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { parseIsoTime } from '../functions/time.js';
 import type { BatchColumn, ColumnarBatch } from './batch.js';
+import { batchDictOf } from './byte-dict.js';
 import type { ColumnType } from './types.js';
 
 export type BodyFormat = 'json' | 'ndjson' | 'auto';
@@ -70,11 +71,27 @@ export function parseBody(body: Buffer | Uint8Array | string, format: BodyFormat
   return { events, lines };
 }
 
+/**
+ * One column while a batch is built. Numbers and booleans fill a typed array and a null map;
+ * strings and sets are dictionary-encoded as they arrive (a Map lookup per value, here on the
+ * decoding thread, so the event loop later looks up each distinct value only once).
+ */
 interface Building {
   type: ColumnType;
+  /** int, float: the values. */
   nums: Float64Array | null;
+  /** bool: 1 or 0. */
+  bools: Uint8Array | null;
+  /** int, float, bool, set: 1 = null. */
   nulls: Uint8Array | null;
-  objs: (string | readonly string[] | null)[] | null;
+  /** string: code per row (-1 = null); set: the codes of every element, `codeCount` used. */
+  codes: Int32Array | null;
+  codeCount: number;
+  /** set: row i's codes are codes[offsets[i] .. offsets[i+1]); rows after `lastRow` are unset. */
+  offsets: Int32Array | null;
+  lastRow: number;
+  lookup: Map<string, number> | null;
+  dict: string[] | null;
 }
 
 /**
@@ -133,13 +150,13 @@ export function buildBatch(
         checkType(col.type, type, key, row, at, where, 'this batch');
         if (col.type === 'int' && type === 'float') col.type = 'float';
       }
-      store(col, row, value, type);
+      store(col, row, value);
     }
     if (!timeSet) time[row] = nowSeconds;
   }
 
   const columns = new Map<string, BatchColumn>();
-  for (const [name, c] of cols) columns.set(name, finish(c));
+  for (const [name, c] of cols) columns.set(name, finish(c, rowCount));
   return { rowCount, time, columns };
 }
 
@@ -201,35 +218,81 @@ function checkType(
 }
 
 function newBuilding(type: ColumnType, rowCount: number): Building {
-  if (type === 'int' || type === 'float' || type === 'bool') {
-    const nulls = new Uint8Array(rowCount).fill(1);
-    return { type, nums: new Float64Array(rowCount), nulls, objs: null };
+  const b: Building = { type, nums: null, bools: null, nulls: null, codes: null, codeCount: 0, offsets: null, lastRow: -1, lookup: null, dict: null };
+  switch (type) {
+    case 'int': case 'float': case 'time':
+      b.nums = new Float64Array(rowCount);
+      b.nulls = new Uint8Array(rowCount).fill(1);
+      break;
+    case 'bool':
+      b.bools = new Uint8Array(rowCount);
+      b.nulls = new Uint8Array(rowCount).fill(1);
+      break;
+    case 'string':
+      b.codes = new Int32Array(rowCount).fill(-1);
+      b.lookup = new Map();
+      b.dict = [];
+      break;
+    case 'set':
+      b.codes = new Int32Array(Math.max(16, rowCount));
+      b.offsets = new Int32Array(rowCount + 1);
+      b.nulls = new Uint8Array(rowCount).fill(1);
+      b.lookup = new Map();
+      b.dict = [];
+      break;
   }
-  return { type, nums: null, nulls: null, objs: new Array(rowCount).fill(null) };
+  return b;
 }
 
-function store(col: Building, row: number, value: unknown, type: ColumnType): void {
+function codeOf(col: Building, s: string): number {
+  let code = col.lookup!.get(s);
+  if (code === undefined) {
+    code = col.dict!.length;
+    col.dict!.push(s);
+    col.lookup!.set(s, code);
+  }
+  return code;
+}
+
+function store(col: Building, row: number, value: unknown): void {
   if (col.nums !== null) {
-    col.nums[row] = type === 'bool' ? (value ? 1 : 0) : (value as number);
+    col.nums[row] = value as number;
     col.nulls![row] = 0;
+  } else if (col.bools !== null) {
+    col.bools[row] = value ? 1 : 0;
+    col.nulls![row] = 0;
+  } else if (col.offsets === null) {
+    col.codes![row] = codeOf(col, value as string);
   } else {
-    col.objs![row] = value as string | string[];
+    // Rows are stored in order: the ones skipped since the last stored row are empty (null).
+    const set = value as readonly string[];
+    const offsets = col.offsets;
+    for (let k = col.lastRow + 1; k <= row; k++) offsets[k] = col.codeCount;
+    if (col.codeCount + set.length > col.codes!.length) {
+      const next = new Int32Array(Math.max(col.codes!.length * 2, col.codeCount + set.length));
+      next.set(col.codes!.subarray(0, col.codeCount));
+      col.codes = next;
+    }
+    for (const e of set) col.codes![col.codeCount++] = codeOf(col, e);
+    offsets[row + 1] = col.codeCount;
+    col.nulls![row] = 0;
+    col.lastRow = row;
   }
 }
 
-function finish(c: Building): BatchColumn {
+function finish(c: Building, rowCount: number): BatchColumn {
   switch (c.type) {
     case 'int': case 'float': case 'time':
       return { type: c.type, values: c.nums!, nulls: c.nulls! };
-    case 'bool': {
-      const values = new Uint8Array(c.nums!.length);
-      for (let i = 0; i < values.length; i++) values[i] = c.nums![i]!;
-      return { type: 'bool', values, nulls: c.nulls! };
-    }
+    case 'bool':
+      return { type: 'bool', values: c.bools!, nulls: c.nulls! };
     case 'string':
-      return { type: 'string', values: c.objs as (string | null)[] };
-    case 'set':
-      return { type: 'set', values: c.objs as (readonly string[] | null)[] };
+      return { type: 'string', codes: c.codes!, dict: batchDictOf(c.dict!) };
+    case 'set': {
+      for (let k = c.lastRow + 2; k <= rowCount; k++) c.offsets![k] = c.codeCount;
+      // An exact-length copy: the batch may cross to another thread, and this sheds the slack.
+      return { type: 'set', offsets: c.offsets!, codes: c.codes!.slice(0, c.codeCount), dict: batchDictOf(c.dict!), nulls: c.nulls! };
+    }
   }
 }
 

@@ -8,8 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import type { BatchColumn, ColumnarBatch } from './batch.js';
-import { buildBatch, parseBody, type BodyFormat } from './ingest-decoder.js';
+import { firstValueRow, type ColumnarBatch } from './batch.js';
+import type { BodyFormat } from './ingest-decoder.js';
+import { decodeBody, type Decoded } from './ingest-scan.js';
 import { Table, type BlockHome } from './table.js';
 import type { ColumnType } from './types.js';
 
@@ -43,6 +44,8 @@ export function deadlineError(deadlineMs: number, nowMs: number, where: string):
 }
 
 const COLUMN_TYPES = new Set<string>(['int', 'float', 'string', 'bool', 'set', 'time']);
+/** The schema of a table that does not exist yet. */
+const TIME_ONLY: ReadonlyMap<string, { type: ColumnType }> = new Map([['time', { type: 'time' as const }]]);
 
 /** Reads the guard from the router's headers: `x-shoal-deadline-ms` (epoch ms in the receiver's
  * clock) and `x-shoal-column-types` (JSON `{"column": "type"}`). A malformed one is the sender's
@@ -70,11 +73,40 @@ export function parseIngestGuard(deadlineHeader: unknown, typesHeader: unknown):
 
 const numeric = (t: ColumnType) => t === 'int' || t === 'float';
 
-/** Index of the first row where a batch column has a value (for the error's row). */
-function firstValueRow(c: BatchColumn): number {
-  if (c.type === 'string' || c.type === 'set') return Math.max(0, c.values.findIndex((v) => v !== null));
-  return Math.max(0, c.nulls.indexOf(0));
+/**
+ * The table as a batch's decode saw it. A batch may be decoded on another thread while other
+ * batches are applied; at commit, a schema that has moved since (a new column, int widened to
+ * float, the table created or rebuilt) is checked again against the batch (LeafStore.commit).
+ */
+export interface SchemaSnapshot {
+  readonly table: Table | undefined;
+  /** table.schemaChanges when the snapshot was taken. */
+  readonly changes: number;
+  /** Column types the decode validates against (`time` included). */
+  readonly schema: readonly (readonly [string, ColumnType])[];
 }
+
+/** Cumulative cost of the commit stages on this thread (the ingest stage counters of status). */
+export interface CommitStages {
+  /** Batches committed (stored), their rows, and those whose decode was redone here at commit. */
+  batches: number;
+  rows: number;
+  redecodes: number;
+  /** The decode of the stored batches (on whichever thread ran it): the fast scan (ingest-scan.ts),
+   * or JSON.parse, then building columns, when the scan declined. */
+  scanMs: number;
+  parseMs: number;
+  buildMs: number;
+  /** Checks at commit: dedupe, schema, table limit, cluster types, deadline. */
+  checkMs: number;
+  /** The disk log's write of the record. */
+  logMs: number;
+  /** Appending the decoded columns to the table (sealing full blocks included). */
+  appendMs: number;
+}
+
+/** A decode's result as it reaches the commit: the batch, or the error that ends the request. */
+export type DecodeOutcome = Decoded | ShoalError;
 
 export class LeafStore {
   readonly tables = new Map<string, Table>();
@@ -95,35 +127,112 @@ export class LeafStore {
     public retentionSeconds: number | null = null,
   ) {}
 
-  /** Decodes and validates a batch against the table's schema, without storing it. */
+  /** Commit stage costs, for status (see CommitStages). */
+  readonly stages: CommitStages = { batches: 0, rows: 0, redecodes: 0, scanMs: 0, parseMs: 0, buildMs: 0, checkMs: 0, logMs: 0, appendMs: 0 };
+
+  /** Decodes and validates a batch against the table's current schema, without storing it. */
   decode(rec: IngestRecord): { batch: ColumnarBatch; table: Table | undefined } {
     checkTableName(rec.table);
     const table = this.tables.get(rec.table);
-    const { events, lines } = parseBody(rec.body, rec.format);
-    const schema = table?.schema ?? new Map([['time', { type: 'time' as const }]]);
-    const batch = buildBatch(events, schema, rec.nowSeconds, lines);
-    if (table === undefined && batch.rowCount > 0 && this.tables.size >= LIMITS.tablesPerLeafMax) {
-      throw new ShoalError('SHOAL_ERR_TABLE_LIMIT', `this leaf holds ${this.tables.size} tables, the limit`);
-    }
+    const { batch } = decodeBody(rec.body, rec.format, table?.schema ?? TIME_ONLY, rec.nowSeconds);
+    this.checkTableLimit(batch, table);
     return { batch, table };
   }
 
+  private checkTableLimit(batch: ColumnarBatch, table: Table | undefined): void {
+    if (table === undefined && batch.rowCount > 0 && this.tables.size >= LIMITS.tablesPerLeafMax) {
+      throw new ShoalError('SHOAL_ERR_TABLE_LIMIT', `this leaf holds ${this.tables.size} tables, the limit`);
+    }
+  }
+
+  /** The schema a decode of a batch for `table` starts from (see SchemaSnapshot). */
+  snapshot(table: string): SchemaSnapshot {
+    const t = this.tables.get(table);
+    if (t === undefined) return { table: undefined, changes: 0, schema: [['time', 'time']] };
+    return { table: t, changes: t.schemaChanges, schema: [...t.schema.values()].map((c) => [c.name, c.type] as const) };
+  }
+
   /**
-   * The durable ingest of one batch: a retry of a stored batch id answers as the first time
-   * did; otherwise the batch is decoded and validated whole, handed to `log` (the disk log,
-   * which throws to refuse it: then nothing is applied), and only then applied.
+   * The durable ingest of one batch, decoded here: a retry of a stored batch id answers as the
+   * first time did; otherwise the batch is decoded and validated whole, handed to `log` (the
+   * disk log, which throws to refuse it: then nothing is applied), and only then applied.
    */
   ingest(rec: IngestRecord, log: ((rec: IngestRecord, rows: number) => void) | null, guard: IngestGuard | null = null): { accepted: number; duplicate: boolean } {
     const dup = this.duplicateRows(rec.batchId);
     if (dup !== null) return { accepted: dup, duplicate: true };
-    const { batch, table } = this.decode(rec);
+    checkTableName(rec.table);
+    const snap = this.snapshot(rec.table);
+    let outcome: DecodeOutcome;
+    try {
+      outcome = decodeBody(rec.body, rec.format, snap.table?.schema ?? TIME_ONLY, rec.nowSeconds);
+    } catch (e) {
+      if (!(e instanceof ShoalError)) throw e;
+      outcome = e;
+    }
+    return this.commit(rec, outcome, snap, log, guard);
+  }
+
+  /**
+   * Stores a batch decoded against `snap` (here or on an ingest worker thread), synchronously:
+   * nothing else runs between its checks, its log write and its append, so the dedupe check
+   * and the id's record, the deadline check and the log write, and the schema the batch is
+   * checked against and the one it is applied to, are each one step for every other batch.
+   *
+   * Order: a stored batch id answers as the first time did; a schema that moved since the decode
+   * is checked again (a conflict, or a decode error that a newer column might come before, is
+   * decoded again here against the current schema, so the error is exactly the one a decode now
+   * gives); the decode's error; the table limit; the cluster's column types; the deadline; the
+   * log (which throws to refuse the batch); the append.
+   */
+  commit(rec: IngestRecord, outcome: DecodeOutcome, snap: SchemaSnapshot, log: ((rec: IngestRecord, rows: number) => void) | null,
+    guard: IngestGuard | null = null): { accepted: number; duplicate: boolean } {
+    const t0 = performance.now();
+    const dup = this.duplicateRows(rec.batchId);
+    if (dup !== null) return { accepted: dup, duplicate: true };
+    const table = this.tables.get(rec.table);
+    const moved = snap.table !== table || (table !== undefined && table.schemaChanges !== snap.changes);
+    let decoded: Decoded;
+    if (moved && (outcome instanceof ShoalError || !this.fits(outcome.batch, table))) {
+      this.stages.redecodes++;
+      decoded = decodeBody(rec.body, rec.format, table?.schema ?? TIME_ONLY, rec.nowSeconds);
+    } else if (outcome instanceof ShoalError) {
+      throw outcome;
+    } else {
+      decoded = outcome;
+    }
+    const batch = decoded.batch;
+    this.checkTableLimit(batch, table);
     if (guard?.columnTypes) this.checkClusterTypes(batch, table, guard.columnTypes);
     // The last check before the batch is logged and applied (synchronously, nothing runs in
     // between): past the deadline, the router may already have placed it elsewhere.
     const nowMs = Date.now();
     if (guard?.deadlineMs != null && nowMs > guard.deadlineMs) throw deadlineError(guard.deadlineMs, nowMs, 'before it was logged');
+    const t1 = performance.now();
     if (batch.rowCount > 0 && log !== null) log(rec, batch.rowCount);
-    return { accepted: this.apply(rec, batch), duplicate: false };
+    const t2 = performance.now();
+    const accepted = this.apply(rec, batch);
+    const st = this.stages;
+    st.batches++;
+    st.rows += accepted;
+    st.scanMs += decoded.scanMs;
+    st.parseMs += decoded.parseMs;
+    st.buildMs += decoded.buildMs;
+    st.checkMs += t1 - t0 - (decoded === outcome ? 0 : decoded.scanMs + decoded.parseMs + decoded.buildMs);
+    st.logMs += t2 - t1;
+    st.appendMs += performance.now() - t2;
+    return { accepted, duplicate: false };
+  }
+
+  /** Whether a batch decoded against an older schema is exactly what a decode against the
+   * table's current one gives: every column new or of a compatible type, within the limit. */
+  private fits(batch: ColumnarBatch, table: Table | undefined): boolean {
+    let added = 0;
+    for (const [name, col] of batch.columns) {
+      const t = table?.schema.get(name)?.type;
+      if (t === undefined) { added++; continue; }
+      if (t !== col.type && !(numeric(t) && numeric(col.type))) return false;
+    }
+    return (table?.schema.size ?? 1) + added <= LIMITS.columnsPerTableMax;
   }
 
   /** One schema per cluster: a column this table does not have yet must take the type the

@@ -1,6 +1,7 @@
 /**
- * The write-ahead log of a leaf: every accepted batch is appended (write(2), synchronously, on
- * the event loop) before the leaf acknowledges it, so a crash after the answer cannot lose it.
+ * The write-ahead log of a leaf: every accepted batch is appended (one writev(2) of the record's
+ * header and the request body as received, synchronously, on the event loop: the body is not
+ * copied) before the leaf acknowledges it, so a crash after the answer cannot lose it.
  * The record keeps the raw request body and the arrival time, and replay runs it through the
  * very same decoder, so a replayed batch becomes exactly the rows it became the first time.
  *
@@ -33,7 +34,7 @@ import { ShoalError } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import type { BodyFormat } from '../../query/storage/ingest-decoder.js';
 import type { IngestRecord } from '../../query/storage/leaf-store.js';
-import { realFs, writeAll, type DurableFs } from './durable-fs.js';
+import { realFs, writevAll, type DurableFs } from './durable-fs.js';
 
 export const WAL_MAGIC_V1 = 0x4c574853; // 'SHWL'
 export const WAL_MAGIC = 0x32574853; // 'SHW2'
@@ -52,11 +53,16 @@ export function listSegments(walDir: string, io: DurableFs = realFs): number[] {
   return io.readdir(walDir).filter((f) => /^\d{8}\.log$/.test(f)).map((f) => Number(f.slice(0, 8))).sort((a, b) => a - b);
 }
 
-export function encodeRecord(rec: IngestRecord, rows: number): Buffer {
+/**
+ * A record's header: the 20-byte prefix and the payload up to the body, with both CRCs (the
+ * payload's runs on from the header part into the body, so the body is never copied next to
+ * it). The record is this header followed by `rec.body`, written together with writev(2).
+ */
+export function encodeRecordHeader(rec: IngestRecord, rows: number): Buffer {
   const table = Buffer.from(rec.table);
   const id = Buffer.from(rec.batchId ?? '');
-  const payloadBytes = 1 + 8 + 2 + table.length + 2 + id.length + rec.body.length;
-  const out = Buffer.allocUnsafe(PREFIX_BYTES + payloadBytes);
+  const metaBytes = 1 + 8 + 2 + table.length + 2 + id.length;
+  const out = Buffer.allocUnsafe(PREFIX_BYTES + metaBytes);
   let at = PREFIX_BYTES;
   out.writeUInt8(FORMATS.indexOf(rec.format), at); at += 1;
   out.writeDoubleLE(rec.nowSeconds, at); at += 8;
@@ -64,11 +70,10 @@ export function encodeRecord(rec: IngestRecord, rows: number): Buffer {
   table.copy(out, at); at += table.length;
   out.writeUInt16LE(id.length, at); at += 2;
   id.copy(out, at); at += id.length;
-  rec.body.copy(out, at);
   out.writeUInt32LE(WAL_MAGIC, 0);
-  out.writeUInt32LE(payloadBytes, 4);
+  out.writeUInt32LE(metaBytes + rec.body.length, 4);
   out.writeUInt32LE(rows >>> 0, 8);
-  out.writeUInt32LE(crc32c(out.subarray(PREFIX_BYTES)) >>> 0, 12);
+  out.writeUInt32LE(crc32c(rec.body, crc32c(out.subarray(PREFIX_BYTES))) >>> 0, 12);
   out.writeUInt32LE(crc32c(out.subarray(0, 16)) >>> 0, 16);
   return out;
 }
@@ -267,9 +272,10 @@ export class DiskLog {
   append(rec: IngestRecord, rows: number): void {
     if (this.failure?.kind === 'fsync') throw this.refusal('the disk log cannot be trusted');
     if (this.tornTail && !this.cutTail()) throw this.refusal('the end of the disk log could not be cut back to its last complete record');
-    const buf = encodeRecord(rec, rows);
+    const header = encodeRecordHeader(rec, rows);
+    const recordBytes = header.length + rec.body.length;
     try {
-      writeAll(this.io, this.fd, buf);
+      writevAll(this.io, this.fd, [header, rec.body]);
     } catch (e) {
       this.fail('write', e);
       this.cutTail();
@@ -286,8 +292,8 @@ export class DiskLog {
     } else {
       this.dirty = true;
     }
-    this.segmentBytes += buf.length;
-    this.bytesSinceCheckpoint += buf.length;
+    this.segmentBytes += recordBytes;
+    this.bytesSinceCheckpoint += recordBytes;
     if (this.failure?.kind === 'write') this.failure = null; // the disk takes writes again
     if (this.segmentBytes >= WAL_SEGMENT_BYTES_MAX) {
       // The batch is logged: a rotation that fails only leaves this segment longer.

@@ -18,6 +18,9 @@ export interface DurableFs {
   open(file: string, flags: 'a' | 'w' | 'r'): number;
   /** Writes up to `length` bytes of `buf` from `offset` at the file's position; returns bytes written. */
   write(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** writev(2): the buffers one after another at the file's position, in one call; returns the
+   * bytes written (a short write stops anywhere, even inside a buffer). */
+  writev(fd: number, bufs: readonly Uint8Array[]): number;
   /** Reads up to `length` bytes into `buf` at `offset` from file position `position`. */
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
   fdatasync(fd: number): void;
@@ -39,6 +42,7 @@ export interface DurableFs {
 export const realFs: DurableFs = {
   open: (file, flags) => fs.openSync(file, flags),
   write: (fd, buf, offset, length) => fs.writeSync(fd, buf, offset, length),
+  writev: (fd, bufs) => fs.writevSync(fd, bufs as Uint8Array[]),
   read: (fd, buf, offset, length, position) => fs.readSync(fd, buf, offset, length, position),
   fdatasync: (fd) => fs.fdatasyncSync(fd),
   fdatasyncAsync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve()))),
@@ -62,6 +66,18 @@ export const realFs: DurableFs = {
 export function writeAll(io: DurableFs, fd: number, buf: Uint8Array): void {
   let written = 0;
   while (written < buf.length) written += io.write(fd, buf, written, buf.length - written);
+}
+
+/** Writes whole buffers in order with writev (a short write is continued from where it stopped). */
+export function writevAll(io: DurableFs, fd: number, bufs: readonly Uint8Array[]): void {
+  let pending = bufs.filter((b) => b.length > 0);
+  while (pending.length > 0) {
+    let written = io.writev(fd, pending);
+    let i = 0;
+    while (i < pending.length && written >= pending[i]!.length) written -= pending[i++]!.length;
+    pending = pending.slice(i);
+    if (written > 0) pending[0] = pending[0]!.subarray(written);
+  }
 }
 
 /** Creates (or replaces) `file` with `data`, durably: write, fdatasync, close. The caller fsyncs

@@ -27,6 +27,20 @@ export interface LeafConfig {
   /** Ingest requests admitted at once (from their first byte: bodies are buffered, so this times
    * the body limit bounds upload memory); more get 503 + Retry-After. */
   ingestInFlightMax: number;
+  /** Ingest decode threads (server/leaf/ingest-pool.ts): request bodies are parsed, validated
+   * and dictionary-encoded there, off the event loop. Default: one per core, at most 4
+   * (bench/RESULTS.md, "Ingest (issue 15)"); 0 decodes every batch on the event loop. */
+  ingestWorkers: number;
+  /** Batches waiting for an ingest decode thread beyond those decoding; one more gets 503 +
+   * Retry-After. Each holds its body (the ingestInFlightMax bound covers that memory). */
+  ingestQueueMax: number;
+  /** Bodies up to this many bytes are decoded on the event loop, larger ones on an ingest
+   * thread. With the fast decoder (query/storage/ingest-scan.ts) a worker hop costs ~1 us of
+   * CPU per event at 1,000 narrow events (another isolate's GC, the transfers, two thread
+   * wake-ups), more than the decode it moves: measured on 2 cores, 256 KiB puts 1,000-event
+   * batches of 173 B events inline and 10,000-event or wide batches on the threads (bench/RESULTS.md,
+   * "Ingest (issue 15)"). */
+  ingestInlineBytesMax: number;
   /** Scans of fewer rows than this run inline on the event loop (a worker hop costs more). */
   inlineScanRowsMax: number;
   /** Bearer token for ingest and query routes (null: open). */
@@ -68,6 +82,9 @@ export function defaultLeafConfig(): LeafConfig {
     queryTimeoutMs: 30_000,
     queryTimeoutMsMax: 600_000,
     ingestInFlightMax: 16,
+    ingestWorkers: defaultIngestWorkers(),
+    ingestQueueMax: 8,
+    ingestInlineBytesMax: 256 * 1024,
     inlineScanRowsMax: 200_000,
     token: null,
     adminToken: null,
@@ -81,6 +98,14 @@ export function defaultLeafConfig(): LeafConfig {
     retentionSeconds: null,
     logLevel: 'info',
   };
+}
+
+/** One ingest decode thread per core (at most 4). `SHOAL_INGEST_WORKERS` overrides it until
+ * `shoal leaf` has a flag for it (the benchmarks compare thread counts with it). */
+function defaultIngestWorkers(): number {
+  const env = process.env.SHOAL_INGEST_WORKERS;
+  if (env !== undefined && env !== '') return Number(env);
+  return Math.max(1, Math.min(os.availableParallelism(), 4));
 }
 
 export class ConfigError extends Error {}
@@ -99,6 +124,9 @@ export function validateLeafConfig(c: LeafConfig): LeafConfig {
   check(['always', 'interval', 'never'].includes(c.fsync), '--fsync', 'must be always, interval or never');
   check(c.leafId === null || /^[A-Za-z0-9_-]{1,64}$/.test(c.leafId), '--id', 'letters, digits, _ and - only, at most 64');
   check(Number.isInteger(c.ingestInFlightMax) && c.ingestInFlightMax >= 1 && c.ingestInFlightMax <= 10_000, '--ingest-in-flight', 'must be 1..10000');
+  check(Number.isInteger(c.ingestWorkers) && c.ingestWorkers >= 0 && c.ingestWorkers <= 64, 'ingestWorkers (SHOAL_INGEST_WORKERS)', `${c.ingestWorkers} is not in 0..64`);
+  check(Number.isInteger(c.ingestQueueMax) && c.ingestQueueMax >= 0 && c.ingestQueueMax <= 10_000, 'ingestQueueMax', 'must be 0..10000');
+  check(Number.isInteger(c.ingestInlineBytesMax) && c.ingestInlineBytesMax >= 0, 'ingestInlineBytesMax', 'must be a byte count');
   check(c.checkpointBytes >= 1024 * 1024, 'checkpointBytes', 'must be at least 1 MiB');
   check(c.checkpointIntervalMs >= 100, '--checkpoint-interval', 'must be at least 100 ms');
   check(c.handoffTtlSeconds === null || (Number.isFinite(c.handoffTtlSeconds) && c.handoffTtlSeconds > 0 && c.handoffTtlSeconds <= 365 * 86_400), '--handoff-ttl', 'must be 1 second .. 365 days (0 = never expires)');

@@ -1,8 +1,10 @@
 /**
  * The leaf server: one process holding tables in memory, answering the HTTP API of DESIGN.md.
- * Wires storage (LeafStore), durability (the disk log, when configured), the scan pool and the
- * query engine to fastify routes. Every write is validated whole, made durable, then applied;
- * every query plans on the event loop and scans sealed blocks in the worker pool.
+ * Wires storage (LeafStore), durability (the disk log, when configured), the ingest and scan
+ * pools and the query engine to fastify routes. Every write is decoded and validated whole (on an
+ * ingest thread, or on the event loop when small), then committed on the event loop in one
+ * synchronous step: checked against the table as it is now, made durable, applied. Every query
+ * plans on the event loop and scans sealed blocks in the scan pool.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { apiRows, bindQuery, emptyPartial, finish, mergePartials, partialToWire, planQuery, scanBlocks, sealPlan, type Partial, type PlanEnvelope } from '../../query/engine.js';
@@ -15,11 +17,12 @@ import type { DiskHealth } from '../durability/disk-store.js';
 import type { ShmBlockHome } from '../durability/shm-blocks.js';
 import type { LeafConfig } from './config.js';
 import { BATCH_STORED_HEADER, bodyFormat, fastifyOptions, ingestBatchId, installCommon, sendError, parseQueryRequest, requireToken, tokenMatches, type QueryRequest } from '../http/http-common.js';
-import { LeafStore, checkTableName, deadlineError, parseIngestGuard, type IngestGuard, type IngestRecord } from '../../query/storage/leaf-store.js';
+import { LeafStore, checkTableName, deadlineError, parseIngestGuard, type DecodeOutcome, type IngestGuard, type IngestRecord, type SchemaSnapshot } from '../../query/storage/leaf-store.js';
 import type { ColumnType } from '../../query/storage/types.js';
 import { LIMITS } from '../../query/limits.js';
 import { createMetrics } from '../http/metrics.js';
 import { ScanPool } from './scan-pool.js';
+import { IngestPool, type DecodeRunner } from './ingest-pool.js';
 
 /** Where a leaf's data came from when it started. */
 export interface RestartInfo {
@@ -65,9 +68,13 @@ export class Leaf {
    * are buffered in memory, so this bounds the memory that uploads in progress can take). */
   ingestRequests = 0;
   readonly startedAtMs = Date.now();
+  /** Decodes bodies off the event loop (null: ingestWorkers 0, every batch decodes inline). */
+  readonly ingestPool: IngestPool | null;
 
-  constructor(readonly config: LeafConfig, readonly leafId: string) {
+  /** `makeDecodeRunner`: what runs the ingest pool's tasks (tests hold batches in it). */
+  constructor(readonly config: LeafConfig, readonly leafId: string, makeDecodeRunner?: (threads: number) => DecodeRunner) {
     this.store = new LeafStore(config.memoryBudgetBytes, config.retentionSeconds);
+    this.ingestPool = config.ingestWorkers > 0 ? new IngestPool(config.ingestWorkers, config.ingestQueueMax, makeDecodeRunner) : null;
     // Each thread's string codes (query/storage/string-codes.ts) may take 1/8 of the budget
     // shared by all threads, between 8 MiB and LIMITS.threadStringBytesMax.
     this.codesBytesMax = Math.max(8 * 2 ** 20, Math.min(LIMITS.threadStringBytesMax, Math.floor(config.memoryBudgetBytes / 8 / (config.workers + 1))));
@@ -77,20 +84,84 @@ export class Leaf {
 
   readonly codesBytesMax: number;
 
-  ingest(rec: IngestRecord, guard: IngestGuard | null = null): { accepted: number; duplicate: boolean } {
+  /** Refuses a write when this leaf takes none now (not serving, or at its memory budget). */
+  private checkTakesWrites(): void {
     if (this.state !== 'serving') {
       throw new ShoalError('SHOAL_ERR_UNAVAILABLE', `leaf is ${this.state} and does not take writes; retry (another leaf will take the batch)`);
     }
     if (this.store.overBudget()) {
       throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'leaf is at its memory budget with nothing it may evict; retry on another leaf');
     }
+  }
+
+  private logger(): ((rec: IngestRecord, rows: number) => void) | null {
     const d = this.durability;
-    const r = this.store.ingest(rec, d === null ? null : (x, rows) => d.append(x, rows), guard);
+    return d === null ? null : (x, rows) => d.append(x, rows);
+  }
+
+  private counted(rec: IngestRecord, r: { accepted: number; duplicate: boolean }): { accepted: number; duplicate: boolean } {
     if (!r.duplicate) {
       this.metrics.ingestRows.inc(r.accepted);
       this.metrics.ingestBytes.inc(rec.body.length);
     }
     return r;
+  }
+
+  /** Decodes and stores a batch on the event loop, in one synchronous step. */
+  ingest(rec: IngestRecord, guard: IngestGuard | null = null): { accepted: number; duplicate: boolean } {
+    this.checkTakesWrites();
+    return this.counted(rec, this.store.ingest(rec, this.logger(), guard));
+  }
+
+  /**
+   * A batch from the HTTP route: a known batch id answers at once; a small body is decoded and
+   * stored on the event loop (ingest); a larger one is decoded on an ingest thread, against the
+   * table's schema as it is now, and then committed (commit).
+   */
+  async ingestBatch(rec: IngestRecord, guard: IngestGuard | null = null): Promise<{ accepted: number; duplicate: boolean }> {
+    this.checkTakesWrites();
+    const dup = this.store.duplicateRows(rec.batchId);
+    if (dup !== null) return { accepted: dup, duplicate: true };
+    const pool = this.ingestPool;
+    if (pool === null || rec.body.length <= this.config.ingestInlineBytesMax) return this.ingest(rec, guard);
+    checkTableName(rec.table);
+    const snap = this.store.snapshot(rec.table);
+    const outcome = await pool.decode(rec, snap);
+    return this.commit(rec, outcome, snap, guard);
+  }
+
+  /**
+   * Stores a batch decoded elsewhere, synchronously (LeafStore.commit): a leaf that stopped
+   * serving while the batch was decoding (a handoff began) stores nothing more, so the batch is
+   * refused (or answered as a duplicate, if an earlier try of it was stored); a retry of the same
+   * id that was stored meanwhile makes this one a duplicate; a schema that moved meanwhile is
+   * checked again.
+   */
+  commit(rec: IngestRecord, outcome: DecodeOutcome, snap: SchemaSnapshot, guard: IngestGuard | null = null): { accepted: number; duplicate: boolean } {
+    if (this.state !== 'serving') {
+      const dup = this.store.duplicateRows(rec.batchId);
+      if (dup !== null) return { accepted: dup, duplicate: true };
+    }
+    this.checkTakesWrites();
+    return this.counted(rec, this.store.commit(rec, outcome, snap, this.logger(), guard));
+  }
+
+  /** What each ingest stage has cost so far, summed over the batches stored (status, bench). */
+  ingestStatus() {
+    const st = this.store.stages;
+    const p = this.ingestPool;
+    const ms = (x: number) => Math.round(x * 1000) / 1000;
+    return {
+      workers: p?.threads ?? 0, queueMax: p?.queueMax ?? 0, inlineBytesMax: this.config.ingestInlineBytesMax,
+      decoding: p?.inFlight ?? 0, refusedQueueFull: p?.stages.refusedFull ?? 0,
+      batches: st.batches, rows: st.rows, workerBatches: p?.stages.batches ?? 0, redecodes: st.redecodes,
+      stageMs: { scan: ms(st.scanMs), parse: ms(st.parseMs), build: ms(st.buildMs), hop: ms(p?.stages.hopMs ?? 0), check: ms(st.checkMs), log: ms(st.logMs), append: ms(st.appendMs) },
+    };
+  }
+
+  /** Ends the worker threads (scan and ingest). */
+  async closePools(): Promise<void> {
+    await Promise.all([this.pool.close(), this.ingestPool?.close()]);
   }
 
   /** Runs a query's plan and returns its merged Partial (what an aggregator wants). */
@@ -212,6 +283,7 @@ export class Leaf {
       /** Sealed blocks in shared memory (null: --no-shm or no addon: all on the heap). */
       sharedMemory: this.blockHome?.stats() ?? null,
       disk: this.diskStatus(),
+      ingest: this.ingestStatus(),
       uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
       pid: process.pid,
       queriesRunning: [...this.running.values()].map((q) => ({ ...q, elapsedMs: Date.now() - q.startedAtMs })),
@@ -287,7 +359,7 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
       const guard = parseIngestGuard(req.headers['x-shoal-deadline-ms'], req.headers['x-shoal-column-types']);
       // First deadline check: the body has been read (a hung or stopped leaf reads it late).
       if (guard.deadlineMs !== null && Date.now() > guard.deadlineMs) throw deadlineError(guard.deadlineMs, Date.now(), 'when the leaf read it');
-      const r = leaf.ingest({ table: req.params.table, nowSeconds: Date.now() / 1000, format, body, batchId }, guard);
+      const r = await leaf.ingestBatch({ table: req.params.table, nowSeconds: Date.now() / 1000, format, body, batchId }, guard);
       leaf.metrics.ingestBatches.inc({ outcome: r.duplicate ? 'duplicate' : 'accepted' });
       return reply.send(r.duplicate ? { accepted: r.accepted, duplicate: true } : { accepted: r.accepted });
     } catch (e) {
@@ -295,7 +367,12 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
       // A leaf that is going away asks the writer to drop the connection, so its next batch goes
       // out on a new one (to this leaf's successor or another leaf) instead of a socket that the
       // exit will reset.
-      if (leaf.state !== 'serving') reply.header('connection', 'close');
+      if (leaf.state !== 'serving') {
+        reply.header('connection', 'close');
+        // Refused because the leaf stopped serving while the batch was decoding: as the
+        // admission hook says, a handing-off leaf never stores it (its commit checked the dedupe).
+        if ((leaf.state === 'handing-off' || leaf.state === 'stopped') && batchId !== null && e instanceof ShoalError && e.code === 'SHOAL_ERR_UNAVAILABLE') reply.header(BATCH_STORED_HEADER, 'never');
+      }
       throw e;
     }
   });

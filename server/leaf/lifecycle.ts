@@ -272,7 +272,7 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       app.log.info({ reason }, 'stopping');
       await app.close();
       await disk?.close();
-      await leaf.pool.close();
+      await leaf.closePools();
       // No successor takes shared memory after a plain stop: it reads the disk.
       home?.removeAll();
     })()),

@@ -15,18 +15,19 @@ import type { ScanOutcome, ScanTask } from './scan-worker.js';
 import { dropLog, type SealedBlock } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
 
-/** The compiled worker file: next to this module under dist/, or dist/ when run from sources (tests). */
-function workerFile(): string {
+/** A compiled worker file of this folder (`scan-worker.js`, `ingest-worker.js`): next to this
+ * module under dist/, or in dist/ when run from sources (tests). */
+export function builtWorkerFile(name: string): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const compiled = path.join(here, 'scan-worker.js');
+  const compiled = path.join(here, name);
   if (fs.existsSync(compiled)) return compiled;
   let dir = here;
   for (let i = 0; i < 6; i++) {
-    const candidate = path.join(dir, 'dist', 'server', 'leaf', 'scan-worker.js');
+    const candidate = path.join(dir, 'dist', 'server', 'leaf', name);
     if (fs.existsSync(candidate)) return candidate;
     dir = path.dirname(dir);
   }
-  throw new Error('scan worker not built: run `npm run build`');
+  throw new Error(`worker ${name} not built: run \`npm run build\``);
 }
 
 export class ScanPool {
@@ -40,7 +41,7 @@ export class ScanPool {
   /** `codesBytesMax`: each worker's bound for its string codes and code maps. */
   constructor(readonly threads: number, private readonly codesBytesMax: number) {
     this.pool = new Piscina({
-      filename: workerFile(),
+      filename: builtWorkerFile('scan-worker.js'),
       minThreads: threads,
       maxThreads: threads,
       // Bounded queue: tasks beyond it are refused (the query fails with 503) rather than piling up.

@@ -1,7 +1,8 @@
 /**
  * A DurableFs that fails one chosen call: the fault injector of the crash-point tests (SQLite's
- * crash and io_error tests, in small). Every call that changes the disk (open for writing, write,
- * fsync, truncate, rename, unlink, mkdir) is numbered; call `at` then fails as the fault says:
+ * crash and io_error tests, in small). Every call that changes the disk (open for writing, write
+ * or writev, fsync, truncate, rename, unlink, mkdir) is numbered; call `at` then fails as the
+ * fault says:
  *
  * - 'EIO' / 'ENOSPC': that call throws an errno error, the next ones run normally (an operating
  *   error the code must survive);
@@ -75,6 +76,20 @@ export class FaultyFs implements DurableFs {
       return half;
     }
     return realFs.write(fd, buf, offset, length);
+  }
+  writev(fd: number, bufs: readonly Uint8Array[]): number {
+    // One numbered 'write', like write(): a short or torn one writes the first half of all the bytes.
+    if (this.gate('write', this.fileOf(fd))) {
+      const total = bufs.reduce((n, b) => n + b.length, 0);
+      let left = Math.max(1, Math.floor(total / 2));
+      const head: Uint8Array[] = [];
+      for (const b of bufs) { if (left === 0) break; const part = b.subarray(0, Math.min(b.length, left)); head.push(part); left -= part.length; }
+      const half = realFs.writev(fd, head);
+      if (this.tornNext) { this.crashed = true; throw new SimulatedCrash(this.hit!); }
+      this.enospcNextWrite = true;
+      return half;
+    }
+    return realFs.writev(fd, bufs);
   }
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number { return realFs.read(fd, buf, offset, length, position); }
   fdatasync(fd: number): void { this.gate('fdatasync', this.fileOf(fd)); realFs.fdatasync(fd); }

@@ -5,10 +5,12 @@
  */
 import { defaultLeafConfig, type LeafConfig } from '../../server/leaf/config.js';
 import { Leaf, buildLeafApp } from '../../server/leaf/leaf.js';
+import type { DecodeRunner } from '../../server/leaf/ingest-pool.js';
 
-export async function inProcessLeaf(overrides: Partial<LeafConfig> = {}) {
+/** `makeDecodeRunner`: what runs the ingest pool's decodes (default: real worker threads). */
+export async function inProcessLeaf(overrides: Partial<LeafConfig> = {}, makeDecodeRunner?: (threads: number) => DecodeRunner) {
   const config: LeafConfig = { ...defaultLeafConfig(), port: 0, workers: 1, diskLog: false, shm: false, ...overrides };
-  const leaf = new Leaf(config, 'leaf-test');
+  const leaf = new Leaf(config, 'leaf-test', makeDecodeRunner);
   leaf.state = 'serving';
   const app = buildLeafApp(leaf);
   await app.ready();
@@ -20,6 +22,6 @@ export async function inProcessLeaf(overrides: Partial<LeafConfig> = {}) {
     const res = await app.inject({ method: 'POST', url: '/v1/query', payload: JSON.stringify({ sql }), headers: { 'content-type': 'application/json' } });
     return { status: res.statusCode, json: res.json() as Record<string, any> };
   };
-  const close = async () => { await app.close(); await leaf.pool.close(); };
+  const close = async () => { await app.close(); await leaf.closePools(); };
   return { leaf, app, ingest, query, close };
 }
