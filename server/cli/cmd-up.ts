@@ -150,7 +150,7 @@ Example:
         await sup.waitReady(agg, startTimeoutMs);
       } catch (e) { return fail(e as Error); }
       say(`aggregator listening on ${aggUrl} (pid ${agg.pid}, log ${shown(agg.spec.logFile)}, cluster ${shown(clusterFile)})`);
-      say(`${leafCount} lea${leafCount === 1 ? 'f' : 'ves'} + aggregator ready at ${aggUrl}`);
+      say(`${leafCount} lea${leafCount === 1 ? 'f' : 'ves'} + aggregator ready at ${aggUrl} (web UI: open ${aggUrl}/ in a browser)`);
       // Run through npx (npm_command=exec), the command is not on PATH: say it the way that works.
       const shoal = process.env.npm_command === 'exec' ? 'npx shoal' : 'shoal';
       say(`stop with Ctrl-C (or kill -TERM ${process.pid}); query from another terminal: ${shoal} query --url ${aggUrl} "SELECT count(*) FROM events"`);

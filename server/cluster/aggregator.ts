@@ -22,6 +22,7 @@ import type { ColumnType } from '../../query/storage/types.js';
 import { Membership, type MemberSpec } from './membership.js';
 import { createMetrics } from '../http/metrics.js';
 import { Placements, routeBatch, type RouteResult } from './router.js';
+import { registerUi } from '../ui/ui-routes.js';
 
 export interface AggregatorConfig {
   host: string;
@@ -184,6 +185,7 @@ interface ColumnSummary { name: string; type: string; [k: string]: unknown }
 export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
   const app = Fastify(fastifyOptions(agg.config.logLevel));
   installCommon(app);
+  registerUi(app, { role: 'aggregator', id: agg.config.id });
   const cfg = agg.config;
 
   app.post('/v1/query', async (req, reply) => {

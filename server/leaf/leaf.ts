@@ -23,6 +23,7 @@ import { LIMITS } from '../../query/limits.js';
 import { createMetrics } from '../http/metrics.js';
 import { ScanPool } from './scan-pool.js';
 import { IngestPool, type DecodeRunner } from './ingest-pool.js';
+import { registerUi } from '../ui/ui-routes.js';
 
 /** Where a leaf's data came from when it started. */
 export interface RestartInfo {
@@ -310,6 +311,7 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
   // the leaf is no longer serving; fastify's own closing answer has neither.
   const app = Fastify({ ...fastifyOptions(leaf.config.logLevel), return503OnClosing: false });
   installCommon(app);
+  registerUi(app, { role: 'leaf', id: leaf.leafId });
   const cfg = leaf.config;
 
   // Admission for ingest happens before the body is read: a leaf that is not serving, or has

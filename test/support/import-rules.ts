@@ -30,9 +30,11 @@ export const ROOM_RULES: Readonly<Record<string, readonly string[]>> = {
   // The loader reads ISO time text with the engine's own parser (query/functions/time.ts).
   loader: ['query/base', 'query/functions'],
   'server/http': ['query/base', 'query/plan'],
+  // The web UI's routes serve fixed files; the page talks to the API over HTTP like any client.
+  'server/ui': ['query/base', 'server/http'],
   'server/durability': ['query/base', 'query/storage', 'native'],
-  'server/leaf': [...QUERY_BELOW_ENGINE, 'query/engine', 'native', 'server/http', 'server/durability'],
-  'server/cluster': ['query/base', 'query/storage', 'query/plan', 'query/merge', 'query/engine', 'server/http'],
+  'server/leaf': [...QUERY_BELOW_ENGINE, 'query/engine', 'native', 'server/http', 'server/durability', 'server/ui'],
+  'server/cluster': ['query/base', 'query/storage', 'query/plan', 'query/merge', 'query/engine', 'server/http', 'server/ui'],
   'server/ops': ['query/base', 'server/http'],
   'server/cli': [...QUERY_BELOW_ENGINE, 'query/engine', 'native', 'loader', 'server/http', 'server/leaf', 'server/durability', 'server/cluster', 'server/ops'],
   bench: [...QUERY_BELOW_ENGINE, 'query/engine', 'native', 'loader', 'server/http', 'server/leaf', 'server/durability', 'server/cluster', 'server/ops', 'server/cli'],
