@@ -22,7 +22,7 @@ import { UI_FILES } from '../server/ui/ui-routes.js';
 import { inProcessLeaf } from './support/leaf-inprocess.js';
 import { postJson } from './support/cluster.js';
 import {
-  SERVICES, chromiumMissing, clickRun, colouredPixels, expectedTable, ingestSpread, launchBrowser, legendLabels, makeEvents, shownTable, startUp, waitRuns,
+  SERVICES, chromiumMissing, clickRun, colouredPixels, expectedTable, ingestSpread, launchBrowser, legendLabels, makeEvents, runWithLeafStopped, shownTable, startUp, waitRuns,
   type QueryAnswer, type UiEvent, type UpCluster,
 } from './support/browser.js';
 
@@ -384,18 +384,7 @@ describe.skipIf(noBrowser !== null)('in headless chromium against shoal up (smok
     expect(SERVICES).toEqual(expect.arrayContaining([...want.keys()]));
 
     // A leaf that stops answering: the coverage says how much answered and names it.
-    const victim = up.members.find((m) => m.id === 'leaf-2')!;
-    process.kill(victim.pid, 'SIGSTOP');
-    try {
-      await clickRun(page);
-      const coverage = page.locator('[data-testid="coverage"]');
-      const text = (await coverage.textContent())!;
-      expect(text).toContain('missing leaf-2');
-      expect(Number(/coverage ([\d.]+)%/.exec(text)![1])).toBeLessThan(100);
-      expect(await coverage.getAttribute('class')).toContain('warn');
-    } finally {
-      process.kill(victim.pid, 'SIGCONT');
-    }
+    await runWithLeafStopped(page, up, 'leaf-2', clickRun);
     expect(pageErrors).toEqual([]);
     await page.close();
   });

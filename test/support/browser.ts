@@ -13,7 +13,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { CLI_PATH, REPO_ROOT, freePortRange, getJson, postJson, sleep, waitFor } from './cluster.js';
+import { mulberry32 } from './gen.js';
 
 /** Where Debian's package puts it; SHOAL_CHROMIUM overrides (another distribution). */
 export const CHROMIUM_PATH = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
@@ -85,17 +87,6 @@ export async function startUp(leafCount: number, extraArgs: readonly string[] = 
   return { url, dir, members, process: child, output: () => out, stop };
 }
 
-/** Seeded PRNG (mulberry32): the same events every run with the same seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 export interface UiEvent { time: number; service: string; status: number; latency_ms: number; user: string; region: string | null; ok: boolean }
 
@@ -107,7 +98,7 @@ export const SERVICES = ['api', 'web', 'db', 'auth', 'search', 'billing'];
  * skewed (api most), so a top-N has a clear order.
  */
 export function makeEvents(nowSeconds: number, seed: number, countNow = 600, countDayBefore = 300): UiEvent[] {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const one = (base: number): UiEvent => {
     const service = SERVICES[Math.min(SERVICES.length - 1, Math.floor(rnd() * rnd() * SERVICES.length * 1.2))]!;
     const status = rnd() < 0.3 ? (rnd() < 0.5 ? 500 : 503) : 200;
@@ -211,4 +202,26 @@ export async function chartSeries(page: Page): Promise<{ xs: number[]; series: {
 /** The legend labels uPlot shows (one per drawn series, without the time). */
 export async function legendLabels(page: Page): Promise<string[]> {
   return page.locator('[data-testid="chart"] .u-legend .u-series .u-label').allTextContents().then((l) => l.slice(1));
+}
+
+/**
+ * Runs the page's query with leaf `id` stopped (SIGSTOP, resumed after): the coverage must name
+ * it, be under 100% and wear the warning style. Returns the coverage text for more checks, and
+ * runs `more` while the leaf is still stopped.
+ */
+export async function runWithLeafStopped(page: Page, up: { members: readonly { id: string; pid: number }[] }, id: string, clickRun: (p: Page) => Promise<void>, more: (text: string) => Promise<void> = async () => undefined): Promise<string> {
+  const victim = up.members.find((m) => m.id === id)!;
+  process.kill(victim.pid, 'SIGSTOP');
+  try {
+    await clickRun(page);
+    const coverage = page.locator('[data-testid="coverage"]');
+    const text = (await coverage.textContent())!;
+    expect(text).toContain(`missing ${id}`);
+    expect(Number(/coverage ([\d.]+)%/.exec(text)![1])).toBeLessThan(100);
+    expect(await coverage.getAttribute('class')).toContain('warn');
+    await more(text);
+    return text;
+  } finally {
+    process.kill(victim.pid, 'SIGCONT');
+  }
 }
