@@ -157,14 +157,15 @@ describe.runIf(runnable)('handoffs no successor takes are freed', () => {
   it('stopping says how much memory stays held and how to free it; an expired handoff is removed by any later leaf start', async () => {
     const dir = tempDir('ttl');
     const id = leafId('ttl');
-    const a = await start(id, dir, ['--handoff-ttl', '1']);
+    // 4 s: the listing below must see the handoff before it expires, also on a loaded machine.
+    const a = await start(id, dir, ['--handoff-ttl', '4']);
     expect(await ingest(a, 0, 500)).toBe(500);
     await a.stop({ signal: 'SIGINT' });
     expect(a.output().stderr).toMatch(new RegExp(`MiB of data handed off to shared memory .*shoal shm --remove ${id}`));
     expect(segmentsOf(id).length).toBeGreaterThan(1);
     const listed = JSON.parse(runCli(['shm', '--json']).stdout) as { handoffs: { leafId: string; takeable: boolean; bytes: number }[] };
     expect(listed.handoffs.find((h) => h.leafId === id)).toMatchObject({ takeable: true });
-    await new Promise((r) => setTimeout(r, 1_200));
+    await new Promise((r) => setTimeout(r, 4_200));
     const other = await start(leafId('sweeper'), tempDir('sweeper'));
     expect(segmentsOf(id)).toEqual([]);
     await other.stop({ signal: 'SIGKILL' });

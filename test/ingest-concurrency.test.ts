@@ -203,10 +203,12 @@ describe('ingest decoded on worker threads: races made on purpose', () => {
   it('refuses a batch whose deadline passed while it decoded (checked right before the log)', async () => {
     const { L, runner, post } = await heldLeaf();
     closers.push(L.close);
-    const deadline = Date.now() + 30;
+    // Far enough ahead that a loaded machine still admits the batch before it (the check when the
+    // leaf reads the body would refuse it there, and nothing would be held).
+    const deadline = Date.now() + 1_000;
     const p = post('late', ndjson([{ v: 1 }]), { 'x-shoal-deadline-ms': String(deadline) });
     await runner.until(1);
-    await new Promise((r) => setTimeout(r, 40));
+    await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()) + 20));
     runner.release();
     const r = await p;
     expect(r.statusCode).toBe(503);
