@@ -67,6 +67,28 @@ const QUANTILE_CHECK: ColumnCheck = { rel: 0.01 * (1 + 1e-9), why: 'quantile ske
 const HLL_CHECK: ColumnCheck = { rel: 0.03, why: 'HyperLogLog: 0.81% standard error, checked at 3%' };
 
 const QUERIES: readonly QuerySpec[] = [
+  // SQL of issue 16 (docs/sql.md): conditional aggregates, date_trunc, windows after the merge,
+  // exact quantiles.
+  {
+    id: 'error-rate', what: 'error rate per service: count_if / count(*), avg FILTER',
+    sql: 'SELECT service, count_if(status >= 500) / count(*) AS rate, avg(latency_ms) FILTER (WHERE status >= 500) AS l FROM events GROUP BY service ORDER BY service',
+  },
+  {
+    id: 'date-trunc', what: "date_trunc('hour') buckets with a CASE class",
+    sql: "SELECT date_trunc('hour', time) AS h, CASE WHEN status >= 500 THEN 'error' ELSE 'ok' END AS class, count(*) AS c FROM events GROUP BY h, class ORDER BY h, class",
+  },
+  {
+    id: 'top-per-group', what: 'top 3 endpoints per service: row_number() OVER ... QUALIFY',
+    sql: 'SELECT service, endpoint, count(*) AS c, row_number() OVER (PARTITION BY service ORDER BY count(*) DESC, endpoint) AS rn FROM events GROUP BY service, endpoint QUALIFY rn <= 3 ORDER BY service, rn',
+  },
+  {
+    id: 'share', what: 'share of total per country: count(*) / sum(count(*)) OVER ()',
+    sql: 'SELECT country, count(*) / sum(count(*)) OVER () AS share FROM events GROUP BY country ORDER BY country',
+  },
+  {
+    id: 'median-exact', what: 'exact median per service (every value held)',
+    sql: 'SELECT service, median(latency_ms) AS m FROM events GROUP BY service ORDER BY service',
+  },
   {
     id: 'filter-count', what: 'filter + count',
     sql: "SELECT count(*) AS c FROM events WHERE status >= 500 AND service = 'api'",

@@ -15,9 +15,10 @@ import { emptyGroups } from './merge/merge.js';
 import type { ScanBlock } from './storage/table.js';
 
 export { finish, mergePartials, type QueryResult } from './merge/merge.js';
+export { runNested, type CatalogTable } from './merge/relation.js';
 export { partialFromWire, partialToWire } from './merge/partial-wire.js';
 export { apiRows } from './plan/wire.js';
-export { envelopeJson, openPlan, PLAN_VERSION, PLAN_VERSIONS, resealPlan, sealPlan, type PlanEnvelope } from './plan/protocol.js';
+export { envelopeJson, openPlan, PLAN_VERSION, PLAN_VERSIONS, planMinVersion, resealPlan, sealPlan, type PlanEnvelope } from './plan/protocol.js';
 export type { Partial } from './plan/partial.js';
 
 export function planQuery(sql: string, nowSeconds: number): LogicalPlan {

@@ -62,8 +62,13 @@ export const LIMITS = {
   /** Entries in one thread's string-code table. Codes index typed arrays and are packed 26 bits
    * a key when several keys are grouped (query/exec/group-ids.ts), so the ceiling is 2^26. */
   threadStringCodesMax: 16_777_216,
-  /** Distinct values held by count(DISTINCT x) in one query (all groups together). */
+  /** Distinct values held by count(DISTINCT x) in one query (all groups together), and values
+   * held by the exact quantiles (quantile_cont, quantile_disc, median): ~40 MB of doubles. */
   distinctValuesMax: 5_000_000,
+  /** Values one window function may read over sliding frames (min/max OVER (ROWS BETWEEN n
+   * PRECEDING ...)) in one query: 100,000 result rows with a 500-row frame. The common frames
+   * cost one pass (query/merge/windows.ts). */
+  windowWorkMax: 50_000_000,
   /** Largest LIMIT, and the rows a sample query (SELECT * ... LIMIT n) returns. */
   resultRowsMax: 100_000,
   /** Bytes of a regular expression pattern (regexp_matches, LIKE). */

@@ -14,7 +14,7 @@ import { runCase } from './support/corpus-run.js';
 import { openDuckDb, type DuckDb, type ResultSet } from './support/duckdb.js';
 import { FAULTS, fakeShoal } from './support/fake-shoal.js';
 import { corpusDataConfig, describeDataConfig, EVENT_SCHEMA, generateEvents, mulberry32, randomSeed, TAGS, TIME_SPAN_SECONDS, type Event } from './support/gen.js';
-import { hasOrderBy, orderKeyColumns, replaceLimit, stripLimit, substituteNow, usesNow } from './support/sql-text.js';
+import { hasOrderBy, orderKeyColumns, replaceLimit, stripLimit, substituteNow, trailingLimit, usesNow } from './support/sql-text.js';
 
 const NOW_SECONDS = 1_700_000_040;
 const config = corpusDataConfig();
@@ -130,7 +130,9 @@ describe('corpus', () => {
   it('has at least 70 cases over the documented feature files, each named uniquely', () => {
     expect(cases.length).toBeGreaterThanOrEqual(70);
     const files = new Set(cases.map((c) => c.file));
-    for (const file of ['filters', 'group-by', 'aggregates', 'time-series', 'having-order-limit', 'strings', 'sets', 'nulls', 'arithmetic', 'approximate', 'samples', 'errors']) {
+    const documented = ['filters', 'group-by', 'aggregates', 'time-series', 'having-order-limit', 'strings', 'sets', 'nulls', 'arithmetic', 'approximate', 'samples', 'errors',
+      'conditionals', 'scalar-functions', 'time-functions', 'post-aggregate', 'catalog', 'quantiles'];
+    for (const file of documented) {
       expect(files).toContain(`${file}.corpus`);
     }
     expect(new Set(cases.map(caseTitle)).size).toBe(cases.length);
@@ -188,10 +190,10 @@ async function checkValidCase(duck: DuckDb, c: CorpusCase): Promise<void> {
     expect(c.rows, 'rows: must equal the LIMIT').toBe(Number(/limit\s+(\d+)\s*$/i.exec(c.sql)?.[1]));
     return;
   }
-  const limit = /\blimit\s+(\d+)\s*$/i.exec(sql);
+  const limit = trailingLimit(sql);
   if (!limit) return;
   // With a LIMIT, the answer must not depend on how ties are broken: look one row further.
-  const beyond = await duck.query(replaceLimit(sql, Number(limit[1]) + 1) as string);
+  const beyond = await duck.query(replaceLimit(sql, limit.limit + 1) as string);
   const ordered = c.ordered ?? hasOrderBy(c.sql);
   if (!ordered) {
     expect(beyond.rows.length, 'LIMIT without ORDER BY must not cut rows').toBe(result.rows.length);
@@ -236,6 +238,10 @@ describe('comparator', () => {
     expect(ok(tiesSwapped, { ordered: true, orderKeys: [1] })).toBe(true);
     expect(ok(tiesSwapped, { ordered: true, orderKeys: [1, 0] })).toBe(false);
     expect(ok(withRows([['api', 10, 1.5], ['web', 7, 2.25], ['auth', 7, 9]]), { ordered: true, orderKeys: [1] })).toBe(false);
+    // Float keys a few ulps apart (two summation orders) tie as well.
+    const nearTie: ResultSet = { columns, rows: [['api', 10, 0.1 + 0.2], ['web', 7, 0.3]] };
+    expect(compareResults({ columns, rows: [['web', 7, 0.3], ['api', 10, 0.1 + 0.2]] }, nearTie, { ordered: true, orderKeys: [2] }).ok).toBe(true);
+    expect(compareResults({ columns, rows: [['web', 7, 0.3], ['api', 10, 0.1 + 0.2]] }, nearTie, { ordered: true, orderKeys: [2, 0] }).ok).toBe(false);
   });
 
   it('holds approximate columns to their own tolerance', () => {
@@ -282,6 +288,18 @@ describe('sql text helpers and corpus format', () => {
     expect(stripLimit("SELECT * FROM t WHERE s = 'limit 5' LIMIT 10")).toBe("SELECT * FROM t WHERE s = 'limit 5'");
   });
 
+  it('reads NULLS FIRST/LAST, OFFSET, DISTINCT, windows and subqueries', () => {
+    expect(orderKeyColumns('SELECT a, count(*) AS n FROM t GROUP BY a ORDER BY n DESC NULLS FIRST, a NULLS LAST LIMIT 3 OFFSET 6')).toEqual([1, 0]);
+    expect(orderKeyColumns('SELECT DISTINCT a, b FROM t ORDER BY b, a')).toEqual([1, 0]);
+    expect(orderKeyColumns('SELECT a, row_number() OVER (PARTITION BY a ORDER BY x DESC) AS r FROM t GROUP BY a, x ORDER BY r')).toEqual([1]);
+    expect(orderKeyColumns('WITH w AS (SELECT a, count(*) AS n FROM t GROUP BY a ORDER BY a) SELECT a, n FROM w ORDER BY n, a LIMIT 2')).toEqual([1, 0]);
+    expect(hasOrderBy('SELECT a, sum(count(*)) OVER (ORDER BY a) AS s FROM t GROUP BY a')).toBe(false);
+    expect(replaceLimit('SELECT a FROM t ORDER BY a LIMIT 5 OFFSET 10', 6)).toBe('SELECT a FROM t ORDER BY a LIMIT 6 OFFSET 10');
+    expect(trailingLimit('SELECT a FROM t ORDER BY a LIMIT 5 OFFSET 10')).toEqual({ limit: 5, offset: 10 });
+    expect(trailingLimit('SELECT a FROM (SELECT a FROM t LIMIT 5)')).toBeNull();
+    expect(stripLimit('SELECT a FROM t LIMIT 5 OFFSET 10')).toBeNull();
+  });
+
   it('parses directives and rejects malformed cases with the file and line', () => {
     const parsed = parseCorpus('# p99\nquery\nSELECT p99(x)\nFROM t\nduckdb:\nSELECT quantile_disc(x, 0.99)\nFROM t\napprox: 0 0.02\n', 'x.corpus');
     expect(parsed).toEqual([{ file: 'x.corpus', line: 2, name: 'p99', sql: 'SELECT p99(x)\nFROM t', duckdbSql: 'SELECT quantile_disc(x, 0.99)\nFROM t', approx: { 0: 0.02 } }]);
@@ -289,6 +307,17 @@ describe('sql text helpers and corpus format', () => {
     expect(() => parseCorpus('query\n', 'y.corpus')).toThrow(/y\.corpus:1: case without SQL/);
     expect(() => parseCorpus('SELECT 1\n', 'y.corpus')).toThrow(/y\.corpus:1: text outside a case/);
     expect(() => parseCorpus('query\nSELECT 1\nerror: SHOAL_ERR_X\napprox: 0 0.1\n', 'y.corpus')).toThrow(/takes only/);
+    expect(parseCorpus('query\nSELECT 1\nerror: SHOAL_ERR_X\nmessage: single quotes\nmessage: api\n', 'y.corpus')[0]?.messageIncludes).toEqual(['single quotes', 'api']);
+    expect(() => parseCorpus('query\nSELECT 1\nmessage: x\n', 'y.corpus')).toThrow(/need `error:`/);
     expect(() => parseCorpus('query\nSELECT 1\nrows: 3\nFROM t\n', 'y.corpus')).toThrow(/SQL after a directive/);
+  });
+
+  it('checks the texts an error message must contain', async () => {
+    const [c] = parseCorpus('query\nSELECT 1\nerror: SHOAL_ERR_QUERY_PARSE\nmessage: Single Quotes\n', 'y.corpus') as [CorpusCase];
+    const answering = (message: string) => async () => ({ status: 400, body: { error: { code: 'SHOAL_ERR_QUERY_PARSE', message } } });
+    const noDuck = undefined as unknown as DuckDb;
+    expect((await runCase(c, { duck: noDuck, queryShoal: answering('use single quotes for strings') })).ok).toBe(true);
+    const outcome = await runCase(c, { duck: noDuck, queryShoal: answering('column "api" not found') });
+    expect(outcome.ok ? '' : outcome.message).toMatch(/does not mention "Single Quotes"/);
   });
 });

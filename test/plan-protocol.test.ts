@@ -145,6 +145,17 @@ describe('the plan is the protocol', () => {
     expect(got.body.rows).toEqual(want);
   });
 
+  it('a plan that needs protocol 4 (count_if is a sum over CASE) is never sent to older code: that member is a coverage failure', async () => {
+    const query = await aggregatorOver([{ id: 'leaf-1', url: leafUrl }, { id: 'leaf-v2', url: await versionTwoMember() }]);
+    const got = await query('SELECT g, count_if(v > 1) AS n FROM t GROUP BY g ORDER BY g');
+    expect(got.status, JSON.stringify(got.body)).toBe(200);
+    expect(got.body.coverage.leavesResponded).toBe(1);
+    const failure = got.body.coverage.failures.find((f: { leaf: string }) => f.leaf === 'leaf-v2');
+    expect(failure.reason).toContain('protocol 2');
+    const want = ['g0', 'g1', 'g2'].map((g) => [g, rows.filter((r) => r.g === g && r.v > 1).length]);
+    expect(got.body.rows).toEqual(want);
+  });
+
   it('a leaf refuses a plan version it does not execute, and a plan whose hash does not match', async () => {
     const env = sealPlan(planQuery('SELECT count(*) FROM t', 1_790_000_000), 1_790_000_000, 'SELECT count(*) FROM t');
     const future = await postLeaf(`{"partial":true,"plan":${envelopeJson({ ...env, v: PLAN_VERSION + 1 })}}`);

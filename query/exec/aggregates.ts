@@ -48,6 +48,8 @@ export const STATE_FIELDS: Readonly<Record<AggFn, Readonly<Record<string, 'f64' 
   count_distinct: { sets: 'list' },
   approx_count_distinct: { sketches: 'list' },
   approx_quantile: { sketches: 'list?' },
+  quantile_cont: { vals: 'list' },
+  quantile_disc: { vals: 'list' },
 };
 
 const f64 = (col: StateColumn, name: string) => col[name] as Float64Array;
@@ -550,6 +552,73 @@ class ApproxQuantile implements AggState {
   final(g: number): Scalar { return this.set.sketches[g]?.quantile(this.q) ?? null; }
 }
 
+/**
+ * Exact quantiles (quantile_cont, quantile_disc, median): every value of every group, merged by
+ * concatenation and sorted once at the end, as DuckDB computes them. Bounded like count(DISTINCT):
+ * at most LIMITS.distinctValuesMax values per query, beyond which approx_quantile is the answer.
+ */
+class ExactQuantile implements AggState {
+  vals: number[][] = [];
+  private total = 0;
+  constructor(private readonly q: number, private readonly discrete: boolean) {}
+  ensure(n: number): void { while (this.vals.length < n) this.vals.push([]); }
+  private grow(added: number): void {
+    this.total += added;
+    if (this.total > LIMITS.distinctValuesMax) {
+      throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `an exact quantile holds more than ${LIMITS.distinctValuesMax} values; use approx_quantile() (or p50 ... p999) instead`);
+    }
+  }
+  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
+    if (v === null) return;
+    let added = 0;
+    if (v.t === 'num') {
+      const a = v.v; const nulls = v.nulls;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) continue;
+        this.vals[gids === null ? 0 : gids[r]!]!.push(a[r]!);
+        added++;
+      }
+    } else {
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        const x = rowValue(v, r);
+        if (typeof x === 'number') { this.vals[gids === null ? 0 : gids[r]!]!.push(x); added++; }
+      }
+    }
+    this.grow(added);
+  }
+  column(n: number): StateColumn {
+    const vals: unknown[] = new Array(n);
+    for (let g = 0; g < n; g++) vals[g] = this.vals[g]!.map(encScalar);
+    return { vals };
+  }
+  mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
+    const vals = list(col, 'vals')!;
+    for (let i = 0; i < n; i++) {
+      const s = vals[i];
+      if (!Array.isArray(s)) throw new ShoalError('SHOAL_ERR_INTERNAL', `an exact quantile state of group ${i} is not a list`);
+      const out = this.vals[into[i]!]!;
+      for (const x of s) { const d = decScalar(x); if (typeof d !== 'number') throw new ShoalError('SHOAL_ERR_INTERNAL', 'an exact quantile state holds a value that is not a number'); out.push(d); }
+      this.grow(s.length);
+    }
+  }
+  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
+  final(g: number): Scalar {
+    const xs = this.vals[g]!;
+    const n = xs.length;
+    if (n === 0) return null;
+    const sorted = Float64Array.from(xs).sort();
+    // DuckDB's Interpolator: discrete takes row max(1, n - floor(n - q*n)) - 1; continuous
+    // interpolates between floor and ceil of (n - 1) * q.
+    if (this.discrete) return sorted[Math.max(1, n - Math.floor(n - this.q * n)) - 1]!;
+    const rn = (n - 1) * this.q;
+    const lo = Math.floor(rn); const hi = Math.ceil(rn);
+    const a = sorted[lo]!; const b = sorted[hi]!;
+    return lo === hi ? a : a + (b - a) * (rn - lo);
+  }
+}
+
 let identityIds = new Int32Array(0);
 /** Adopting as merging into fresh groups 0..count-1. */
 function adoptByMerge(state: AggState, col: StateColumn, count: number): void {
@@ -569,6 +638,8 @@ export function createAggState(fn: AggFn, q: number | null, intArg = false): Agg
     case 'count_distinct': return new CountDistinct();
     case 'approx_count_distinct': return new ApproxDistinct();
     case 'approx_quantile': return new ApproxQuantile(q!, new SketchSet(), true);
+    case 'quantile_cont': return new ExactQuantile(q!, false);
+    case 'quantile_disc': return new ExactQuantile(q!, true);
   }
 }
 

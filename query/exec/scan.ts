@@ -16,7 +16,8 @@ import { exprKey } from '../plan/expr-util.js';
 import { Groups, groupIds } from './group-ids.js';
 import { encScalar } from '../plan/wire.js';
 import { encodeKeys, type KeyColumn } from '../plan/utf8-keys.js';
-import { BlockContext, evalVec, refineSelection, rowValue, type Vec } from './vector.js';
+import { BlockContext, evalVec, fromValues, rowValue, type Vec } from './vector.js';
+import { refineSelection } from './selection.js';
 
 /**
  * Time bounds implied by top-level `time` comparisons with constants in WHERE. `min`/`max`
@@ -117,7 +118,9 @@ export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tab
   const noKeys = plan.keys.length === 0;
   const groups = new Groups(plan.keys.length, aggs.length, (n) => { for (const a of aggs) a.ensure(n); });
   if (noKeys) groups.fresh([]);
+  const unnestAt = plan.keys.findIndex((k) => k.k === 'fn' && k.name === 'unnest');
   forEachBlock(plan, blocks, stats, ({ ctx, sel, count }) => {
+    if (unnestAt >= 0) { unnestBlock(plan, unnestAt, ctx, sel, count, groups, aggs); return; }
     const gids = noKeys ? null : groupIds(plan.keys.map((k) => evalVec(k, ctx)), groups, sel, count, ctx.rowCount);
     for (let j = 0; j < aggs.length; j++) {
       const arg = plan.aggArgs[j];
@@ -132,15 +135,80 @@ export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tab
   return { mode: 'aggregate', tableFound, columns: plan.columns, groups: out, unknownColumns: plan.unknownColumns, stats };
 }
 
+/**
+ * GROUP BY unnest(set): each selected row counts once in the group of every member of its set (a
+ * row whose set is empty or NULL in none, as DuckDB's unnest makes no row for it). The keys' and
+ * the aggregates' vectors are evaluated over the block as usual, then gathered at one entry per
+ * (row, member), and grouped and aggregated over those entries.
+ */
+function unnestBlock(plan: BoundPlan, at: number, ctx: BlockContext, sel: Int32Array, count: number, groups: Groups, aggs: AggState[]): void {
+  const arg = (plan.keys[at] as Extract<BExpr, { k: 'fn' }>).args[0]!;
+  const set = evalVec(arg, ctx);
+  if (set.t !== 'set') {
+    if (set.t === 'const' && set.v === null) return; // a column this leaf lacks: no members
+    throw new ShoalError('SHOAL_ERR_QUERY_TYPE', 'unnest() needs a string set');
+  }
+  let total = 0;
+  for (let i = 0; i < count; i++) { const r = sel[i]!; if (set.nulls === null || set.nulls[r] === 0) total += set.offsets[r + 1]! - set.offsets[r]!; }
+  if (total === 0) return;
+  if (total > LIMITS.blockRowsMax * 64) throw new ShoalError('SHOAL_ERR_QUERY_LIMIT', `unnest() makes ${total} rows of one block, over ${LIMITS.blockRowsMax * 64}`);
+  const rows = new Int32Array(total);
+  const members = new Int32Array(total);
+  let k = 0;
+  for (let i = 0; i < count; i++) {
+    const r = sel[i]!;
+    if (set.nulls !== null && set.nulls[r] === 1) continue;
+    for (let j = set.offsets[r]!; j < set.offsets[r + 1]!; j++) { rows[k] = r; members[k] = set.codes[j]!; k++; }
+  }
+  const identity = identitySelection(total);
+  const memberVec: Vec = { t: 'str', codes: members, dict: set.dict, gcodes: arg.k === 'col' ? ctx.block.codeMap(arg.name) : null, nulls: null };
+  const keyVecs = plan.keys.map((key, i) => (i === at ? memberVec : gatherVec(evalVec(key, ctx), rows, total)));
+  const gids = groupIds(keyVecs, groups, identity, total, total);
+  for (let j = 0; j < aggs.length; j++) {
+    const a = plan.aggArgs[j];
+    aggs[j]!.update(gids, identity, total, a === null || a === undefined ? null : gatherVec(evalVec(a, ctx), rows, total));
+  }
+}
+
+/** A vector's values at rows[0..n) (rows may repeat), as a new vector indexed 0..n-1. */
+function gatherVec(v: Vec, rows: Int32Array, n: number): Vec {
+  switch (v.t) {
+    case 'const': return v;
+    case 'num': {
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = v.v[rows[i]!]!;
+      let nulls: Uint8Array | null = null;
+      if (v.nulls !== null) { nulls = new Uint8Array(n); for (let i = 0; i < n; i++) nulls[i] = v.nulls[rows[i]!]!; }
+      return { t: 'num', v: out, nulls };
+    }
+    case 'str': {
+      const codes = new Int32Array(n);
+      for (let i = 0; i < n; i++) codes[i] = v.codes[rows[i]!]!;
+      let nulls: Uint8Array | null = null;
+      if (v.nulls !== null) { nulls = new Uint8Array(n); for (let i = 0; i < n; i++) nulls[i] = v.nulls[rows[i]!]!; }
+      const dict = v.dict;
+      return { t: 'str', codes, gcodes: v.gcodes, nulls, get dict() { return dict; } };
+    }
+    case 'bool': {
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) out[i] = v.v[rows[i]!]!;
+      return { t: 'bool', v: out };
+    }
+    case 'set':
+      return fromValues(Array.from({ length: n }, (_, i) => rowValue(v, rows[i]!)), false);
+  }
+}
+
 export function scanRows(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound: boolean): RowsPartial {
   const stats: ScanStats = { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
-  const limit = Math.min(plan.logical.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
+  // With OFFSET the leaf keeps limit + offset rows: the offset is taken once, from the merged order.
+  const limit = Math.min(plan.logical.limit === null ? LIMITS.resultRowsMax : plan.logical.limit + (plan.logical.offset ?? 0), LIMITS.resultRowsMax);
   const order = plan.logical.orderBy;
   let rows: Scalar[][] = [];
   let orderValues: Scalar[][] = [];
   let truncated = false;
   const compare = (a: readonly Scalar[], b: readonly Scalar[]) => {
-    for (let k = 0; k < order.length; k++) { const c = compareForOrder(a[k]!, b[k]!, order[k]!.desc); if (c !== 0) return c; }
+    for (let k = 0; k < order.length; k++) { const c = compareForOrder(a[k]!, b[k]!, order[k]!.desc, order[k]!.nullsFirst === true); if (c !== 0) return c; }
     return 0;
   };
   forEachBlock(plan, blocks, stats, ({ ctx, sel, count }) => {

@@ -12,6 +12,7 @@ import { ShoalError } from '../errors.js';
 import type { BExpr, Scalar } from '../plan/plan.js';
 import { cachedRegex, compareValues, evalScalar, timeBucket } from '../plan/scalar.js';
 import { codePointLength, lowerText, upperText } from '../functions/text.js';
+import { dateTrunc, datePart } from '../functions/dates.js';
 import type { ScanBlock } from '../storage/table.js';
 import type { ColumnData } from '../storage/types.js';
 
@@ -112,7 +113,7 @@ function byDict(v: Extract<Vec, { t: 'str' }>, rowCount: number, test: (s: strin
   return { t: 'bool', v: out };
 }
 
-function cmpTest(op: string, c: number): boolean {
+export function cmpTest(op: string, c: number): boolean {
   switch (op) {
     case '=': return c === 0;
     case '!=': return c !== 0;
@@ -123,7 +124,7 @@ function cmpTest(op: string, c: number): boolean {
   }
 }
 
-function flip(op: string): string {
+export function flip(op: string): string {
   return op === '<' ? '>' : op === '>' ? '<' : op === '<=' ? '>=' : op === '>=' ? '<=' : op;
 }
 
@@ -242,9 +243,127 @@ export function evalVec(e: BExpr, ctx: BlockContext): Vec {
       return { t: 'num', v: out, nulls: v.nulls };
     }
     case 'fn': return evalFnVec(e, ctx);
-    case 'key': case 'agg':
+    case 'case': return evalCaseVec(e, ctx);
+    case 'cast': {
+      const v = evalVec(e.arg, ctx);
+      if (v.t === 'const') return { t: 'const', v: evalScalar({ ...e, arg: { k: 'const', value: v.v, type: e.arg.type } }, {}) };
+      // Numbers to DOUBLE need no work; strings convert once per dictionary entry.
+      if (v.t === 'num' && e.to === 'DOUBLE') return v;
+      if (v.t === 'str') { const fe: BExpr = { ...e, arg: { k: 'col', name: '$s', type: e.arg.type } }; return perDictEntry(e, v, (s) => evalScalar(fe, { column: () => s }), n, ctx); }
+      return rowwise(e, ctx, [v]);
+    }
+    case 'key': case 'agg': case 'win':
       throw new Error(`assertion failed: ${e.k} ref in a scan expression`);
   }
+}
+
+/**
+ * CASE over a block: each condition once as a vector, then per row the first TRUE branch. When
+ * every branch is a number (or NULL), rows take values from the branches' vectors; other shapes
+ * (strings, sets) go row by row, with only the taken branch evaluated.
+ */
+function evalCaseVec(e: Extract<BExpr, { k: 'case' }>, ctx: BlockContext): Vec {
+  const n = ctx.rowCount;
+  const branches = [...e.whens.map((w) => w.then), ...(e.else ? [e.else] : [])];
+  const numericOut = e.type === 'int' || e.type === 'float' || e.type === 'time' || e.type === 'null';
+  // Branches that are columns or constants cannot fail; anything else might (an overflow on a
+  // row whose branch is not taken must not be an error), so it goes row by row.
+  if (!numericOut || !branches.every((b) => b.k === 'col' || b.k === 'const')) return rowwise(e, ctx, null);
+  const values = branches.map((b) => evalVec(b, ctx));
+  if (!values.every((v) => v.t === 'num' || (v.t === 'const' && (v.v === null || typeof v.v === 'number')))) return rowwise(e, ctx, null);
+  const conds = e.whens.map((w) => { const c = evalVec(w.when, ctx); return c.t === 'bool' ? c.v : (boolConst(c.t === 'const' ? c.v : null, n) as { v: Uint8Array }).v; });
+  const out = new Float64Array(n);
+  const nulls = new Uint8Array(n);
+  const elseAt = e.else ? conds.length : -1;
+  for (let i = 0; i < n; i++) {
+    let b = elseAt;
+    for (let j = 0; j < conds.length; j++) if (conds[j]![i] === TRUE) { b = j; break; }
+    if (b < 0) { nulls[i] = 1; continue; }
+    const v = values[b]!;
+    if (v.t === 'const') { if (v.v === null) nulls[i] = 1; else out[i] = v.v as number; continue; }
+    const nv = v as Extract<Vec, { t: 'num' }>;
+    if (nv.nulls !== null && nv.nulls[i] === 1) nulls[i] = 1;
+    else out[i] = nv.v[i]!;
+  }
+  return { t: 'num', v: out, nulls };
+}
+
+/**
+ * A function of one string column (the other arguments constant), evaluated once per dictionary
+ * entry and mapped to rows by code: substr, split_part, regexp_extract, strftime of a string ...
+ */
+function perDictEntry(e: BExpr, v: Extract<Vec, { t: 'str' }>, f0: (s: string | null) => Scalar, n: number, ctx: BlockContext): Vec {
+  // An entry that fails (CAST('n/a' AS INTEGER)) is an error only if a row that counts has it:
+  // WHERE may have excluded every such row, and DuckDB evaluates the select list after WHERE.
+  const failed = new Map<number, unknown>();
+  let entry = -1;
+  const f = (s: string | null): Scalar => {
+    try { return f0(s); } catch (err) { if (!(err instanceof ShoalError)) throw err; failed.set(entry, err); return null; }
+  };
+  const checkFailed = (nullEntry: number) => {
+    if (failed.size === 0) return;
+    const codeOf = (r: number) => (v.nulls !== null && v.nulls[r] === 1 ? nullEntry : v.codes[r]!);
+    const at = ctx.selected;
+    if (at === null) { for (let r = 0; r < n; r++) { const c = codeOf(r); if (failed.has(c)) throw failed.get(c); } return; }
+    for (let j = 0; j < at.count; j++) { const c = codeOf(at.sel[j]!); if (failed.has(c)) throw failed.get(c); }
+  };
+  const evalAll = (dict: readonly (string | null)[]) => dict.map((s, d) => { entry = d; return f(s); });
+  // A NULL row is evaluated too: coalesce, IS DISTINCT FROM and CASE do not return NULL for it.
+  if (v.nulls !== null) {
+    entry = v.dict.length;
+    const atNull = f(null);
+    if (atNull !== null) {
+      const results = evalAll([...v.dict, null]);
+      checkFailed(v.dict.length);
+      const codes = new Int32Array(n);
+      for (let i = 0; i < n; i++) codes[i] = v.nulls[i] === 1 ? v.dict.length : v.codes[i]!;
+      return mapResults(e, results, codes, null, n);
+    }
+  }
+  const results = evalAll(v.dict);
+  checkFailed(-1);
+  return mapResults(e, results, v.codes, v.nulls, n);
+}
+
+function mapResults(e: BExpr, results: readonly Scalar[], vcodes: Uint8Array | Uint16Array | Int32Array, vnulls: Uint8Array | null, n: number): Vec {
+  const v = { codes: vcodes, nulls: vnulls };
+  if (results.some((x) => typeof x === 'bigint')) throw overflowError(e);
+  const sample = results.find((x) => x !== null);
+  if (e.type === 'bool' || typeof sample === 'boolean') {
+    const table = Uint8Array.from(results, (x) => (x === null ? NULL : x ? TRUE : FALSE));
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = v.nulls !== null && v.nulls[i] === 1 ? NULL : table[v.codes[i]!]!;
+    return { t: 'bool', v: out };
+  }
+  if (typeof sample === 'number' || (sample === undefined && e.type !== 'string')) {
+    const out = new Float64Array(n);
+    const nulls = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const x = v.nulls !== null && v.nulls[i] === 1 ? null : results[v.codes[i]!]!;
+      if (x === null || typeof x !== 'number') nulls[i] = 1; else out[i] = x;
+    }
+    return { t: 'num', v: out, nulls };
+  }
+  if (sample !== undefined && typeof sample !== 'string') return fromValues(Array.from({ length: n }, (_, i) => (v.nulls !== null && v.nulls[i] === 1 ? null : results[v.codes[i]!]!)), false);
+  // Strings: a new dictionary of the distinct results, codes mapped through.
+  const dict: string[] = [];
+  const at = new Map<string, number>();
+  const map = new Int32Array(results.length);
+  let anyNull = v.nulls !== null;
+  results.forEach((x, d) => {
+    if (x === null) { map[d] = -1; anyNull = true; return; }
+    const s = x as string;
+    let c = at.get(s);
+    if (c === undefined) { c = dict.length; dict.push(s); at.set(s, c); }
+    map[d] = c;
+  });
+  const codes = new Int32Array(n);
+  const nulls = anyNull ? new Uint8Array(n) : null;
+  for (let i = 0; i < n; i++) {
+    const c = v.nulls !== null && v.nulls[i] === 1 ? -1 : map[v.codes[i]!]!;
+    if (c < 0) nulls![i] = 1; else codes[i] = c;
+  }
+  return { t: 'str', codes, dict, gcodes: null, nulls };
 }
 
 /**
@@ -353,7 +472,26 @@ function evalFnVec(e: Extract<BExpr, { k: 'fn' }>, ctx: BlockContext): Vec {
     }
     case 'to_timestamp': case 'epoch':
       return a0;
+    case 'date_trunc': case 'date_part': {
+      const p = args[0]!; const t = args[1]!;
+      if (p.t === 'const' && typeof p.v === 'string' && t.t === 'num') {
+        const f = e.name === 'date_trunc' ? dateTrunc : datePart;
+        const part = p.v;
+        const out = new Float64Array(n);
+        const tv = t.v;
+        for (let i = 0; i < n; i++) out[i] = f(part, tv[i]!);
+        return { t: 'num', v: out, nulls: t.nulls };
+      }
+      break;
+    }
     default:
+  }
+  // One string column and constants: once per dictionary entry.
+  const strAt = args.findIndex((a) => a.t === 'str');
+  if (strAt >= 0 && args.every((a, i) => i === strAt || a.t === 'const') && e.name !== 'concat' && e.name !== 'greatest' && e.name !== 'least') {
+    const consts = args.map((a) => (a.t === 'const' ? a.v : null));
+    const fe: BExpr = { ...e, args: e.args.map((a, i) => (i === strAt ? { k: 'col', name: '$s', type: a.type } : { k: 'const', value: consts[i]!, type: a.type })) };
+    return perDictEntry(e, args[strAt] as Extract<Vec, { t: 'str' }>, (s) => evalScalar(fe, { column: () => s }), n, ctx);
   }
   return rowwise(e, ctx, null);
 }
@@ -364,8 +502,32 @@ function rowwise(e: BExpr, ctx: BlockContext, _args: Vec[] | null): Vec {
   const values: Scalar[] = new Array(n);
   let row = 0;
   const env = { column: (name: string) => rowValue(ctx.column(name), row) };
-  for (row = 0; row < n; row++) values[row] = evalScalar(e, env);
+  let big: number[] | null = null;
+  let failed: Map<number, unknown> | null = null;
+  for (row = 0; row < n; row++) {
+    let x: Scalar;
+    // A row that fails (a cast, an overflow) is an error only if it counts (see perDictEntry).
+    try { x = evalScalar(e, env); } catch (err) { if (!(err instanceof ShoalError)) throw err; (failed ??= new Map()).set(row, err); values[row] = null; continue; }
+    // An integer past 2^53 (the row evaluator keeps it exact, as a bigint): refused where it
+    // counts, as checkExactInts does for the vector kernels, never rounded into a double.
+    if (typeof x === 'bigint') { (big ??= []).push(row); values[row] = Number(x); } else values[row] = x;
+  }
+  if (failed !== null) {
+    const at = ctx.selected;
+    if (at === null) throw failed.values().next().value;
+    for (let j = 0; j < at.count; j++) { const err = failed.get(at.sel[j]!); if (err !== undefined) throw err; }
+  }
+  if (big !== null) {
+    const at = ctx.selected;
+    if (at === null) throw overflowError(e);
+    const bad = new Set(big);
+    for (let j = 0; j < at.count; j++) if (bad.has(at.sel[j]!)) throw overflowError(e);
+  }
   return fromValues(values, e.type === 'bool');
+}
+
+function overflowError(e: BExpr): ShoalError {
+  return new ShoalError('SHOAL_ERR_QUERY_OVERFLOW', `integer arithmetic in ${brief(e)} passes +-2^53, where shoal's integers stop being exact (an operand divided by 1 makes it float arithmetic, approximate)`);
 }
 
 export function fromValues(values: readonly Scalar[], asBool: boolean): Vec {
@@ -397,101 +559,4 @@ export function fromValues(values: readonly Scalar[], asBool: boolean): Vec {
     codes[i] = c;
   }
   return { t: 'str', codes, dict, gcodes: null, nulls };
-}
-
-/** The per-string truth of a predicate on a string column, when it is one (cmp with a constant
- * string, IN, a regular expression): what byDict tables per dictionary entry. */
-function stringTest(e: BExpr): { column: string; test: (s: string) => boolean | null } | null {
-  if (e.k === 'cmp') {
-    const colLeft = e.left.k === 'col' && e.right.k === 'const' && typeof e.right.value === 'string';
-    const colRight = e.right.k === 'col' && e.left.k === 'const' && typeof e.left.value === 'string';
-    if (!colLeft && !colRight) return null;
-    const name = (colLeft ? e.left : e.right) as { name: string };
-    const k = (colLeft ? e.right : e.left) as { value: string };
-    const op = colLeft ? e.op : flip(e.op);
-    return { column: name.name, test: (s) => cmpTest(op, compareValues(s, k.value)) };
-  }
-  if (e.k === 'in' && e.arg.k === 'col') {
-    const set = new Set(e.values.filter((x) => typeof x === 'string'));
-    const miss = e.values.includes(null) ? null : e.negated;
-    return { column: e.arg.name, test: (s) => (set.has(s) ? !e.negated : miss) };
-  }
-  if (e.k === 'match' && e.arg.k === 'col') {
-    const re = cachedRegex(e.regex, e.flags);
-    return { column: e.arg.name, test: (s) => re.test(s) !== e.negated };
-  }
-  return null;
-}
-
-/**
- * Keeps the rows of sel[0..count) where `e` is TRUE, writing them to `out` (which may be `sel`
- * itself: rows only move down); returns how many. Simple conjuncts (a number column against a
- * constant, a string predicate by dictionary entry) are tested only on the rows still selected;
- * anything else is evaluated over the block as evalVec does and then read at those rows.
- */
-export function refineSelection(e: BExpr, ctx: BlockContext, sel: Int32Array, count: number, out: Int32Array): number {
-  let n = 0;
-  if (e.k === 'cmp') {
-    const numLeft = e.left.k === 'col' && e.right.k === 'const' && typeof e.right.value === 'number';
-    const numRight = e.right.k === 'col' && e.left.k === 'const' && typeof e.left.value === 'number';
-    if (numLeft || numRight) {
-      const v = ctx.column(((numLeft ? e.left : e.right) as { name: string }).name);
-      if (v.t === 'num') {
-        const k = ((numLeft ? e.right : e.left) as { value: number }).value;
-        const op = numLeft ? e.op : flip(e.op);
-        const a = v.v; const nulls = v.nulls;
-        switch (op) {
-          case '=': for (let i = 0; i < count; i++) { const r = sel[i]!; if (a[r] === k) out[n++] = r; } break;
-          case '!=': for (let i = 0; i < count; i++) { const r = sel[i]!; if (a[r] !== k) out[n++] = r; } break;
-          case '<': for (let i = 0; i < count; i++) { const r = sel[i]!; if (a[r]! < k) out[n++] = r; } break;
-          case '<=': for (let i = 0; i < count; i++) { const r = sel[i]!; if (a[r]! <= k) out[n++] = r; } break;
-          case '>': for (let i = 0; i < count; i++) { const r = sel[i]!; if (a[r]! > k) out[n++] = r; } break;
-          default: for (let i = 0; i < count; i++) { const r = sel[i]!; if (a[r]! >= k) out[n++] = r; } break;
-        }
-        if (nulls === null) return n;
-        let m = 0;
-        for (let i = 0; i < n; i++) { const r = out[i]!; if (nulls[r] === 0) out[m++] = r; }
-        return m;
-      }
-    }
-  }
-  const st = stringTest(e);
-  if (st !== null) {
-    const v = ctx.column(st.column);
-    if (v.t === 'str') {
-      const dict = v.dict;
-      // Tested per dictionary entry on first sight: 0 untested, 1 false or NULL, 2 true.
-      const table = new Uint8Array(dict.length);
-      const codes = v.codes; const nulls = v.nulls;
-      for (let i = 0; i < count; i++) {
-        const r = sel[i]!;
-        if (nulls !== null && nulls[r] === 1) continue;
-        const c = codes[r]!;
-        let t = table[c]!;
-        if (t === 0) { t = st.test(dict[c]!) === true ? 2 : 1; table[c] = t; }
-        if (t === 2) out[n++] = r;
-      }
-      return n;
-    }
-  }
-  const p = evalVec(e, ctx);
-  if (p.t === 'const') { if (p.v === true) { if (out !== sel) out.set(sel.subarray(0, count)); return count; } return 0; }
-  if (p.t !== 'bool') return 0;
-  const b = p.v;
-  for (let i = 0; i < count; i++) { const r = sel[i]!; if (b[r] === TRUE) out[n++] = r; }
-  return n;
-}
-
-/** Row indices where a predicate vector is TRUE. */
-export function selection(pred: Vec, rowCount: number): { sel: Int32Array; count: number } {
-  const sel = new Int32Array(rowCount);
-  if (pred.t === 'const') {
-    if (pred.v === true) { for (let i = 0; i < rowCount; i++) sel[i] = i; return { sel, count: rowCount }; }
-    return { sel, count: 0 };
-  }
-  if (pred.t !== 'bool') return { sel, count: 0 };
-  const v = pred.v;
-  let count = 0;
-  for (let i = 0; i < rowCount; i++) if (v[i] === TRUE) sel[count++] = i;
-  return { sel, count };
 }

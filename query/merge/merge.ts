@@ -16,8 +16,9 @@ import { decScalar } from '../plan/wire.js';
 import { LIMITS } from '../limits.js';
 import type { AggregatePartial, ColumnInfo, GroupTable, Partial, RowsPartial } from '../plan/partial.js';
 import { addStats, emptyStats, widenType } from '../plan/partial.js';
-import type { LogicalPlan, Scalar } from '../plan/plan.js';
-import { compareForOrder, evalScalar } from '../plan/scalar.js';
+import type { BExpr, LogicalPlan, Scalar } from '../plan/plan.js';
+import { compareForOrder, evalScalar, type ScalarEnv } from '../plan/scalar.js';
+import { computeWindows } from './windows.js';
 
 export interface QueryResult {
   columns: ColumnInfo[];
@@ -151,7 +152,8 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
 }
 
 function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound: boolean, stats: AggregatePartial['stats'], unknownColumns: string[]): RowsPartial {
-  const limit = Math.min(plan.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
+  // The offset is taken once, by finish: a merge (here or in a child aggregator) keeps limit + offset.
+  const limit = Math.min(plan.limit === null ? LIMITS.resultRowsMax : plan.limit + (plan.offset ?? 0), LIMITS.resultRowsMax);
   // SELECT * over leaves with different schemas: the union of their columns, by name. A select
   // list is positional: `SELECT n, n` has two columns of one name, and both stay.
   let columns: ColumnInfo[] = [];
@@ -177,7 +179,7 @@ function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound:
     // Order values arrive in their wire form (wire.ts): compare them decoded.
     const keyed = all.map((x) => ({ x, d: x.k.map(decScalar) }));
     keyed.sort((a, b) => {
-      for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.d[k]!, b.d[k]!, plan.orderBy[k]!.desc); if (c !== 0) return c; }
+      for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.d[k]!, b.d[k]!, plan.orderBy[k]!.desc, plan.orderBy[k]!.nullsFirst === true); if (c !== 0) return c; }
       return 0;
     });
     all = keyed.map((y) => y.x);
@@ -188,18 +190,28 @@ function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound:
 
 /** The final answer of a merged Partial. */
 export function finish(plan: LogicalPlan, part: Partial): QueryResult {
+  const offset = plan.offset ?? 0;
   if (part.mode === 'rows') {
-    return { columns: [...part.columns], rows: part.rows.map((r) => r.map(decScalar)), truncated: part.truncated && plan.limit === null };
+    const rows = part.rows.map((r) => r.map(decScalar));
+    return { columns: [...part.columns], rows: offset > 0 ? rows.slice(offset) : rows, truncated: part.truncated && plan.limit === null };
   }
   const t = part.groups;
   const aggs = statesOf(plan);
   for (let j = 0; j < aggs.length; j++) aggs[j]!.adopt(t.states[j]!, t.count);
-  const limit = Math.min(plan.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
+  const envOf = (g: number) => ({ keys: t.keys.map((col) => decScalar(keyAt(col, g))), aggs: aggs.map((a) => a.final(g)) });
+  if ((plan.windows?.length ?? 0) > 0 || plan.distinct === true || (plan.qualify ?? null) !== null) {
+    const envs: ScalarEnv[] = [];
+    for (let g = 0; g < t.count; g++) {
+      const env = envOf(g);
+      if (plan.having === null || evalScalar(plan.having, env) === true) envs.push(env);
+    }
+    return { columns: [...part.columns], ...finishRows(plan, envs) };
+  }
+  const limit = Math.min(plan.limit === null ? LIMITS.resultRowsMax : plan.limit + offset, LIMITS.resultRowsMax);
   const compare = (a: { order: Scalar[] }, b: { order: Scalar[] }) => {
-    for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.order[k]!, b.order[k]!, plan.orderBy[k]!.desc); if (c !== 0) return c; }
+    for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.order[k]!, b.order[k]!, plan.orderBy[k]!.desc, plan.orderBy[k]!.nullsFirst === true); if (c !== 0) return c; }
     return 0;
   };
-  const envOf = (g: number) => ({ keys: t.keys.map((col) => decScalar(keyAt(col, g))), aggs: aggs.map((a) => a.final(g)) });
   const rowOf = (g: number, env = envOf(g)) => {
     const out = plan.outputs.map((o) => evalScalar(o.expr, env));
     return { out, order: plan.orderBy.map((o) => (o.output !== null ? out[o.output]! : evalScalar(o.expr!, env))), g };
@@ -238,5 +250,38 @@ export function finish(plan: LogicalPlan, part: Partial): QueryResult {
   if (plan.orderBy.length > 0 && !topN) rows.sort(compare);
   const truncated = plan.limit === null && rows.length > limit;
   if (rows.length > limit) rows = rows.slice(0, limit);
+  if (offset > 0) rows = rows.slice(offset);
   return { columns: [...part.columns], rows: rows.map((r) => r.out), truncated };
+}
+
+/**
+ * The end of a query over result rows (one env per row: groups after HAVING, or a subquery's
+ * rows): windows, the select list, QUALIFY, DISTINCT, ORDER BY, OFFSET, LIMIT, in SQL's order.
+ */
+export function finishRows(plan: LogicalPlan, envs: ScalarEnv[], outputs: readonly BExpr[] = plan.outputs.map((o) => o.expr), order: readonly (BExpr | null)[] = plan.orderBy.map((o) => o.expr), qualify: BExpr | null = plan.qualify ?? null): { rows: Scalar[][]; truncated: boolean } {
+  const windows = plan.windows ?? [];
+  if (windows.length > 0) {
+    const wins = computeWindows(windows, envs);
+    envs.forEach((env, i) => { env.wins = wins[i]; });
+  }
+  let rows: { out: Scalar[]; order: Scalar[] }[] = [];
+  for (const env of envs) {
+    if (qualify !== null && evalScalar(qualify, env) !== true) continue;
+    const out = outputs.map((o) => evalScalar(o, env));
+    rows.push({ out, order: plan.orderBy.map((o, k) => (o.output !== null ? out[o.output]! : evalScalar(order[k]!, env))) });
+  }
+  if (plan.distinct === true) {
+    const seen = new Set<string>();
+    rows = rows.filter((r) => { const k = tupleText(r.out); if (seen.has(k)) return false; seen.add(k); return true; });
+  }
+  if (plan.orderBy.length > 0) {
+    rows.sort((a, b) => {
+      for (let k = 0; k < plan.orderBy.length; k++) { const c = compareForOrder(a.order[k]!, b.order[k]!, plan.orderBy[k]!.desc, plan.orderBy[k]!.nullsFirst === true); if (c !== 0) return c; }
+      return 0;
+    });
+  }
+  const offset = plan.offset ?? 0;
+  const limit = Math.min(plan.limit ?? LIMITS.resultRowsMax, LIMITS.resultRowsMax);
+  const truncated = plan.limit === null && rows.length - offset > limit;
+  return { rows: rows.slice(offset, offset + limit).map((r) => r.out), truncated };
 }

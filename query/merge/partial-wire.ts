@@ -135,6 +135,7 @@ function legacyGroups(plan: LogicalPlan, t: GroupTable): LegacyGroup[] {
         case 'count_distinct': return (c.sets as unknown[])[g];
         case 'approx_count_distinct': return (c.sketches as unknown[])[g];
         case 'approx_quantile': return (c.sketches as unknown[] | null)?.[g] ?? null;
+        case 'quantile_cont': case 'quantile_disc': return (c.vals as unknown[])[g];
       }
     });
     out[g] = { keys: t.keys.map((col) => keyAt(col, g)), states };

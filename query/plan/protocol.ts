@@ -24,14 +24,48 @@
  * version-2 plans too and answers them in version 2: a roll onto it keeps full coverage with the
  * leaves rolled first (an old aggregator's plans) or the aggregator first (it reads old answers,
  * and old leaves execute its plans only if sent as version 2: see docs/cluster.md).
+ * 4: CASE, CAST, new scalar functions, exact quantiles, and rows-mode OFFSET / NULLS FIRST in the
+ * plan; the partial states of version 3 plus `vals` lists for the exact quantiles. A plan using
+ * none of them is a version-3 plan (planMinVersion), so old leaves keep answering the old SQL.
  */
 import { createHash } from 'node:crypto';
 import { ShoalError } from '../errors.js';
 import type { LogicalPlan } from './plan.js';
 
-export const PLAN_VERSION = 3;
+export const PLAN_VERSION = 4;
 /** Versions this code executes. */
-export const PLAN_VERSIONS: readonly number[] = [2, 3];
+export const PLAN_VERSIONS: readonly number[] = [2, 3, 4];
+
+/** Function names a version-2 or 3 leaf knows (in WHERE, keys, aggregate arguments, projections). */
+const V3_CALLS = new Set([
+  'count', 'count_star', 'sum', 'avg', 'mean', 'min', 'max', 'approx_count_distinct', 'approx_quantile', 'quantile',
+  'p50', 'p75', 'p90', 'p95', 'p99', 'p999', 'median', 'time_bucket', 'lower', 'upper', 'length', 'abs', 'round', 'floor', 'ceil',
+  'list_contains', 'array_contains', 'to_timestamp', 'epoch', 'coalesce', 'now', 'current_timestamp', 'current_date', 'today', 'regexp_matches',
+]);
+const V3_AGGS = new Set(['count_star', 'count', 'count_distinct', 'sum', 'avg', 'min', 'max', 'approx_count_distinct', 'approx_quantile']);
+
+/**
+ * The oldest protocol whose leaves execute this plan the same way. Version 4 added CASE, CAST,
+ * the string and time functions, exact quantiles, and in rows mode OFFSET and NULLS FIRST (a
+ * leaf cuts its rows by them). A plan that uses none of these is sent as version 3 or 2 to a member
+ * that asks for it (cluster-query.ts); one that does is never sent to older code, whose answer
+ * would be wrong, not partial.
+ */
+export function planMinVersion(plan: LogicalPlan): number {
+  // Versions 2 and 3 share the plan's shape (only the partials differ).
+  let v = 2;
+  const visit = (x: unknown): void => {
+    if (v === 4 || x === null || typeof x !== 'object') return;
+    if (Array.isArray(x)) { for (const y of x) visit(y); return; }
+    const o = x as { kind?: unknown; name?: unknown };
+    if (o.kind === 'case' || o.kind === 'cast' || (o.kind === 'call' && typeof o.name === 'string' && !V3_CALLS.has(o.name))) { v = 4; return; }
+    for (const y of Object.values(o)) visit(y);
+  };
+  visit([plan.where, plan.keys, plan.aggs.map((a) => a.arg), plan.projections, plan.rowOrder]);
+  if (plan.aggs.some((a) => !V3_AGGS.has(a.fn))) v = 4;
+  if (plan.mode === 'rows' && ((plan.offset ?? 0) > 0 || plan.orderBy.some((o) => o.nullsFirst === true))) v = 4;
+  return v;
+}
 
 export interface PlanEnvelope {
   readonly v: number;
@@ -63,6 +97,7 @@ export function sealPlan(plan: LogicalPlan, nowSeconds: number, sql: string, v: 
 
 /** The same plan in another protocol version this code speaks (a member on older code). */
 export function resealPlan(env: PlanEnvelope, v: number): PlanEnvelope {
+  if (planMinVersion(env.plan) > v) throw new ShoalError('SHOAL_ERR_PLAN_VERSION', `this query needs plan protocol ${planMinVersion(env.plan)}; version ${v} cannot express it`);
   return sealPlan(env.plan, env.nowSeconds, env.sql, v);
 }
 

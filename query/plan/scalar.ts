@@ -9,10 +9,15 @@ import { ShoalError } from '../errors.js';
 import type { ArithOp, BExpr, Scalar } from './plan.js';
 import { intResult } from './wire.js';
 import { codePointLength, lowerText, upperText } from '../functions/text.js';
+import { castValue, textOf } from '../functions/cast.js';
+import { dateTrunc, datePart, strftime } from '../functions/dates.js';
+import { jsReplacement, left, regexpExtract, replaceAll, right, splitPart, strpos, substr, trimChars } from '../functions/strings.js';
 
 export interface ScalarEnv {
   keys?: readonly Scalar[];
   aggs?: readonly Scalar[];
+  /** Window function values of the current result row (merge/windows.ts). */
+  wins?: readonly Scalar[];
   column?: (name: string) => Scalar;
 }
 
@@ -90,9 +95,9 @@ export function compareValues(a: Scalar, b: Scalar): number {
   return sa < sb ? -1 : sa > sb ? 1 : 0;
 }
 
-/** ORDER BY comparison: NULLs last in both directions (DuckDB's default). */
-export function compareForOrder(a: Scalar, b: Scalar, desc: boolean): number {
-  if (a === null || b === null) return a === b ? 0 : a === null ? 1 : -1;
+/** ORDER BY comparison: NULLs last in both directions (DuckDB's default) unless NULLS FIRST. */
+export function compareForOrder(a: Scalar, b: Scalar, desc: boolean, nullsFirst = false): number {
+  if (a === null || b === null) return a === b ? 0 : (a === null) !== nullsFirst ? 1 : -1;
   const c = compareValues(a, b);
   return desc ? -c : c;
 }
@@ -198,7 +203,28 @@ export function evalScalar(e: BExpr, env: ScalarEnv): Scalar {
       return e.negated ? !isNull : isNull;
     }
     case 'fn': return evalFn(e, env);
+    case 'win': return env.wins![e.index]!;
+    case 'case': {
+      // Lazy, as SQL: a branch not taken is not evaluated.
+      for (const w of e.whens) if (evalScalar(w.when, env) === true) return evalScalar(w.then, env);
+      return e.else === null ? null : evalScalar(e.else, env);
+    }
+    case 'cast': {
+      const v = evalScalar(e.arg, env);
+      return castValue(v, e.to, e.try, typeName(textType(e.arg), v)) as Scalar;
+    }
   }
+}
+
+/** The type a value prints as: a DATE cast is a time printed as a date. */
+export function textType(b: BExpr): string {
+  return (b.k === 'cast' && b.to === 'DATE') || (b.k === 'const' && b.date === true) ? 'date' : b.type;
+}
+
+/** A value's type for text conversion when the plan could not tell ('any'). */
+function typeName(t: string, v: Scalar): string {
+  if (t !== 'any') return t;
+  return typeof v === 'number' ? (Number.isInteger(v) ? 'int' : 'float') : typeof v === 'string' ? 'string' : 'any';
 }
 
 /**
@@ -233,6 +259,11 @@ function bigArith(op: ArithOp, l: Scalar, r: Scalar): Scalar {
 function evalFn(e: Extract<BExpr, { k: 'fn' }>, env: ScalarEnv): Scalar {
   const args = e.args.map((a) => evalScalar(a, env));
   if (e.name === 'coalesce') return args.find((a) => a !== null) ?? null;
+  const special = evalNullAware(e, args);
+  if (special !== undefined) return special;
+  if (args.some((x) => x === null) && e.name !== 'round' && e.name !== 'time_bucket' && e.name !== 'list_contains') return null;
+  const more = evalNewFn(e, args);
+  if (more !== undefined) return more;
   let a = args[0]!;
   if (a === null) return null;
   // A big exact integer is already whole; other functions take it as a float.
@@ -263,11 +294,66 @@ function evalFn(e: Extract<BExpr, { k: 'fn' }>, env: ScalarEnv): Scalar {
     }
     case 'to_timestamp': case 'epoch': return a;
   }
+  return null;
+}
+
+/** Functions whose NULL handling is not "NULL in, NULL out": undefined for the others. */
+function evalNullAware(e: Extract<BExpr, { k: 'fn' }>, args: Scalar[]): Scalar | undefined {
+  switch (e.name) {
+    case 'concat': {
+      // args[0]: true for || (NULL if any side is), false for concat() (NULLs skipped).
+      const parts = args.slice(1);
+      if (args[0] === true && parts.some((x) => x === null)) return null;
+      return parts.map((x, i) => (x === null ? '' : textOf(x, typeName(textType(e.args[i + 1]!), x)))).join('');
+    }
+    case 'greatest': case 'least': {
+      let best: Scalar = null;
+      for (const x of args) {
+        if (x === null) continue;
+        if (best === null || (e.name === 'greatest' ? compareValues(x, best) > 0 : compareValues(x, best) < 0)) best = x;
+      }
+      return best;
+    }
+    case 'is_distinct': {
+      const l = args[1]!; const r = args[2]!;
+      const same = l === null || r === null ? l === r : compareValues(l, r) === 0;
+      return args[0] === true ? !same : same;
+    }
+    case 'nullif':
+      if (args[0] === null) return null;
+      return args[1] !== null && compareValues(args[0]!, args[1]!) === 0 ? null : args[0]!;
+    default: return undefined;
+  }
+}
+
+/** Protocol-4 functions, every argument non-null. */
+function evalNewFn(e: Extract<BExpr, { k: 'fn' }>, args: Scalar[]): Scalar | undefined {
+  const str = (i: number) => args[i] as string;
+  const num = (i: number) => Number(args[i]);
+  switch (e.name) {
+    case 'substr': return substr(str(0), num(1), args.length > 2 ? num(2) : null);
+    case 'starts_with': return str(0).startsWith(str(1));
+    case 'ends_with': return str(0).endsWith(str(1));
+    case 'contains': return str(0).includes(str(1));
+    case 'split_part': return splitPart(str(0), str(1), num(2));
+    case 'strpos': return strpos(str(0), str(1));
+    case 'left': return left(str(0), num(1));
+    case 'right': return right(str(0), num(1));
+    case 'trim': case 'ltrim': case 'rtrim': return trimChars(str(0), args.length > 1 ? str(1) : null, e.name === 'trim' ? 'both' : e.name === 'ltrim' ? 'left' : 'right');
+    case 'replace': return replaceAll(str(0), str(1), str(2));
+    case 'regexp_extract': return regexpExtract(str(0), cachedRegex(str(1), 'u'), num(2));
+    case 'regexp_replace': return str(0).replace(cachedRegex(str(1), str(3)), jsReplacement(str(2)));
+    case 'date_trunc': return dateTrunc(str(0), num(1));
+    case 'date_part': return datePart(str(0), num(1));
+    case 'strftime': return strftime(num(0), str(1));
+    case 'unnest': throw new ShoalError('SHOAL_ERR_INTERNAL', 'unnest() evaluated outside GROUP BY');
+    default: return undefined;
+  }
 }
 
 /** Replaces a subtree whose inputs are all constants by its value. */
 export function foldConstant(e: BExpr): BExpr {
-  if (e.k === 'const' || e.k === 'col' || e.k === 'key' || e.k === 'agg') return e;
+  if (e.k === 'const' || e.k === 'col' || e.k === 'key' || e.k === 'agg' || e.k === 'win') return e;
   if (!childrenOf(e).every((c) => c.k === 'const')) return e;
   const value = evalScalar(e, {});
   return { k: 'const', value, type: value === null ? (e.type === 'bool' ? 'bool' : e.type) : e.type };
@@ -277,8 +363,10 @@ export function childrenOf(e: BExpr): readonly BExpr[] {
   switch (e.k) {
     case 'const': case 'col': case 'key': case 'agg': return [];
     case 'arith': case 'cmp': return [e.left, e.right];
-    case 'neg': case 'not': case 'in': case 'match': case 'isnull': return [e.arg];
+    case 'neg': case 'not': case 'in': case 'match': case 'isnull': case 'cast': return [e.arg];
     case 'and': case 'or': return e.args;
     case 'fn': return e.args;
+    case 'case': return [...e.whens.flatMap((w) => [w.when, w.then]), ...(e.else ? [e.else] : [])];
+    case 'win': return [];
   }
 }

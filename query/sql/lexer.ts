@@ -40,11 +40,12 @@ export const KEYWORDS: ReadonlySet<string> = new Set([
   'SELECT', 'FROM', 'WHERE', 'GROUP', 'BY', 'HAVING', 'ORDER', 'LIMIT', 'OFFSET',
   'AND', 'OR', 'NOT', 'IN', 'LIKE', 'ILIKE', 'IS', 'NULL', 'BETWEEN', 'TRUE', 'FALSE',
   'AS', 'ASC', 'DESC', 'DISTINCT',
-  'CASE', 'JOIN', 'UNION', 'INTERSECT', 'EXCEPT', 'WITH',
+  'CASE', 'WHEN', 'THEN', 'ELSE', 'END', 'QUALIFY',
+  'JOIN', 'UNION', 'INTERSECT', 'EXCEPT', 'WITH',
 ]);
 
 /** Longest first, so `<=` wins over `<`. */
-const OPERATORS = ['<=', '>=', '<>', '!=', '=', '<', '>', '+', '-', '*', '/', '%', '(', ')', ',', ';'] as const;
+const OPERATORS = ['<=', '>=', '<>', '!=', '||', '::', '=', '<', '>', '+', '-', '*', '/', '%', '(', ')', ',', ';', '.'] as const;
 
 /** `line L, column C` (both 1-based) for an offset: messages are read by people, offsets by code. */
 export function lineColumn(sql: string, pos: number): { line: number; column: number } {
@@ -182,9 +183,7 @@ export function tokenize(sql: string): Token[] {
     const codePoint = sql.codePointAt(i)!;
     const char = String.fromCodePoint(codePoint);
     const hex = codePoint.toString(16).toUpperCase().padStart(4, '0');
-    const hint = char === '.' ? ' (qualified names like t.col are not supported)'
-      : char === ':' ? ' (casts like x::int are not supported)'
-      : char === '|' ? ' (the || operator is not supported)' : '';
+    const hint = char === '"' ? '' : char === '|' ? " (string concatenation is '||')" : char === '`' ? ' (quote names with double quotes, strings with single quotes)' : '';
     throw parseError(sql, start, `unexpected character '${char}' (U+${hex})${hint}`);
   }
   tokens.push({ kind: 'eof', value: '', quoted: false, pos: length, end: length });

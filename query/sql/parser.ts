@@ -19,34 +19,13 @@
  * `a + b + c ...` chains cannot overflow the evaluator's), IN-list length, item counts, LIMIT.
  */
 
-import type { BinaryOp, Expr, IntervalLiteral, OrderItem, SelectItem, SelectStmt } from './ast.js';
+import type { Expr, FromItem, OrderItem, SelectItem, SelectStmt } from './ast.js';
 import { LIMITS } from '../limits.js';
-import { limitError, parseError, quoteText, tokenize, type Token } from './lexer.js';
+import { limitError, parseError } from './lexer.js';
+import { ExprParser } from './parse-expr.js';
 
-const COMPARISON_OPS: Readonly<Record<string, BinaryOp>> = { '=': '=', '!=': '!=', '<>': '!=', '<': '<', '<=': '<=', '>': '>', '>=': '>=' };
-const NEGATABLE = new Set(['IN', 'LIKE', 'ILIKE', 'BETWEEN']);
-const CLAUSES = ['WHERE', 'GROUP BY', 'HAVING', 'ORDER BY', 'LIMIT'] as const;
+const CLAUSES = ['WHERE', 'GROUP BY', 'HAVING', 'QUALIFY', 'ORDER BY', 'LIMIT'] as const;
 const JOIN_WORDS = new Set(['join', 'inner', 'left', 'right', 'full', 'outer', 'cross', 'natural']);
-const TYPED_LITERAL_WORDS = new Set(['date', 'time', 'timestamp', 'timestamptz']);
-/** Functions called without parentheses: `current_timestamp` is now(), `current_date` its UTC day. */
-const BARE_FUNCTION_WORDS = new Set(['current_timestamp', 'current_date']);
-
-/**
- * Interval units in milliseconds. Months and years are absent on purpose: they have no fixed
- * length, and an IntervalLiteral is a plain number of seconds.
- */
-const INTERVAL_UNIT_MS: ReadonlyMap<string, number> = new Map([
-  ...['us', 'usec', 'usecs', 'microsecond', 'microseconds'].map((u) => [u, 0.001] as const),
-  ...['ms', 'msec', 'msecs', 'millisecond', 'milliseconds'].map((u) => [u, 1] as const),
-  ...['s', 'sec', 'secs', 'second', 'seconds'].map((u) => [u, 1_000] as const),
-  ...['m', 'min', 'mins', 'minute', 'minutes'].map((u) => [u, 60_000] as const),
-  ...['h', 'hr', 'hrs', 'hour', 'hours'].map((u) => [u, 3_600_000] as const),
-  ...['d', 'day', 'days'].map((u) => [u, 86_400_000] as const),
-  ...['w', 'week', 'weeks'].map((u) => [u, 604_800_000] as const),
-]);
-/** A signed decimal number with optional exponent, as in an interval's text. */
-const NUMBER_PATTERN = '[+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][+-]?\\d+)?';
-const VARIABLE_UNITS = new Set(['mon', 'mons', 'month', 'months', 'y', 'yr', 'yrs', 'year', 'years', 'decade', 'decades', 'century', 'centuries']);
 
 export function parseSql(sql: string): SelectStmt {
   if (sql.length > LIMITS.sqlLengthMax) {
@@ -55,60 +34,126 @@ export function parseSql(sql: string): SelectStmt {
   return new Parser(sql).statement();
 }
 
-class Parser {
-  private readonly tokens: Token[];
-  private index = 0;
-  /** Active expression frames (parseExpr, NOT, unary minus): bounds the parser's recursion. */
-  private nesting = 0;
-  /** Height of each built node (a leaf is 1): bounds the recursion of whoever walks the tree. */
-  private readonly heights = new WeakMap<Expr, number>();
-
-  constructor(private readonly sql: string) {
-    this.tokens = tokenize(sql);
-  }
-
+/** Statements and clauses; the expressions and the token helpers are ExprParser's. */
+class Parser extends ExprParser {
+  /** WITH queries in scope, by lower-cased name. */
+  private ctes = new Map<string, SelectStmt>();
+  /** Clauses passed in the current SELECT (for the message of a misplaced one). */
+  private done = 0;
   // ---- statement ----
 
   statement(): SelectStmt {
-    if (this.isKeyword('WITH')) this.unsupported('WITH (common table expressions) is not supported');
+    let stmt: SelectStmt;
+    if (this.isWord('show') || this.isWord('describe') || this.isWord('desc')) stmt = this.catalogStatement();
+    else stmt = this.query();
+    this.end(stmt);
+    return stmt;
+  }
+
+  /** `[WITH name AS (SELECT ...), ...] SELECT ...`: a WITH name is its query, read in place. */
+  private query(): SelectStmt {
+    if (!this.acceptKeyword('WITH')) return this.select();
+    if (this.isWord('recursive')) this.unsupported('WITH RECURSIVE is not supported');
+    const saved = new Map(this.ctes);
+    do {
+      const name = this.expectIdent('a name for the WITH query');
+      if (this.isOp('(')) this.unsupported('column lists on WITH queries are not supported; alias the columns inside the query');
+      this.expectKeyword('AS', 'AS after the WITH name');
+      if (this.isWord('materialized') || this.isWord('not')) this.unsupported('MATERIALIZED is not supported');
+      this.expectOp('(', "'(' and a SELECT after AS");
+      const inner = this.query();
+      this.expectOp(')', "')' after the WITH query");
+      this.ctes.set(name.toLowerCase(), inner);
+    } while (this.acceptOp(','));
+    const stmt = this.select();
+    this.ctes = saved;
+    return stmt;
+  }
+
+  private select(): SelectStmt {
+    const qualifiersFrom = this.qualifiers.length;
     this.expectKeyword('SELECT');
-    if (this.isKeyword('DISTINCT')) this.unsupported('SELECT DISTINCT is not supported; use GROUP BY');
+    const distinct = this.acceptKeyword('DISTINCT');
+    if (distinct && this.isWord('on')) this.unsupported('SELECT DISTINCT ON is not supported; use QUALIFY row_number() OVER (PARTITION BY ...) = 1');
+    if (!distinct) this.acceptWord('all');
     const items = this.list('select list', () => this.selectItem());
     if (!this.acceptKeyword('FROM')) this.fail("',' or FROM");
-    const from = this.tableName();
+    const from = this.fromItem();
 
     // Each clause is optional; `done` counts the clauses passed, so an error can list the rest.
-    let done = 0;
+    this.done = 0;
     const where = this.acceptKeyword('WHERE') ? this.expr() : null;
-    if (where !== null) done = 1;
+    if (where !== null) this.done = 1;
     let groupBy: readonly Expr[] = [];
+    let groupByAll = false;
     if (this.acceptKeyword('GROUP')) {
       this.expectKeyword('BY');
-      groupBy = this.list('GROUP BY list', () => this.expr());
-      done = 2;
+      if (this.isWord('all') && !this.isOp('(', this.peek(1))) { this.next(); groupByAll = true; }
+      else groupBy = this.list('GROUP BY list', () => this.expr());
+      this.done = 2;
     }
     const having = this.acceptKeyword('HAVING') ? this.expr() : null;
-    if (having !== null) done = 3;
+    if (having !== null) this.done = 3;
+    if (this.isWord('window')) this.unsupported('named windows (WINDOW w AS ...) are not supported; write the window in OVER (...)');
+    const qualify = this.acceptKeyword('QUALIFY') ? this.expr() : null;
+    if (qualify !== null) this.done = 4;
     let orderBy: readonly OrderItem[] = [];
     if (this.acceptKeyword('ORDER')) {
       this.expectKeyword('BY');
+      if (this.isWord('all')) this.unsupported('ORDER BY ALL is not supported; list the columns');
       orderBy = this.list('ORDER BY list', () => this.orderItem());
-      done = 4;
+      this.done = 5;
     }
     let limit: number | null = null;
-    if (this.acceptKeyword('LIMIT')) {
-      limit = this.limitValue();
-      done = 5;
+    let offset = 0;
+    for (let i = 0; i < 2; i++) {
+      if (limit === null && this.acceptKeyword('LIMIT')) { limit = this.limitValue('LIMIT'); this.done = 6; }
+      else if (offset === 0 && this.acceptKeyword('OFFSET')) { offset = this.limitValue('OFFSET'); this.acceptWord('rows') || this.acceptWord('row'); this.done = 6; }
     }
-    if (done === 0) this.rejectAfterTable();
-    this.end(done);
-    return Object.freeze({ kind: 'select', items, from, where, groupBy, having, orderBy, limit });
+    if (this.done === 0 && from.kind === 'table') this.rejectAfterTable();
+    this.checkQualifiers(qualifiersFrom);
+    return Object.freeze({ kind: 'select', distinct, items, from, where, groupBy, groupByAll, having, qualify, orderBy, limit, offset });
+  }
+
+  /**
+   * `SHOW TABLES`, `DESCRIBE t` / `SHOW t`: SELECTs over the catalog relations, with DuckDB's
+   * column names, so they answer in the same shape everywhere (docs/sql.md, "Catalog").
+   */
+  private catalogStatement(): SelectStmt {
+    const start = this.next();
+    const pos = start.pos;
+    const col = (name: string): Expr => ({ kind: 'column', name, quoted: true, pos });
+    const item = (expr: Expr, alias: string): SelectItem => ({ kind: 'expr', expr, alias, pos });
+    const base = { kind: 'select' as const, distinct: false, groupBy: [], groupByAll: false, having: null, qualify: null, limit: null, offset: 0 };
+    if (start.value.toLowerCase() === 'show' && this.isWord('tables')) {
+      this.next();
+      return Object.freeze({
+        ...base, items: [item(col('table_name'), 'name')], from: { kind: 'catalog' as const, relation: 'tables' as const, pos }, where: null,
+        orderBy: [{ expr: col('table_name'), desc: false, nullsFirst: null, pos }],
+      });
+    }
+    if (this.isKeyword('SELECT')) this.unsupported('DESCRIBE of a query is not supported; DESCRIBE a table');
+    const t = this.peek();
+    const name = this.expectIdent('a table name after ' + start.value.toUpperCase());
+    const nul: Expr = { kind: 'literal', value: null, pos };
+    return Object.freeze({
+      ...base,
+      items: [item(col('column_name'), 'column_name'), item(col('data_type'), 'column_type'), item(col('is_nullable'), 'null'), item(nul, 'key'), item(nul, 'default'), item(nul, 'extra')],
+      from: { kind: 'catalog' as const, relation: 'columns' as const, pos },
+      where: { kind: 'binary' as const, op: '=' as const, left: col('table_name'), right: { kind: 'literal' as const, value: name, pos: t.pos }, pos: t.pos },
+      orderBy: [{ expr: col('ordinal_position'), desc: false, nullsFirst: null, pos }],
+    });
   }
 
   private selectItem(): SelectItem {
     const t = this.peek();
     if (this.isOp('*')) {
       this.next();
+      return Object.freeze({ kind: 'star', pos: t.pos });
+    }
+    if (t.kind === 'ident' && this.isOp('.', this.peek(1)) && this.isOp('*', this.peek(2))) {
+      this.qualifier(this.next());
+      this.next(); this.next();
       return Object.freeze({ kind: 'star', pos: t.pos });
     }
     const expr = this.expr();
@@ -121,23 +166,53 @@ class Parser {
     return Object.freeze({ kind: 'expr', expr, alias, pos: t.pos });
   }
 
-  private orderItem(): OrderItem {
-    const pos = this.peek().pos;
-    const expr = this.expr();
-    let desc = false;
-    if (this.acceptKeyword('DESC')) desc = true;
-    else this.acceptKeyword('ASC');
-    if (this.isWord('nulls')) this.unsupported('NULLS FIRST / NULLS LAST is not supported');
-    return Object.freeze({ expr, desc, pos });
+  /** FROM's one item: a table, `(SELECT ...)`, a WITH name, or information_schema.columns/tables; an optional alias. */
+  private fromItem(): FromItem {
+    const t = this.peek();
+    let item: FromItem;
+    if (this.isOp('(')) {
+      this.next();
+      if (!this.isKeyword('SELECT') && !this.isKeyword('WITH')) this.fail('SELECT in a subquery');
+      const query = this.query();
+      this.expectOp(')', "')' after the subquery");
+      item = Object.freeze({ kind: 'subquery', query, pos: t.pos });
+    } else {
+      let name = this.expectIdent('table name');
+      if (this.isOp('.')) {
+        // Schema-qualified: information_schema.x is the catalog, main.t is table t.
+        this.next();
+        const member = this.expectIdent('a table name after the schema');
+        const schema = t.quoted ? name : name.toLowerCase();
+        if (schema === 'information_schema') {
+          const rel = member.toLowerCase();
+          if (rel !== 'columns' && rel !== 'tables') this.unsupported(`information_schema.${member} is not supported; use information_schema.columns or information_schema.tables`, this.tokens[this.index - 1]);
+          this.tableAliases.add('columns').add('tables');
+          item = Object.freeze({ kind: 'catalog', relation: rel, pos: t.pos });
+        } else if (schema === 'main') {
+          name = member;
+          item = Object.freeze({ kind: 'table', name, pos: t.pos });
+        } else {
+          this.unsupported(`schema "${name}" does not exist; tables live in main`, t);
+        }
+      } else {
+        const cte = this.ctes.get(name.toLowerCase());
+        item = cte !== undefined && !t.quoted ? Object.freeze({ kind: 'subquery', query: cte, pos: t.pos }) : Object.freeze({ kind: 'table', name, pos: t.pos });
+      }
+      this.tableAliases.add(name.toLowerCase());
+    }
+    // An alias (`FROM events e`, `FROM (...) AS sub`) only qualifies column names: one relation.
+    if (this.acceptKeyword('AS')) this.tableAliases.add(this.expectIdent('a name after AS').toLowerCase());
+    else if (this.peek().kind === 'ident' && !this.peek().quoted && !JOIN_WORDS.has(this.peek().value.toLowerCase()) && !this.isWord('window')) this.tableAliases.add(this.next().value.toLowerCase());
+    else if (this.peek().kind === 'ident' && this.peek().quoted) this.tableAliases.add(this.next().value.toLowerCase());
+    return item;
   }
 
-  private tableName(): { readonly name: string; readonly pos: number } {
-    const t = this.peek();
-    if (this.isOp('(')) {
-      if (this.isKeyword('SELECT', this.peek(1))) this.unsupported('subqueries are not supported');
-      this.fail('table name');
+  private checkQualifiers(from: number): void {
+    for (const q of this.qualifiers.splice(from)) {
+      if (!this.tableAliases.has(q.value.toLowerCase())) {
+        throw parseError(this.sql, q.pos, `"${q.value}" is not the table or alias of this query (a query reads one table)`);
+      }
     }
-    return Object.freeze({ name: this.expectIdent('table name'), pos: t.pos });
   }
 
   /** Called when no clause follows the table: explain joins, aliases and unquoted dashes. */
@@ -150,24 +225,23 @@ class Parser {
     if (this.isOp('-') && t.pos === previous.end && !previous.quoted) {
       this.unsupported(`a table name containing '-' must be double-quoted, e.g. FROM "my-table"`);
     }
-    if (this.isKeyword('AS') || t.kind === 'ident') this.unsupported('table aliases are not supported');
     if (this.isOp('(')) this.unsupported('table functions are not supported');
   }
 
-  private limitValue(): number {
+  private limitValue(clause: string): number {
     const t = this.peek();
     const value = t.kind === 'number' ? Number(t.value) : NaN;
-    if (!Number.isInteger(value)) this.fail('a non-negative integer after LIMIT');
+    if (!Number.isInteger(value)) this.fail(`a non-negative integer after ${clause}`);
     this.next();
     if (value > LIMITS.resultRowsMax) {
-      throw limitError(this.sql, t.pos, `LIMIT ${t.value} is over the maximum of ${LIMITS.resultRowsMax}`);
+      throw limitError(this.sql, t.pos, `${clause} ${t.value} is over the maximum of ${LIMITS.resultRowsMax}`);
     }
-    if (this.isKeyword('OFFSET')) this.unsupported('OFFSET is not supported');
     return value;
   }
 
   /** After the last clause: an optional ';' and then nothing. */
-  private end(done: number): void {
+  private end(_stmt: SelectStmt): void {
+    const done = this.done;
     const t = this.peek();
     if (t.kind === 'eof') return;
     if (this.isOp(';')) {
@@ -176,330 +250,13 @@ class Parser {
       return;
     }
     if (this.isKeyword('UNION') || this.isKeyword('INTERSECT') || this.isKeyword('EXCEPT')) {
-      this.unsupported(`${t.value} is not supported`);
+      this.unsupported(`${t.value} is not supported; run the queries one by one, or use one query with OR in WHERE or CASE in the select list`);
     }
     const rest = [...CLAUSES.slice(done), 'end of input'];
     const expected = rest.length === 1 ? rest[0]! : `${rest.slice(0, -1).join(', ')} or ${rest[rest.length - 1]!}`;
     // A clause keyword here is one out of order or repeated (in order it would have been taken).
     const misplaced = CLAUSES.some((c) => this.isKeyword(c.split(' ')[0]!));
-    this.fail(misplaced ? `${expected} (clauses go in the order WHERE, GROUP BY, HAVING, ORDER BY, LIMIT)` : expected);
+    this.fail(misplaced ? `${expected} (clauses go in the order WHERE, GROUP BY, HAVING, QUALIFY, ORDER BY, LIMIT)` : expected);
   }
 
-  // ---- expressions, loosest binding first ----
-
-  private expr(): Expr {
-    this.enter();
-    const e = this.or();
-    this.nesting--;
-    return e;
-  }
-
-  private or(): Expr {
-    let left = this.and();
-    while (this.isKeyword('OR')) {
-      const op = this.next();
-      const right = this.and();
-      left = this.node({ kind: 'binary', op: 'or', left, right, pos: left.pos }, op.pos, left, right);
-    }
-    return left;
-  }
-
-  private and(): Expr {
-    let left = this.not();
-    while (this.isKeyword('AND')) {
-      const op = this.next();
-      const right = this.not();
-      left = this.node({ kind: 'binary', op: 'and', left, right, pos: left.pos }, op.pos, left, right);
-    }
-    return left;
-  }
-
-  private not(): Expr {
-    if (!this.isKeyword('NOT')) return this.comparison();
-    const t = this.next();
-    this.enter();
-    const operand = this.not();
-    this.nesting--;
-    return this.node({ kind: 'unary', op: 'not', operand, pos: t.pos }, t.pos, operand);
-  }
-
-  private comparison(): Expr {
-    const left = this.additive();
-    const result = this.comparisonTail(left);
-    if (result !== left && this.atComparison()) {
-      this.unsupported('comparisons do not chain; add parentheses, e.g. (a = b) = c');
-    }
-    return result;
-  }
-
-  private atComparison(): boolean {
-    const t = this.peek();
-    if (t.kind === 'op') return t.value in COMPARISON_OPS;
-    if (t.kind !== 'keyword') return false;
-    if (t.value === 'NOT') { const u = this.peek(1); return u.kind === 'keyword' && NEGATABLE.has(u.value); }
-    return t.value === 'IS' || NEGATABLE.has(t.value);
-  }
-
-  private comparisonTail(left: Expr): Expr {
-    const t = this.peek();
-    const pos = left.pos;
-    if (t.kind === 'op' && t.value in COMPARISON_OPS) {
-      this.next();
-      const right = this.additive();
-      return this.node({ kind: 'binary', op: COMPARISON_OPS[t.value]!, left, right, pos }, t.pos, left, right);
-    }
-    if (this.acceptKeyword('IS')) {
-      const negated = this.acceptKeyword('NOT');
-      if (this.isKeyword('DISTINCT') || this.isKeyword('TRUE') || this.isKeyword('FALSE')) {
-        this.unsupported(`IS ${negated ? 'NOT ' : ''}${this.peek().value} is not supported`);
-      }
-      this.expectKeyword('NULL', negated ? 'NULL after IS NOT' : 'NULL or NOT after IS');
-      return this.node({ kind: 'isNull', operand: left, negated, pos }, t.pos, left);
-    }
-    const negated = this.isKeyword('NOT') && this.atComparison();
-    if (negated) this.next();
-    if (this.acceptKeyword('IN')) {
-      if (!this.isOp('(')) this.fail("'(' after IN");
-      if (this.isKeyword('SELECT', this.peek(1))) this.unsupported('subqueries are not supported');
-      this.next();
-      const list: Expr[] = [this.expr()];
-      while (this.acceptOp(',')) {
-        if (list.length >= LIMITS.inListMax) {
-          throw limitError(this.sql, this.peek().pos, `IN list has more than ${LIMITS.inListMax} items`);
-        }
-        list.push(this.expr());
-      }
-      this.expectOp(')', "',' or ')' in IN list");
-      return this.node({ kind: 'in', operand: left, list: Object.freeze(list), negated, pos }, t.pos, left, ...list);
-    }
-    if (this.isKeyword('LIKE') || this.isKeyword('ILIKE')) {
-      const caseInsensitive = this.next().value === 'ILIKE';
-      const pattern = this.additive();
-      if (this.isWord('escape')) this.unsupported('LIKE ... ESCAPE is not supported');
-      return this.node({ kind: 'like', operand: left, pattern, negated, caseInsensitive, pos }, t.pos, left, pattern);
-    }
-    if (this.acceptKeyword('BETWEEN')) {
-      const low = this.additive();
-      this.expectKeyword('AND', 'AND in BETWEEN ... AND ...');
-      const high = this.additive();
-      return this.node({ kind: 'between', operand: left, low, high, negated, pos }, t.pos, left, low, high);
-    }
-    return left;
-  }
-
-  private additive(): Expr {
-    let left = this.multiplicative();
-    while (this.isOp('+') || this.isOp('-')) {
-      const op = this.next();
-      const right = this.multiplicative();
-      left = this.node({ kind: 'binary', op: op.value as '+' | '-', left, right, pos: left.pos }, op.pos, left, right);
-    }
-    return left;
-  }
-
-  private multiplicative(): Expr {
-    let left = this.unary();
-    while (this.isOp('*') || this.isOp('/') || this.isOp('%')) {
-      const op = this.next();
-      const right = this.unary();
-      left = this.node({ kind: 'binary', op: op.value as '*' | '/' | '%', left, right, pos: left.pos }, op.pos, left, right);
-    }
-    return left;
-  }
-
-  private unary(): Expr {
-    if (!this.isOp('-')) return this.primary();
-    const t = this.next();
-    this.enter();
-    const operand = this.unary();
-    this.nesting--;
-    // Fold `-5` into a literal so the planner sees a constant, not an operation.
-    if (operand.kind === 'literal' && typeof operand.value === 'number') {
-      return this.node(operand.float ? { kind: 'literal', value: -operand.value, pos: t.pos, float: true } : { kind: 'literal', value: -operand.value, pos: t.pos }, t.pos);
-    }
-    return this.node({ kind: 'unary', op: 'neg', operand, pos: t.pos }, t.pos, operand);
-  }
-
-  private primary(): Expr {
-    const t = this.peek();
-    switch (t.kind) {
-      case 'number': {
-        this.next();
-        const value = Number(t.value);
-        if (!Number.isFinite(value)) throw parseError(this.sql, t.pos, `number ${quoteText(t.value)} is out of range`);
-        return this.node(/[.eE]/.test(t.value) ? { kind: 'literal', value, pos: t.pos, float: true } : { kind: 'literal', value, pos: t.pos }, t.pos);
-      }
-      case 'string':
-        this.next();
-        return this.node({ kind: 'literal', value: t.value, pos: t.pos }, t.pos);
-      case 'keyword':
-        if (t.value === 'TRUE' || t.value === 'FALSE' || t.value === 'NULL') {
-          this.next();
-          const value = t.value === 'NULL' ? null : t.value === 'TRUE';
-          return this.node({ kind: 'literal', value, pos: t.pos }, t.pos);
-        }
-        if (t.value === 'CASE') this.unsupported('CASE expressions are not supported');
-        break;
-      case 'op':
-        if (t.value === '(') {
-          if (this.isKeyword('SELECT', this.peek(1))) this.unsupported('subqueries are not supported');
-          this.next();
-          const inner = this.expr();
-          this.expectOp(')', "')'");
-          return inner;
-        }
-        break;
-      case 'ident': {
-        const after = this.peek(1);
-        const word = t.quoted ? '' : t.value.toLowerCase();
-        if (word === 'interval' && (after.kind === 'string' || after.kind === 'number')) return this.interval();
-        if (after.kind === 'op' && after.value === '(') return this.call();
-        if (TYPED_LITERAL_WORDS.has(word) && after.kind === 'string') {
-          this.unsupported(`typed literals such as ${t.value.toUpperCase()} '...' are not supported`);
-        }
-        this.next();
-        // SQL's niladic functions, written without parentheses. A column of that name needs
-        // double quotes (as in Postgres; DuckDB would prefer an existing column).
-        if (BARE_FUNCTION_WORDS.has(word)) {
-          return this.node({ kind: 'call', name: word, args: Object.freeze([]), distinct: false, pos: t.pos }, t.pos);
-        }
-        return this.node({ kind: 'column', name: t.value, quoted: t.quoted, pos: t.pos }, t.pos);
-      }
-      case 'eof':
-        break;
-    }
-    return this.fail('expression');
-  }
-
-  private call(): Expr {
-    const nameToken = this.next();
-    const name = nameToken.value.toLowerCase();
-    this.next(); // '('
-    const distinct = this.acceptKeyword('DISTINCT');
-    const args: Expr[] = [];
-    if (this.isOp('*') && !distinct) {
-      args.push(this.node({ kind: 'star', pos: this.next().pos }, nameToken.pos));
-    } else if (!this.isOp(')') || distinct) {
-      // No count limit on arguments: they are a loop, not recursion, and bounded by text length.
-      args.push(this.expr());
-      while (this.acceptOp(',')) args.push(this.expr());
-    }
-    if (name === 'cast' && this.isKeyword('AS')) this.unsupported('CAST is not supported');
-    this.expectOp(')', args.length === 0 || args[0]!.kind === 'star' ? "')'" : "',' or ')'");
-    if (this.isWord('over')) this.unsupported('window functions (OVER) are not supported');
-    if (this.isWord('filter') && this.isOp('(', this.peek(1))) this.unsupported('aggregate FILTER clauses are not supported');
-    return this.node({ kind: 'call', name, args: Object.freeze(args), distinct, pos: nameToken.pos }, nameToken.pos, ...args);
-  }
-
-  /** `INTERVAL '5 minutes'`, `INTERVAL '1 hour 30 minutes'`, `INTERVAL '5' MINUTE`, `INTERVAL 5 MINUTE`. */
-  private interval(): IntervalLiteral {
-    const start = this.next();
-    const value = this.next();
-    let text = value.value;
-    const unit = this.peek();
-    const bareNumber = value.kind === 'number' || new RegExp(`^\\s*${NUMBER_PATTERN}\\s*$`).test(text);
-    if (bareNumber && unit.kind === 'ident' && !unit.quoted) {
-      this.next();
-      text = `${text.trim()} ${unit.value}`;
-    } else if (value.kind === 'number') {
-      this.fail(`an interval unit (e.g. MINUTE) after INTERVAL ${value.value}`);
-    }
-    const seconds = this.intervalSeconds(text, value.pos);
-    return this.node({ kind: 'interval', seconds, text, pos: start.pos }, start.pos);
-  }
-
-  private intervalSeconds(text: string, pos: number): number {
-    const part = new RegExp(`\\s*(${NUMBER_PATTERN})\\s*([A-Za-z]+)\\s*`, 'y');
-    let totalMs = 0;
-    let offset = 0;
-    while (offset < text.length || offset === 0) {
-      part.lastIndex = offset;
-      const m = part.exec(text);
-      if (m === null) {
-        throw parseError(this.sql, pos, `invalid interval ${quoteText(text)}: expected a number and a unit, e.g. '5 minutes',`);
-      }
-      const unit = m[2]!.toLowerCase();
-      const unitMs = INTERVAL_UNIT_MS.get(unit);
-      if (unitMs === undefined) {
-        const why = VARIABLE_UNITS.has(unit) ? ' (months and years have no fixed length)' : '';
-        throw parseError(this.sql, pos, `unknown interval unit ${quoteText(m[2]!)}${why}; use ms, seconds, minutes, hours, days or weeks,`);
-      }
-      totalMs += Number(m[1]) * unitMs;
-      offset = part.lastIndex;
-    }
-    const seconds = totalMs / 1000;
-    if (!Number.isFinite(seconds)) throw parseError(this.sql, pos, `interval ${quoteText(text)} is out of range`);
-    return seconds;
-  }
-
-  // ---- helpers ----
-
-  /** Freezes a node after checking the tree height it creates against LIMITS.exprDepthMax. */
-  private node<T extends Expr>(node: T, errorPos: number, ...children: Expr[]): T {
-    let height = 0;
-    for (const child of children) height = Math.max(height, this.heights.get(child) ?? 1);
-    height += 1;
-    if (height > LIMITS.exprDepthMax) {
-      throw limitError(this.sql, errorPos, `expression is nested more than ${LIMITS.exprDepthMax} levels deep`);
-    }
-    this.heights.set(node, height);
-    return Object.freeze(node);
-  }
-
-  private enter(): void {
-    if (++this.nesting > LIMITS.exprDepthMax) {
-      throw limitError(this.sql, this.peek().pos, `expression is nested more than ${LIMITS.exprDepthMax} levels deep`);
-    }
-  }
-
-  private list<T>(what: string, item: () => T): readonly T[] {
-    const items = [item()];
-    while (this.acceptOp(',')) {
-      if (items.length >= LIMITS.selectItemsMax) {
-        throw limitError(this.sql, this.peek().pos, `${what} has more than ${LIMITS.selectItemsMax} items`);
-      }
-      items.push(item());
-    }
-    return Object.freeze(items);
-  }
-
-  private peek(offset = 0): Token {
-    return this.tokens[Math.min(this.index + offset, this.tokens.length - 1)]!;
-  }
-
-  private next(): Token {
-    const t = this.peek();
-    if (t.kind !== 'eof') this.index++;
-    return t;
-  }
-
-  private isKeyword(word: string, t: Token = this.peek()): boolean { return t.kind === 'keyword' && t.value === word; }
-  private isOp(op: string, t: Token = this.peek()): boolean { return t.kind === 'op' && t.value === op; }
-  /** A non-reserved word with meaning in one place only (NULLS, OVER, ...). */
-  private isWord(word: string, t: Token = this.peek()): boolean { return t.kind === 'ident' && !t.quoted && t.value.toLowerCase() === word; }
-
-  private acceptKeyword(word: string): boolean { if (!this.isKeyword(word)) return false; this.next(); return true; }
-  private acceptOp(op: string): boolean { if (!this.isOp(op)) return false; this.next(); return true; }
-  private expectKeyword(word: string, expected: string = word): void { if (!this.acceptKeyword(word)) this.fail(expected); }
-  private expectOp(op: string, expected: string): void { if (!this.acceptOp(op)) this.fail(expected); }
-
-  private expectIdent(expected: string): string {
-    const t = this.peek();
-    if (t.kind !== 'ident') this.fail(expected);
-    this.next();
-    return t.value;
-  }
-
-  private describe(t: Token): string {
-    if (t.kind === 'eof') return 'end of input';
-    return quoteText(this.sql.slice(t.pos, t.end));
-  }
-
-  private fail(expected: string, t: Token = this.peek()): never {
-    throw parseError(this.sql, t.pos, `expected ${expected} but found ${this.describe(t)}`);
-  }
-
-  private unsupported(message: string, t: Token = this.peek()): never {
-    throw parseError(this.sql, t.pos, `${message}; found ${this.describe(t)}`);
-  }
 }

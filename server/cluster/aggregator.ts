@@ -11,10 +11,10 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import client from 'prom-client';
 import type { Agent } from 'undici';
-import { apiRows, partialToWire, PLAN_VERSION } from '../../query/engine.js';
+import { apiRows, partialToWire, planQuery, PLAN_VERSION, runNested, sealPlan, type CatalogTable, type Partial } from '../../query/engine.js';
 import { ShoalError } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
-import { finishClusterAnswer, runClusterQuery, type ClusterQueryContext } from './cluster-query.js';
+import { finishClusterAnswer, runClusterQuery, type ClusterQueryContext, type Coverage } from './cluster-query.js';
 import { createMemberAgent, mapBounded, memberRequest, outcomeJson, outcomeReason } from './fanout.js';
 import { fastifyOptions, installCommon, parseQueryRequest, requireToken } from '../http/http-common.js';
 import { checkTableName, deadlineError, parseIngestGuard } from '../../query/storage/leaf-store.js';
@@ -173,6 +173,36 @@ export class Aggregator {
     return { answers, failures };
   }
 
+  /**
+   * The cluster's catalog for information_schema, SHOW TABLES and DESCRIBE: every table any leaf
+   * that answered holds, its columns in first-seen order; the coverage says which leaves did not.
+   */
+  async catalog(minCoverage: number | null): Promise<{ tables: CatalogTable[]; extra: { coverage: Coverage; stats: Partial['stats'] } }> {
+    const { answers, failures } = await this.gatherGet('/v1/tables?columns=1');
+    const tables = new Map<string, Map<string, string>>();
+    for (const a of answers) {
+      for (const t of ((a.body as { tables?: { name: string; columnList?: { name: string; type: string }[] }[] } | null)?.tables ?? [])) {
+        let cols = tables.get(t.name);
+        if (cols === undefined) { cols = new Map(); tables.set(t.name, cols); }
+        for (const c of t.columnList ?? []) {
+          const seen = cols.get(c.name);
+          if (seen === undefined) cols.set(c.name, c.type);
+          else if (seen !== c.type && !seen.split('|').includes(c.type)) cols.set(c.name, `${seen}|${c.type}`);
+        }
+      }
+    }
+    const queried = answers.length + failures.length;
+    const percent = queried === 0 ? 100 : Math.floor((10000 * answers.length) / queried) / 100;
+    const coverage: Coverage = { percent, basis: 'leaves', leavesQueried: queried, leavesResponded: answers.length, rowsScanned: 0, rowsHeld: 0, rowsExpected: 0, failures };
+    if (minCoverage !== null && percent < minCoverage) {
+      throw new ShoalError('SHOAL_ERR_QUERY_COVERAGE', `coverage ${percent}% is below minCoverage ${minCoverage}% (${answers.length}/${queried} leaves answered)`, undefined, { coverage });
+    }
+    return {
+      tables: [...tables].map(([name, cols]) => ({ name, columns: [...cols].map(([n, type]) => ({ name: n, type })) })),
+      extra: { coverage, stats: { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 } },
+    };
+  }
+
   async close(): Promise<void> {
     this.membership.stop();
     await this.agent.close();
@@ -197,6 +227,25 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     }
     agg.queriesRunning++;
     try {
+      if (!q.partial && q.plan === null) {
+        // FROM a subquery or the catalog: the table plan goes to the leaves, the rest runs here.
+        const nowSeconds = q.nowSeconds ?? Date.now() / 1000;
+        const plan = planQuery(q.sql, nowSeconds);
+        if (plan.source !== undefined) {
+          const { result, extra } = await runNested(plan, nowSeconds, async (p) => {
+            const answer = await runClusterQuery(agg.queryContext, { ...q, plan: sealPlan(p, nowSeconds, q.sql), nowSeconds });
+            return { result: finishClusterAnswer(answer, q.minCoverage), extra: { coverage: answer.coverage, stats: answer.partial.stats } };
+          }, async () => agg.catalog(q.minCoverage));
+          agg.metrics.queries.inc({ outcome: 'ok' });
+          agg.metrics.queryLatency.observe((performance.now() - started) / 1000);
+          return reply.send({
+            columns: result.columns, rows: apiRows(result.rows), coverage: extra.coverage,
+            stats: { elapsedMs: Math.round((performance.now() - started) * 100) / 100, rowsMatched: extra.stats.rowsMatched, blocksScanned: extra.stats.blocksScanned, blocksSkipped: extra.stats.blocksSkipped, truncated: result.truncated },
+          });
+        }
+        q.plan = sealPlan(plan, nowSeconds, q.sql);
+        q.nowSeconds = nowSeconds;
+      }
       const answer = await runClusterQuery(agg.queryContext, q);
       const { coverage } = answer;
       agg.metrics.queryCoverage.observe(coverage.percent);

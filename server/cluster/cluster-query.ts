@@ -17,11 +17,12 @@
  * Not here: HTTP routes (aggregator.ts), transport (fanout.ts).
  */
 import type { Dispatcher } from 'undici';
-import { emptyPartial, envelopeJson, finish, mergePartials, partialFromWire, planQuery, PLAN_VERSIONS, resealPlan, sealPlan, type Partial, type QueryResult } from '../../query/engine.js';
+import { emptyPartial, envelopeJson, finish, mergePartials, partialFromWire, planQuery, PLAN_VERSIONS, planMinVersion, resealPlan, sealPlan, type Partial, type QueryResult } from '../../query/engine.js';
 import { ERRORS, ShoalError, type ErrorCode } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import type { LogicalPlan } from '../../query/plan/plan.js';
 import { evictedRowsNote } from '../../query/plan/partial.js';
+import { unknownColumnError } from '../../query/plan/bind.js';
 import { mapBounded, memberRequest, outcomeError, outcomeJson, outcomeReason } from './fanout.js';
 import { findSchemaConflict } from './schema-check.js';
 import type { QueryRequest } from '../http/http-common.js';
@@ -63,6 +64,8 @@ export interface ClusterAnswer {
   readonly plan: LogicalPlan;
   readonly partial: Partial;
   readonly coverage: Coverage;
+  /** The table's column names as the members' statuses last said (for an unknown column's hint). */
+  readonly columnNames?: readonly string[];
 }
 
 interface Answered { member: Member; partial: Partial; coverage: Coverage; schemaVersion: string | null }
@@ -129,11 +132,11 @@ export function combineCoverage(answered: readonly Coverage[], failed: readonly 
 }
 
 /** The newest version below `v` that both this code and a member refusing `v` speak, if any. */
-function olderVersion(o: Parameters<typeof outcomeError>[0], v: number): number | null {
+function olderVersion(o: Parameters<typeof outcomeError>[0], v: number, minVersion: number): number | null {
   if (o.kind !== 'http' || o.status !== 409) return null;
   const err = outcomeError(o);
   if (err?.code !== 'SHOAL_ERR_PLAN_VERSION' || !Array.isArray(err.supported)) return null;
-  const both = (err.supported as unknown[]).filter((x): x is number => typeof x === 'number' && x < v && PLAN_VERSIONS.includes(x));
+  const both = (err.supported as unknown[]).filter((x): x is number => typeof x === 'number' && x < v && PLAN_VERSIONS.includes(x) && x >= minVersion);
   return both.length === 0 ? null : Math.max(...both);
 }
 
@@ -144,6 +147,8 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
   const nowSeconds = req.nowSeconds ?? Date.now() / 1000;
   const env = req.plan ?? sealPlan(planQuery(req.sql, nowSeconds), nowSeconds, req.sql);
   const plan = env.plan;
+  // A member on older code gets the plan in its version only if that version expresses it.
+  const minVersion = planMinVersion(plan);
   const waitMs = req.timeoutMs !== null ? Math.min(req.timeoutMs, ctx.queryTimeoutMsMax) : ctx.leafTimeoutMs;
   const payload = `{"partial":true,"timeoutMs":${childTimeoutMs(waitMs)},"plan":${envelopeJson(env)}}`;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -159,7 +164,7 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
     let v = env.v;
     // A member on older code that executes an older version this code also speaks (it says
     // which in its refusal) is asked once more in that version: a roll keeps its coverage.
-    const older = olderVersion(o, env.v);
+    const older = olderVersion(o, env.v, minVersion);
     if (older !== null) {
       v = older;
       const body = `{"partial":true,"timeoutMs":${childTimeoutMs(waitMs)},"plan":${envelopeJson(resealPlan(env, older))}}`;
@@ -236,7 +241,9 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
     if (e instanceof ShoalError) throw e;
     throw new ShoalError('SHOAL_ERR_INTERNAL', `merging the members' answers failed: ${(e as Error).message}`);
   }
-  return { plan, partial, coverage };
+  const columnNames = new Set<string>();
+  for (const m of members) for (const c of m.tableSchema(plan.table)?.keys() ?? []) columnNames.add(c);
+  return { plan, partial, coverage, columnNames: [...columnNames] };
 }
 
 /**
@@ -254,6 +261,10 @@ export function finishClusterAnswer(a: ClusterAnswer, minCoverage: number | null
     const note = missing > 0 ? ` on any of the ${coverage.leavesResponded} leaves that answered (${missing} did not)` : '';
     throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_TABLE', `table "${plan.table}" does not exist${note}`, { position: plan.tablePos }, missing > 0 ? { coverage } : undefined);
   }
+  if (partial.unknownColumns.length === 1) {
+    const name = partial.unknownColumns[0]!;
+    throw unknownColumnError(name, columnQuoted(plan, name), a.columnNames ?? [], `table "${plan.table}"`, columnPosition(plan, name) ?? 0);
+  }
   if (partial.unknownColumns.length > 0) {
     const names = partial.unknownColumns.map((c) => `"${c}"`).join(', ');
     throw new ShoalError('SHOAL_ERR_QUERY_UNKNOWN_COLUMN', `column${partial.unknownColumns.length > 1 ? 's' : ''} ${names} ${partial.unknownColumns.length > 1 ? 'do' : 'does'} not exist in table "${plan.table}"`, { position: columnPosition(plan, partial.unknownColumns[0]!), column: partial.unknownColumns[0] });
@@ -262,6 +273,21 @@ export function finishClusterAnswer(a: ClusterAnswer, minCoverage: number | null
     throw new ShoalError('SHOAL_ERR_QUERY_COVERAGE', `coverage ${coverage.percent}% is below minCoverage ${minCoverage}% (${coverage.leavesResponded}/${coverage.leavesQueried} leaves answered)`, undefined, { coverage });
   }
   return finish(plan, partial);
+}
+
+/** Whether the first reference to a column was double-quoted. */
+function columnQuoted(plan: LogicalPlan, name: string): boolean {
+  let quoted = false;
+  let best = Infinity;
+  const visit = (x: unknown): void => {
+    if (x === null || typeof x !== 'object') return;
+    if (Array.isArray(x)) { for (const y of x) visit(y); return; }
+    const o = x as { kind?: unknown; name?: unknown; pos?: unknown; quoted?: unknown };
+    if (o.kind === 'column' && o.name === name && typeof o.pos === 'number' && o.pos < best) { best = o.pos; quoted = o.quoted === true; }
+    for (const v of Object.values(o)) visit(v);
+  };
+  visit(plan);
+  return quoted;
 }
 
 /** Where the SQL first names a column: the smallest position of a reference to it in the plan. */

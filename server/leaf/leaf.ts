@@ -7,7 +7,7 @@
  * plans on the event loop and scans sealed blocks in the scan pool.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { apiRows, bindQuery, emptyPartial, finish, mergePartials, partialToWire, planQuery, scanBlocks, sealPlan, type Partial, type PlanEnvelope } from '../../query/engine.js';
+import { apiRows, bindQuery, emptyPartial, finish, mergePartials, partialToWire, planQuery, runNested, scanBlocks, sealPlan, type CatalogTable, type Partial, type PlanEnvelope } from '../../query/engine.js';
 import { ShoalError } from '../../query/errors.js';
 import { timeRangeOf } from '../../query/exec/scan.js';
 import { evictedRowsNote } from '../../query/plan/partial.js';
@@ -166,6 +166,11 @@ export class Leaf {
   }
 
   /** Runs a query's plan and returns its merged Partial (what an aggregator wants). */
+  /** The catalog this leaf shows (information_schema, SHOW TABLES, DESCRIBE). */
+  catalogTables(): CatalogTable[] {
+    return [...this.store.tables.values()].map((t) => ({ name: t.name, columns: t.schemaList().map((c) => ({ name: c.name, type: c.type })) }));
+  }
+
   async queryPartial(req: QueryRequest, env: PlanEnvelope): Promise<Partial> {
     // During a handoff the tables are being moved to shared memory (and then are empty here): a
     // query started now would answer from part of the data, or none, as if it were all of it.
@@ -386,7 +391,22 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     try {
       // Planned once: here for a user's SQL, by the aggregator for a plan it sent (protocol.ts).
       const nowSeconds = q.nowSeconds ?? Date.now() / 1000;
-      const env = q.plan ?? sealPlan(planQuery(q.sql, nowSeconds), nowSeconds, q.sql);
+      const planned = q.plan ?? sealPlan(planQuery(q.sql, nowSeconds), nowSeconds, q.sql);
+      if (planned.plan.source !== undefined) {
+        // FROM a subquery or the catalog: only a table plan is scanned; the rest runs here.
+        if (q.partial) throw new ShoalError('SHOAL_ERR_QUERY_REQUEST', 'a partial answer is for a table query; this query reads a subquery or the catalog');
+        const { result, extra: s } = await runNested(planned.plan, nowSeconds, async (p) => {
+          const part = await leaf.queryPartial(q, sealPlan(p, nowSeconds, q.sql));
+          return { result: finish(p, part), extra: part.stats };
+        }, async () => ({ tables: leaf.catalogTables(), extra: { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 } }));
+        leaf.metrics.queries.inc({ outcome: 'ok' });
+        leaf.metrics.queryLatency.observe((performance.now() - started) / 1000);
+        return reply.send({
+          columns: result.columns, rows: apiRows(result.rows), coverage: leafCoverage(s, leaf.leafId),
+          stats: { elapsedMs: Math.round((performance.now() - started) * 100) / 100, rowsMatched: s.rowsMatched, blocksScanned: s.blocksScanned, blocksSkipped: s.blocksSkipped, truncated: result.truncated },
+        });
+      }
+      const env = planned;
       const part = await leaf.queryPartial(q, env);
       leaf.metrics.queries.inc({ outcome: 'ok' });
       leaf.metrics.queryLatency.observe((performance.now() - started) / 1000);
@@ -406,9 +426,11 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
     }
   });
 
-  app.get('/v1/tables', async (req) => {
+  app.get<{ Querystring: { columns?: string } }>('/v1/tables', async (req) => {
     requireToken(req, cfg.token, 'tables');
-    return { tables: [...leaf.store.tables.values()].map((t) => ({ name: t.name, rows: t.rowCount, bytes: t.byteSize, columns: t.schema.size })) };
+    // ?columns=1: each table's columns too (the aggregator's catalog, information_schema.columns).
+    const withColumns = req.query.columns === '1';
+    return { tables: [...leaf.store.tables.values()].map((t) => ({ name: t.name, rows: t.rowCount, bytes: t.byteSize, columns: t.schema.size, ...(withColumns ? { columnList: t.schemaList().map((c) => ({ name: c.name, type: c.type })) } : {}) })) };
   });
 
   app.get<{ Params: { table: string } }>('/v1/tables/:table', async (req) => {

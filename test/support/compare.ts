@@ -3,8 +3,9 @@
  * readable lines (the first differing rows, both sides).
  *
  * - Without ORDER BY, rows are compared as multisets. With ORDER BY they are compared in order;
- *   when the sort-key columns are known (`orderKeys`), rows whose keys tie may come in any order,
- *   so the key sequence is compared in order and rows are compared as multisets within each tie.
+ *   when the sort-key columns are known (`orderKeys`), rows whose keys tie (within the numeric
+ *   tolerance) may come in any order, so the key sequence is compared in order and rows are
+ *   compared as multisets within each tie.
  * - Numbers compare within a tolerance: float sums differ in the last bits with summation order
  *   (default relTol 1e-9). Approximate aggregates (HyperLogLog, sketches) get their own stated
  *   relative tolerance per column.
@@ -93,9 +94,11 @@ export function compareResults(actual: ResultSet, expected: ResultSet, opts: Com
     }
     let runStart = 0;
     while (runStart < expected.rows.length) {
-      const runKey = exactKey(expected.rows[runStart] as Row, keys);
+      // A run is the rows whose keys tie within the tolerance: two float means a few ulps apart
+      // (summation order) may come in either order, as exactly equal ones may.
+      const first = expected.rows[runStart] as Row;
       let runEnd = runStart + 1;
-      while (runEnd < expected.rows.length && exactKey(expected.rows[runEnd] as Row, keys) === runKey) runEnd++;
+      while (runEnd < expected.rows.length && keys.every((column) => cell.equal((expected.rows[runEnd] as Row)[column], first[column], column))) runEnd++;
       const outcome = compareMultiset(actual.rows.slice(runStart, runEnd), expected.rows.slice(runStart, runEnd), cell, expected, opts, actualLabel, expectedLabel);
       if (!outcome.ok) return fail(`rows ${runStart}..${runEnd - 1} (equal sort keys) differ`, header(), outcome.message);
       runStart = runEnd;

@@ -10,7 +10,8 @@
  *   case shoal truncates), and the case passes when shoal matches any of them.
  * - `rows: n` (sample) cases: min(n, matching rows) rows, each of them a row of the same query
  *   without its LIMIT (counted with multiplicity).
- * - `error:` cases: the code, the HTTP status the registry gives it, and the position if stated.
+ * - `error:` cases: the code, the HTTP status the registry gives it, the position if stated, and
+ *   the texts the message must contain (`message:`, case-insensitive) if stated.
  *
  * Not here: starting the server or loading data (the driver, corpus.test.ts).
  */
@@ -76,6 +77,8 @@ function checkError(corpusCase: CorpusCase, answer: QueryAnswer): CompareOutcome
   if (typeof want.position === 'number' && error.position !== want.position) {
     return fail(`${want.code} at position ${String(error.position)}, expected ${want.position}: ${error.message}\n  ${corpusCase.sql.replace(/\n/g, ' ')}\n  ${' '.repeat(want.position)}^`);
   }
+  const missing = (corpusCase.messageIncludes ?? []).filter((text) => !String(error.message).toLowerCase().includes(text.toLowerCase()));
+  if (missing.length > 0) return fail(`${want.code} message does not mention ${missing.map((text) => JSON.stringify(text)).join(', ')}: ${error.message}`);
   return { ok: true };
 }
 

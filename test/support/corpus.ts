@@ -2,7 +2,7 @@
  * Reads the query corpus (`test/corpus/*.corpus`, format in test/corpus/README.md) into cases.
  *
  * A case starts at a line `query` and runs to the next blank line. Its lines are SQL, or
- * directives `word: value` (duckdb, approx, tolerance, ordered, rows, error, position,
+ * directives `word: value` (duckdb, approx, tolerance, ordered, rows, error, position, message,
  * duckdb-accepts). The `#` comment lines just before a case name it. Malformed files throw with
  * the file and line, so a typo in the corpus fails loudly instead of silently testing less.
  *
@@ -39,11 +39,13 @@ export interface CorpusCase {
   readonly rows?: number;
   /** The query must fail with this code. */
   readonly error?: ExpectedError;
+  /** With `error`: texts the error message must contain (case-insensitive), e.g. the suggested fix. */
+  readonly messageIncludes?: readonly string[];
   /** Why DuckDB accepts this query although shoal must reject it (error cases only). */
   readonly duckdbAccepts?: string;
 }
 
-const DIRECTIVE = /^(duckdb|approx|tolerance|ordered|rows|error|position|duckdb-accepts):\s*(.*)$/;
+const DIRECTIVE = /^(duckdb|approx|tolerance|ordered|rows|error|position|message|duckdb-accepts):\s*(.*)$/;
 
 export class CorpusFormatError extends Error {
   constructor(file: string, line: number, message: string) {
@@ -63,6 +65,7 @@ interface Draft {
   rows?: number;
   errorCode?: string;
   position?: number | 'any';
+  messages: string[];
   duckdbAccepts?: string;
 }
 
@@ -97,7 +100,7 @@ export function parseCorpus(text: string, file: string): CorpusCase[] {
     }
     if (line === 'query') {
       if (draft) throw new CorpusFormatError(file, lineNumber, '`query` inside a case (separate cases with a blank line)');
-      draft = { line: lineNumber, comments, sql: [], duckdb: null, approx: {} };
+      draft = { line: lineNumber, comments, sql: [], duckdb: null, approx: {}, messages: [] };
       target = 'sql';
       sawDirective = false;
       return;
@@ -169,6 +172,10 @@ function applyDirective(draft: Draft, word: string, value: string, file: string,
       if (value !== 'any' && !/^\d+$/.test(value)) throw bad('expected `position: <0-based offset>` or `position: any`');
       draft.position = value === 'any' ? 'any' : Number(value);
       return;
+    case 'message':
+      if (!value) throw bad('`message:` needs the text the error message must contain');
+      draft.messages.push(value);
+      return;
     case 'duckdb-accepts':
       once(draft.duckdbAccepts !== undefined);
       if (!value) throw bad('`duckdb-accepts:` needs a reason');
@@ -187,9 +194,9 @@ function finishCase(draft: Draft, file: string): CorpusCase {
   if (draft.duckdb !== null && !duckdbSql) throw bad('`duckdb:` without SQL');
   const isError = draft.errorCode !== undefined;
   if (isError && (duckdbSql !== undefined || Object.keys(draft.approx).length > 0 || draft.rows !== undefined || draft.relTol !== undefined || draft.ordered !== undefined)) {
-    throw bad('an `error:` case takes only `position:` and `duckdb-accepts:`');
+    throw bad('an `error:` case takes only `position:`, `message:` and `duckdb-accepts:`');
   }
-  if (!isError && (draft.position !== undefined || draft.duckdbAccepts !== undefined)) throw bad('`position:` and `duckdb-accepts:` need `error:`');
+  if (!isError && (draft.position !== undefined || draft.duckdbAccepts !== undefined || draft.messages.length > 0)) throw bad('`position:`, `message:` and `duckdb-accepts:` need `error:`');
   if (draft.rows !== undefined && (Object.keys(draft.approx).length > 0 || draft.ordered !== undefined)) throw bad('a `rows:` case takes no `approx:` or `ordered:`');
   const name = draft.comments.find((comment) => comment.trim().length > 0) ?? sql.replace(/\s+/g, ' ');
   return {
@@ -203,6 +210,7 @@ function finishCase(draft: Draft, file: string): CorpusCase {
     ...(draft.ordered !== undefined ? { ordered: draft.ordered } : {}),
     ...(draft.rows !== undefined ? { rows: draft.rows } : {}),
     ...(isError ? { error: { code: draft.errorCode as string, ...(draft.position !== undefined ? { position: draft.position } : {}) } } : {}),
+    ...(draft.messages.length > 0 ? { messageIncludes: draft.messages } : {}),
     ...(draft.duckdbAccepts !== undefined ? { duckdbAccepts: draft.duckdbAccepts } : {}),
   };
 }

@@ -17,8 +17,8 @@
  * Judging: a query DuckDB rejects is not counted (the caller draws another). A shoal error where
  * DuckDB answers is a mismatch unless it is a documented limit: SHOAL_ERR_QUERY_GROUP_LIMIT, and
  * SHOAL_ERR_QUERY_OVERFLOW (integer arithmetic past +-2^53, docs/errors.md) when DuckDB confirms
- * that one of the query's row-level integer `+ - *` reaches past 2^53 on a row that counts
- * (`overflowIsReal`). The count of documented refusals is printed per run.
+ * that one of the query's row-level integer `+ - *` reaches past 2^53 on a row that counts, or
+ * that a subquery the outer query reads holds an integer past 2^53 (`overflowIsReal`). The count of documented refusals is printed per run.
  *
  * Not here: generating data or SQL (diff-data.ts, sqlgen.ts).
  */
@@ -197,6 +197,10 @@ const EXACT_INT_MAX = '9007199254740991';
  * Returns the reason when it does, null when it does not (then the refusal is a mismatch).
  */
 export async function overflowIsReal(duck: DuckDb, query: GeneratedQuery): Promise<string | null> {
+  if (query.innerSql !== undefined) {
+    const beyond = await innerIntegerBeyond(duck, query.innerSql);
+    if (beyond !== null) return beyond;
+  }
   const probes: { exprs: readonly string[]; where: string | null }[] = [
     { exprs: query.intArith.rowExprs, where: query.intArith.where },
     { exprs: query.intArith.whereExprs, where: null },
@@ -218,6 +222,25 @@ export async function overflowIsReal(duck: DuckDb, query: GeneratedQuery): Promi
   }
   return null;
 }
+/**
+ * An integer cell past +-2^53 in DuckDB's answer to a subquery (`innerSql`), which the outer query
+ * would have to aggregate or compute with: shoal refuses that with SHOAL_ERR_QUERY_OVERFLOW, as it
+ * refuses row-level integer arithmetic past 2^53. Null when there is none.
+ */
+async function innerIntegerBeyond(duck: DuckDb, innerSql: string): Promise<string | null> {
+  try {
+    const result = await queryDuckDbExact(duck, innerSql);
+    for (const row of result.rows) {
+      // queryDuckDbExact spells exactly the integers past 2^53 as digits.
+      const at = row.findIndex((value, column) => typeof value === 'string' && /^-?\d+$/.test(value) && result.columns[column]?.type !== 'VARCHAR');
+      if (at >= 0) return `the subquery's column ${result.columns[at]?.name ?? at} holds ${String(row[at])} in DuckDB`;
+    }
+  } catch {
+    return null;
+  }
+  return null;
+}
+
 /** Draws per counted query before giving up (DuckDB rejects some draws: overflow, casts). */
 const DRAWS_PER_QUERY_MAX = 10;
 

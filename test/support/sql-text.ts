@@ -1,8 +1,9 @@
 /**
  * Small textual helpers over the corpus's SQL: split the select list and ORDER BY at top-level
  * commas, find ORDER BY keys among the output columns, strip a trailing LIMIT, and replace now()
- * by a fixed instant. They understand quotes and parentheses, nothing more: the corpus has one
- * SELECT per case and no subqueries, and a helper that cannot tell returns null.
+ * by a fixed instant. They understand quotes and parentheses, nothing more: clauses are found at
+ * the top level only (outside parentheses), so a subquery in FROM, a WITH ahead of the SELECT or an
+ * OVER (... ORDER BY ...) do not confuse them, and a helper that cannot tell returns null.
  *
  * Not a SQL parser, and not shoal's: the engine's parser lives in query/.
  */
@@ -98,10 +99,21 @@ export function stripLimit(sql: string): string | null {
   return sql.slice(0, index).trimEnd();
 }
 
-/** The SQL with its trailing `LIMIT n` replaced by `LIMIT limit`, or null when it has none. */
+/** The SQL with its trailing `LIMIT n [OFFSET m]` replaced by `LIMIT limit [OFFSET m]`, or null when it has none. */
 export function replaceLimit(sql: string, limit: number): string | null {
-  const stripped = stripLimit(sql);
-  return stripped === null ? null : `${stripped} LIMIT ${limit}`;
+  const index = findClause(sql, 'limit');
+  if (index < 0) return null;
+  const match = /^limit\s+\d+(\s+offset\s+\d+)?\s*;?\s*$/i.exec(sql.slice(index));
+  if (!match) return null;
+  return `${sql.slice(0, index).trimEnd()} LIMIT ${limit}${match[1] ?? ''}`;
+}
+
+/** The trailing `LIMIT n [OFFSET m]` of the SQL, or null when it has none. */
+export function trailingLimit(sql: string): { readonly limit: number; readonly offset: number } | null {
+  const index = findClause(sql, 'limit');
+  if (index < 0) return null;
+  const match = /^limit\s+(\d+)(?:\s+offset\s+(\d+))?\s*;?\s*$/i.exec(sql.slice(index));
+  return match ? { limit: Number(match[1]), offset: Number(match[2] ?? 0) } : null;
 }
 
 export interface SelectItemText { readonly expr: string; readonly alias: string | null }
@@ -111,20 +123,21 @@ export function selectItems(sql: string): SelectItemText[] | null {
   const select = findClause(sql, 'select');
   const from = findClause(sql, 'from');
   if (select < 0 || from < 0 || from < select) return null;
-  return splitTopLevel(sql.slice(select + 'select'.length, from)).map((item) => {
+  const list = sql.slice(select + 'select'.length, from).replace(/^\s*distinct\s/i, ' ');
+  return splitTopLevel(list).map((item) => {
     const match = /^(.*?)\s+as\s+("?)([A-Za-z_][A-Za-z0-9_]*)\2$/is.exec(item);
     return match ? { expr: (match[1] as string).trim(), alias: match[3] as string } : { expr: item, alias: null };
   });
 }
 
-/** The ORDER BY items (expression text without ASC/DESC), or null when there is no ORDER BY. */
+/** The ORDER BY items (expression text without ASC/DESC and NULLS FIRST/LAST), or null when there is no ORDER BY. */
 export function orderByItems(sql: string): string[] | null {
   const orderBy = findClause(sql, 'order\\s+by');
   if (orderBy < 0) return null;
   const rest = sql.slice(orderBy).replace(/^order\s+by/i, '');
-  const limit = findClause(rest, 'limit');
-  const clause = limit >= 0 ? rest.slice(0, limit) : rest;
-  return splitTopLevel(clause).map((item) => item.replace(/\s+(asc|desc)\s*$/i, '').trim());
+  const ends = [findClause(rest, 'limit'), findClause(rest, 'offset')].filter((index) => index >= 0);
+  const clause = ends.length > 0 ? rest.slice(0, Math.min(...ends)) : rest;
+  return splitTopLevel(clause).map((item) => item.replace(/(\s+(asc|desc))?(\s+nulls\s+(first|last))?\s*$/i, '').trim());
 }
 
 /**

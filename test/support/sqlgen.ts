@@ -1,16 +1,25 @@
 /**
  * Seeded random SQL over the subset docs/sql.md documents, for the differential test: every query
  * comes in shoal's spelling and DuckDB's (they differ only for the approximate aggregates, which
- * DuckDB computes exactly: approx_count_distinct -> count(DISTINCT), approx_quantile / median /
- * pNN -> quantile_disc), with what the comparison needs to know: ordered or not, which output
- * columns are the sort keys, which columns are approximate and within what, and whether the query
- * is a sample (LIMIT without ORDER BY: any matching rows).
+ * DuckDB computes exactly: approx_count_distinct -> count(DISTINCT), approx_quantile / pNN ->
+ * quantile_disc; median is exact, as in DuckDB), with what the comparison needs to know: ordered
+ * or not, which output columns are the sort keys, which columns are approximate and within what,
+ * and whether the query is a sample (LIMIT without ORDER BY: any matching rows).
  *
  * Expressions are typed as the docs type them, so every query is one shoal promises to answer;
  * whatever DuckDB still rejects (integer overflow, a cast it will not do) the caller drops and
  * draws again. Results must be comparable: a LIMIT always comes with an ORDER BY that is a total
  * order (every output column of an aggregate query whose keys are all selected; rows queries end
- * their ORDER BY with the unique `id`), and approximate columns are never sorted or filtered on.
+ * their ORDER BY with the unique `id`, DISTINCT rows are ordered by every column), and approximate
+ * columns are never sorted or filtered on.
+ *
+ * The constructs of issue 16 are drawn in their own files, each a few small functions:
+ * sqlgen-scalar.ts (CASE, casts, string and time functions, TIMESTAMP literals), sqlgen-agg.ts
+ * (count_if, FILTER, sum of a CASE or a boolean, exact quantiles, CASE over aggregates) and
+ * sqlgen-post.ts (windows over the groups, QUALIFY, an alias in HAVING, NULLS FIRST / LAST,
+ * OFFSET, subqueries and WITH over a grouped query). This file draws the query shapes (global,
+ * group-by, rows, DISTINCT rows, star) and mixes them in; GROUP BY ALL stands for the key list
+ * when the select list holds every key.
  *
  * Number literals: shoal reads a literal with a fraction or exponent as a DOUBLE (docs/sql.md),
  * DuckDB reads `2.675` as DECIMAL(4,3) (exact), so `(n % 334) % 2.675` is -2.625 there and
@@ -26,55 +35,12 @@
  */
 import { DIFF_TIME_SPAN_SECONDS, DIFF_TIME_START_SECONDS, LATE_VALUES, REGION_VALUES, SVC_VALUES, TAG_VALUES, WORD_VALUES } from './diff-data.js';
 import { Rng } from './gen.js';
+import { aggregateCase, conditionalAggregate, FLOAT_SUM_REL_TOL } from './sqlgen-agg.js';
+import { binary, duckDoubleLiterals, errQuery, floatSumErr, isExact, NEST_MAX, same, shuffle, sqlStringLiteral, tolerancesOf, wrap, type Drawn, type Ex, type GeneratedQuery, type SqlDraw, type Type } from './sqlgen-ex.js';
+import { havingOnAlias, nullsOrder, offsetClause, outerWhere, qualifyClause, windowItem, wrapInner } from './sqlgen-post.js';
+import { functionGroupKey, numericFunction, predicateFunction, stringFunction, timeFunction } from './sqlgen-scalar.js';
 
-type Type = 'int' | 'float' | 'str' | 'bool' | 'time' | 'set';
-
-/** An expression in both spellings, with its type and what it contains. */
-interface Ex {
-  readonly s: string;
-  readonly d: string;
-  readonly type: Type;
-  /** Contains an aggregate. */
-  readonly agg: boolean;
-  /** Relative tolerance when the value is approximate (sketches) or order-dependent (float sums). */
-  readonly tol?: number;
-  /** Approximate (a sketch): never sorted or filtered on. */
-  readonly approx?: boolean;
-  /**
-   * A float sum or mean inside: DuckDB aggregate SQL for a bound on how far two correct engines'
-   * answers can be apart (summation order), absolute, per group (see `floatSumErr`).
-   */
-  readonly err?: string;
-}
-
-export interface GeneratedQuery {
-  readonly sql: string;
-  readonly duckSql: string;
-  readonly ordered: boolean;
-  /** Output columns that the ORDER BY sorts on, when all its keys are output columns. */
-  readonly orderKeys?: readonly number[];
-  /** Per-column relative tolerance. */
-  readonly tolerances: Readonly<Record<number, number>>;
-  /**
-   * The DuckDB query again with one more output column per float-sum item (after the others):
-   * the absolute bound on its rounding, by output column index. Asked only when the answers
-   * differ (diff-run.ts): a sum of +-7.5e14 values that cancels to -27 has no digits that two
-   * summation orders must agree on, and a relative tolerance cannot say so.
-   */
-  readonly errSql?: string;
-  readonly errColumns?: readonly number[];
-  /** A sample: LIMIT n without ORDER BY; any min(n, matching) rows of the query without LIMIT. */
-  readonly sampleRows?: number;
-  readonly star: boolean;
-  /** Which shape and features the query has, for summaries. */
-  readonly shape: string;
-  /**
-   * The query's row-level integer `+ - *` subexpressions (DuckDB spelling), for judging a
-   * SHOAL_ERR_QUERY_OVERFLOW refusal (diff-run.ts): `rowExprs` count on the rows the WHERE keeps,
-   * `whereExprs` (inside the WHERE) on every row; `where` is the whole WHERE condition, if any.
-   */
-  readonly intArith: { readonly where: string | null; readonly rowExprs: readonly string[]; readonly whereExprs: readonly string[] };
-}
+export { duckDoubleLiterals, sqlStringLiteral, type GeneratedQuery };
 
 const COLUMNS: Readonly<Record<Type, readonly string[]>> = {
   int: ['id', 'code', 'n', 'big', 'late_i'],
@@ -85,42 +51,17 @@ const COLUMNS: Readonly<Record<Type, readonly string[]>> = {
   set: ['tags'],
 };
 const ALL_COLUMNS = [...Object.values(COLUMNS).flat(), 'fbig'];
-/** Float sums and means depend on summation order: both engines are right within this. */
-const FLOAT_SUM_REL_TOL = 1e-6;
 /** HyperLogLog p = 14: 0.81% standard error; this is over 4 standard errors (no flaky runs). */
 const HLL_REL_TOL = 0.035;
-/**
- * Recursive summation of n doubles in any order is off the exact sum by at most (n-1)·u·Σ|x|
- * (u = 2^-53); two engines summing in different orders, by twice that. 2.5e-16 > 2u.
- */
-const SUM_ROUNDING = '2.5e-16';
 /** The quantile sketch is within 1% of the exact value at the same rank (docs/sql.md). */
 const QUANTILE_REL_TOL = 0.0101;
 const INTERVALS = ["INTERVAL '1 minute'", "INTERVAL '5 minutes'", "INTERVAL '15 minutes'", "INTERVAL '1 hour'", "INTERVAL '6 hours'", "INTERVAL '90 seconds'", "INTERVAL '1 day'", "INTERVAL '2 days'", "INTERVAL '1 week'", 'INTERVAL 30 MINUTE'];
-const QUANTILES: readonly [string, number][] = [['median', 0.5], ['p50', 0.5], ['p75', 0.75], ['p90', 0.9], ['p95', 0.95], ['p99', 0.99], ['p999', 0.999]];
+const QUANTILES: readonly [string, number][] = [['p50', 0.5], ['p75', 0.75], ['p90', 0.9], ['p95', 0.95], ['p99', 0.99], ['p999', 0.999]];
 
-export function sqlStringLiteral(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
-}
-
-function same(text: string, type: Type, agg = false): Ex {
-  return { s: text, d: text, type, agg };
-}
-
-function wrap(fn: string, args: readonly Ex[], type: Type, extra: Partial<Ex> = {}): Ex {
-  return { s: `${fn}(${args.map((a) => a.s).join(', ')})`, d: `${fn}(${args.map((a) => a.d).join(', ')})`, type, agg: args.some((a) => a.agg), ...extra };
-}
-
-function binary(left: Ex, op: string, right: Ex, type: Type): Ex {
-  const tol = Math.max(left.tol ?? 0, right.tol ?? 0);
-  return { s: `(${left.s} ${op} ${right.s})`, d: `(${left.d} ${op} ${right.d})`, type, agg: left.agg || right.agg, ...(tol > 0 ? { tol } : {}), ...(left.approx || right.approx ? { approx: true } : {}) };
-}
-
-/** A query as a shape draws it, before next() adds what the judge needs. */
-type Drawn = Omit<GeneratedQuery, 'intArith'>;
-
-export class QueryGenerator {
-  private readonly rng: Rng;
+export class QueryGenerator implements SqlDraw {
+  readonly rng: Rng;
+  /** How many construct files' draws enclose the current one (see SqlDraw.nested). */
+  nestLevel = 0;
   /** Row-level integer `+ - *` drawn for the current query (some may be dropped: filtered in next()). */
   private intArith: { d: string; inWhere: boolean }[] = [];
   private inWhere = false;
@@ -131,9 +72,23 @@ export class QueryGenerator {
     this.rng = new Rng(seed);
   }
 
+  nested<T>(draw: () => T): T {
+    this.nestLevel++;
+    try {
+      return draw();
+    } finally {
+      this.nestLevel--;
+    }
+  }
+
+  /** Whether to draw one of issue 16's constructs here, with the given chance. */
+  private construct(probability: number): boolean {
+    return this.nestLevel < NEST_MAX && this.rng.chance(probability);
+  }
+
   // ---- literals ----
 
-  private intLiteral(column?: string): string {
+  intLiteral(column?: string): string {
     const r = this.rng;
     switch (column) {
       case 'id': return String(r.int(0, this.rowCount));
@@ -144,11 +99,11 @@ export class QueryGenerator {
     }
   }
 
-  private floatLiteral(): string {
+  floatLiteral(): string {
     return this.rng.pick(['0.5', '-0.25', '1.5', '100.125', '-37.5', '1e-300', '1e-9', '4503599627370496.5', '1e20', '0.0', '2.675', String(Math.round(this.rng.normal() * 10000) / 100)]);
   }
 
-  private strLiteral(column?: string): string {
+  strLiteral(column?: string): string {
     const r = this.rng;
     const pool: readonly string[] =
       column === 'svc' ? SVC_VALUES : column === 'region' ? REGION_VALUES : column === 'late_s' ? LATE_VALUES
@@ -157,7 +112,7 @@ export class QueryGenerator {
   }
 
   /** An ISO-8601 instant in (or just outside) the data's range, in one of the spellings both accept. */
-  private isoLiteral(): string {
+  isoLiteral(): string {
     const r = this.rng;
     const seconds = DIFF_TIME_START_SECONDS + r.int(-3600, DIFF_TIME_SPAN_SECONDS + 3600);
     const iso = new Date(seconds * 1000).toISOString(); // 2025-11-21T06:13:20.000Z
@@ -173,7 +128,7 @@ export class QueryGenerator {
     return this.column(type);
   }
 
-  private column(type: Type): Ex {
+  column(type: Type): Ex {
     return same(this.rng.pick(COLUMNS[type]), type);
   }
 
@@ -195,6 +150,7 @@ export class QueryGenerator {
       return ex;
     }
     if (draw < 0.78) return same(`-${this.column('int').s}`, 'int');
+    if (this.construct(0.45)) return this.nested(() => numericFunction(this));
     const fn = r.pick(['abs', 'round', 'round2', 'floor', 'ceil', 'coalesce', 'length', 'epoch']);
     switch (fn) {
       case 'round2': {
@@ -230,11 +186,13 @@ export class QueryGenerator {
     const r = this.rng;
     const draw = r.next();
     if (depth >= 2 || draw < 0.6) return this.column('str');
+    if (this.construct(0.5)) return this.nested(() => stringFunction(this, depth));
     if (draw < 0.9) return wrap(r.pick(['lower', 'upper']), [this.strExpr(depth + 1)], 'str');
     return wrap('coalesce', [this.column('str'), r.chance(0.5) ? this.column('str') : same(this.strLiteral(), 'str')], 'str');
   }
 
   timeExpr(): Ex {
+    if (this.construct(0.25)) return this.nested(() => timeFunction(this));
     return this.rng.chance(0.7) ? same('time', 'time') : same(`time_bucket(${this.rng.pick(INTERVALS)}, time)`, 'time');
   }
 
@@ -256,6 +214,7 @@ export class QueryGenerator {
   private atom(): Ex {
     const r = this.rng;
     const cmp = () => r.pick(['=', '!=', '<>', '<', '<=', '>', '>=']);
+    if (this.construct(0.15)) return this.nested(() => predicateFunction(this));
     switch (r.int(0, 14)) {
       case 0: case 1: {
         const column = r.pick(COLUMNS.int);
@@ -334,6 +293,7 @@ export class QueryGenerator {
 
   private aggregate(allowApprox: boolean): Ex {
     const r = this.rng;
+    if (this.construct(0.25)) return this.nested(() => conditionalAggregate(this));
     const draw = r.next();
     if (draw < 0.12) return same('count(*)', 'int', true);
     if (draw < 0.2) return wrap('count', [same(r.pick(ALL_COLUMNS), 'int')], 'int', { agg: true });
@@ -381,6 +341,7 @@ export class QueryGenerator {
 
   private groupKey(): Ex {
     const r = this.rng;
+    if (this.construct(0.25)) return this.nested(() => functionGroupKey(this));
     return r.pick<() => Ex>([
       () => this.column('str'), () => this.column('str'), () => same(r.pick(['code', 'n', 'late_i', 'big', 'id']), 'int'),
       () => same('flag', 'bool'), () => same('time', 'time'), () => same(`time_bucket(${r.pick(INTERVALS)}, time)`, 'time'),
@@ -425,6 +386,7 @@ export class QueryGenerator {
     return {
       ...query, duckSql: duckDoubleLiterals(query.duckSql), intArith,
       ...(query.errSql !== undefined ? { errSql: duckDoubleLiterals(query.errSql) } : {}),
+      ...(query.innerSql !== undefined ? { innerSql: duckDoubleLiterals(query.innerSql) } : {}),
     };
   }
 
@@ -463,15 +425,24 @@ export class QueryGenerator {
     }
     const selectedKeys = keys.filter(() => r.chance(0.85));
     const aggs = Array.from({ length: r.int(1, 5) }, () => this.aggregate(true));
-    const items: Ex[] = [...selectedKeys, ...aggs];
+    if (this.construct(0.1)) aggs.push(this.nested(() => aggregateCase(this)));
+    const windows = this.construct(0.25) ? Array.from({ length: r.int(1, 3) }, () => this.nested(() => windowItem(this, keys))) : [];
+    const items: Ex[] = [...selectedKeys, ...aggs, ...windows];
     // Shuffle a little: keys need not come first.
     if (r.chance(0.3)) items.reverse();
     if (r.chance(0.15)) items.splice(r.int(0, items.length + 1), 0, items[r.int(0, items.length)] as Ex);
-    const aliased = items.map((item, index) => ({ item, alias: r.chance(0.6) ? `c${index}` : null }));
+    // A grouped query inside a subquery or WITH names every column, for the outer query.
+    const wrapped = this.construct(0.12);
+    const aliased = items.map((item, index) => ({ item, alias: wrapped || r.chance(0.6) ? `c${index}` : null }));
     const selectS = aliased.map(({ item, alias }) => (alias ? `${item.s} AS ${alias}` : item.s)).join(', ');
     const selectD = aliased.map(({ item, alias }) => (alias ? `${item.d} AS ${alias}` : item.d)).join(', ');
+    const allKeysSelected = selectedKeys.length === keys.length;
+    const qualify = this.construct(windows.length > 0 ? 0.3 : 0.1) ? this.nested(() => qualifyClause(this, keys)) : '';
+    // GROUP BY ALL groups by every item without an aggregate: the keys, when all are selected.
+    // (DuckDB refuses it beside QUALIFY, and would take a window item for a key.)
+    const groupAll = allKeysSelected && windows.length === 0 && qualify === '' && this.construct(0.15);
     // GROUP BY: the expression, its alias or its ordinal.
-    const groupTerms = keys.map((key) => {
+    const groupTerms = groupAll ? ['ALL'] : keys.map((key) => {
       const index = items.findIndex((item) => item.s === key.s);
       const choice = r.next();
       if (index >= 0 && choice < 0.25) return String(index + 1);
@@ -479,23 +450,52 @@ export class QueryGenerator {
       return key.s;
     });
     const where = this.where(0.6);
-    const having = r.chance(0.25) ? ` HAVING ${this.havingPredicate().s}` : '';
-    const allKeysSelected = selectedKeys.length === keys.length;
+    const having = !r.chance(0.25) ? '' : (this.construct(0.35) ? havingOnAlias(this, aliased) : '') || ` HAVING ${this.havingPredicate().s}`;
+    const features = `${windows.length > 0 ? '+window' : ''}${qualify ? '+qualify' : ''}${groupAll ? '+all' : ''}`;
+    const inner = (select: string) => `SELECT ${select} FROM events${where} GROUP BY ${groupTerms.join(', ')}${having}${qualify}`;
+    if (wrapped) return this.wrappedGroupBy(aliased, allKeysSelected, inner(selectS), inner(selectD), errQuery(items, (extra) => inner(`${selectD}${extra}`)).errSql, features);
     const order = this.orderBy(aliased, r.chance(0.5), allKeysSelected);
-    const base = (select: string) => `SELECT ${select} FROM events${where} GROUP BY ${groupTerms.join(', ')}${having}${order.text}`;
+    const base = (select: string) => `${inner(select)}${order.text}`;
     return {
       sql: base(selectS), duckSql: base(selectD), ...errQuery(items, (extra) => base(`${selectD}${extra}`)), ordered: order.keys.length > 0,
       ...(order.keys.length > 0 ? { orderKeys: order.keys } : {}),
-      tolerances: tolerancesOf(items), star: false, shape: `group-by/${keyCount}`,
+      tolerances: tolerancesOf(items), star: false, shape: `group-by/${keyCount}${features}`,
     };
   }
 
   /**
-   * ORDER BY over output columns (alias, ordinal or expression text) and maybe a LIMIT. With a
-   * LIMIT the order must be total: every exact output column is a key, and that is only total
-   * when every group key is among them.
+   * A grouped query as a subquery in FROM or a WITH, every column named (c0, c1, ...): filtered
+   * and ordered outside, or aggregated again (how many groups, the largest exact value).
    */
-  private orderBy(aliased: readonly { item: Ex; alias: string | null }[], wanted: boolean, canLimit: boolean): { text: string; keys: number[] } {
+  private wrappedGroupBy(aliased: readonly { item: Ex; alias: string | null }[], allKeysSelected: boolean, innerS: string, innerD: string, innerErr: string | undefined, features: string): Drawn {
+    const r = this.rng;
+    const form = r.chance(0.5) ? 'with' : 'subquery';
+    const exact = aliased.filter(({ item }) => isExact(item) && item.type !== 'set');
+    if (r.chance(0.25)) {
+      const outer = ['count(*) AS groups', ...exact.filter(() => r.chance(0.5)).map(({ item, alias }, index) =>
+        `${item.type === 'int' ? r.pick(['sum', 'max', 'min', 'count']) : r.pick(['max', 'min', 'count'])}(${alias}) AS o${index}`)];
+      const sql = (inner: string) => wrapInner(form, inner, outer.join(', '), '');
+      return { sql: sql(innerS), duckSql: sql(innerD), innerSql: innerD, ordered: false, tolerances: {}, star: false, shape: `wrapped/${form}/aggregate${features}` };
+    }
+    const filterOn = exact.length > 0 && r.chance(0.6) ? (r.pick(exact) as (typeof exact)[number]) : null;
+    const where = filterOn ? outerWhere(this, filterOn.item, filterOn.alias as string) : '';
+    const order = this.orderBy(aliased, r.chance(0.6), allKeysSelected, true);
+    const sql = (inner: string) => wrapInner(form, inner, '*', `${where}${order.text}`);
+    const items = aliased.map(({ item }) => item);
+    return {
+      sql: sql(innerS), duckSql: sql(innerD), innerSql: innerD, ...(innerErr !== undefined ? { errSql: sql(innerErr), errColumns: errQuery(items, () => '').errColumns ?? [] } : {}),
+      ordered: order.keys.length > 0, ...(order.keys.length > 0 ? { orderKeys: order.keys } : {}),
+      tolerances: tolerancesOf(items), star: false, shape: `wrapped/${form}${features}`,
+    };
+  }
+
+  /**
+   * ORDER BY over output columns (alias, ordinal or expression text; only the first two when
+   * `namesOnly`, outside a subquery), each maybe with NULLS FIRST / LAST, and maybe a LIMIT (and
+   * OFFSET). With a LIMIT the order must be total: every exact output column is a key, and that is
+   * only total when every group key is among them.
+   */
+  private orderBy(aliased: readonly { item: Ex; alias: string | null }[], wanted: boolean, canLimit: boolean, namesOnly = false): { text: string; keys: number[] } {
     const r = this.rng;
     if (!wanted) return { text: '', keys: [] };
     const sortable = aliased.map((a, index) => index).filter((index) => !aliased[index]!.item.approx && aliased[index]!.item.type !== 'set');
@@ -505,14 +505,15 @@ export class QueryGenerator {
     const terms = chosen.map((index) => {
       const { item, alias } = aliased[index]!;
       const choice = r.next();
-      const spelled = alias && choice < 0.4 ? alias : choice < 0.7 ? String(index + 1) : item.s;
-      return `${spelled}${r.pick(['', ' ASC', ' DESC'])}`;
+      const spelled = alias && choice < 0.4 ? alias : choice < 0.7 || namesOnly ? String(index + 1) : item.s;
+      return `${spelled}${r.pick(['', ' ASC', ' DESC'])}${nullsOrder(r)}`;
     });
-    return { text: ` ORDER BY ${terms.join(', ')}${limit ? ` LIMIT ${r.pick([1, 3, 10, 50, 1000])}` : ''}`, keys: chosen };
+    return { text: ` ORDER BY ${terms.join(', ')}${limit ? ` LIMIT ${r.pick([1, 3, 10, 50, 1000])}${offsetClause(r)}` : ''}`, keys: chosen };
   }
 
   private rows(): Drawn {
     const r = this.rng;
+    if (this.construct(0.2)) return this.distinctRows();
     const items = Array.from({ length: r.int(1, 6) }, () =>
       r.pick<() => Ex>([() => this.anyColumn(), () => this.numExpr(), () => this.strExpr(), () => this.timeExpr(), () => this.predicate(1), () => this.fbigExpr()])());
     if (r.chance(0.2)) items.push(items[r.int(0, items.length)] as Ex);
@@ -525,7 +526,7 @@ export class QueryGenerator {
       // Ordered and cut: the order ends with the unique id, so it is total.
       const order = this.orderBy(aliased, true, false);
       const terms = order.text === '' ? [] : [order.text.replace(' ORDER BY ', '')];
-      const sql = `SELECT ${select} FROM events${where} ORDER BY ${[...terms, `id${r.pick(['', ' DESC'])}`].join(', ')} LIMIT ${r.pick([1, 5, 20, 100])}`;
+      const sql = `SELECT ${select} FROM events${where} ORDER BY ${[...terms, `id${r.pick(['', ' DESC'])}`].join(', ')} LIMIT ${r.pick([1, 5, 20, 100])}${offsetClause(r)}`;
       return { sql, duckSql: sql, ordered: true, tolerances, star: false, shape: 'rows/ordered' };
     }
     if (draw < 0.8) {
@@ -541,11 +542,34 @@ export class QueryGenerator {
     return { sql, duckSql: sql, ordered: false, tolerances, star: false, shape: 'rows/all' };
   }
 
+  /** SELECT DISTINCT: every distinct row, ordered (by every column under a LIMIT: distinct rows differ in one), or a sample. */
+  private distinctRows(): Drawn {
+    const r = this.rng;
+    const items = Array.from({ length: r.int(1, 4) }, () =>
+      r.pick<() => Ex>([() => this.column(r.pick(['int', 'str', 'str', 'bool', 'time', 'float'] as const)), () => this.strExpr(), () => this.numExpr(1), () => this.timeExpr(), () => this.predicate(1)])());
+    const aliased = items.map((item, index) => ({ item, alias: r.chance(0.4) ? `e${index}` : null }));
+    const select = aliased.map(({ item, alias }) => (alias ? `${item.s} AS ${alias}` : item.s)).join(', ');
+    const base = `SELECT DISTINCT ${select} FROM events${this.where(0.6)}`;
+    const tolerances = tolerancesOf(items);
+    const draw = r.next();
+    if (draw < 0.5) {
+      const order = this.orderBy(aliased, true, true);
+      const sql = `${base}${order.text}`;
+      return { sql, duckSql: sql, ordered: order.keys.length > 0, ...(order.keys.length > 0 ? { orderKeys: order.keys } : {}), tolerances, star: false, shape: 'distinct/ordered' };
+    }
+    if (draw < 0.7) {
+      const limit = r.pick([1, 5, 20]);
+      const sql = `${base} LIMIT ${limit}`;
+      return { sql, duckSql: sql, ordered: false, tolerances, sampleRows: limit, star: false, shape: 'distinct/sample' };
+    }
+    return { sql: base, duckSql: base, ordered: false, tolerances, star: false, shape: 'distinct/all' };
+  }
+
   private star(): Drawn {
     const r = this.rng;
     const where = this.where(0.8);
     if (r.chance(0.5)) {
-      const sql = `SELECT * FROM events${where} ORDER BY id${r.pick(['', ' DESC'])} LIMIT ${r.pick([1, 10, 50])}`;
+      const sql = `SELECT * FROM events${where} ORDER BY id${r.pick(['', ' DESC'])} LIMIT ${r.pick([1, 10, 50])}${offsetClause(r)}`;
       return { sql, duckSql: sql, ordered: true, tolerances: {}, star: true, shape: 'star/ordered' };
     }
     const limit = r.pick([1, 10]);
@@ -560,47 +584,4 @@ export class QueryGenerator {
       d: items.map((item, index) => (aliases[index] ? `${item.d} AS ${aliases[index]}` : item.d)).join(', '),
     };
   }
-}
-
-/**
- * `sql` with every number literal that has a fraction or an exponent (`2.675`, `-0.25`, `1e-300`)
- * cast to DOUBLE (`2.675::DOUBLE`): shoal's reading of such a literal, where DuckDB's would be a
- * DECIMAL. `::` binds tighter than any operator, so `-0.25::DOUBLE` is -(0.25::DOUBLE), and the
- * cast of a DECIMAL literal gives the double nearest the written decimal, as parsing it would.
- * String literals, quoted and bare identifiers (`c0`, `p999`, `e1`) are left alone.
- */
-export function duckDoubleLiterals(sql: string): string {
-  return sql.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_$]*|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?/g, (token) => {
-    if (!/^[0-9.]/.test(token)) return token;
-    return /[.eE]/.test(token) ? `${token}::DOUBLE` : token;
-  });
-}
-
-/** The bound for sum / avg / mean of float `arg` (DuckDB SQL, per group): see SUM_ROUNDING. */
-function floatSumErr(fn: string, arg: string): string {
-  return `(${SUM_ROUNDING} * count(${arg}) * ${fn === 'sum' ? 'sum' : 'avg'}(abs(${arg})))`;
-}
-
-/** errSql / errColumns for the items that carry a float-sum bound (none: no fields). */
-function errQuery(items: readonly Ex[], build: (extraSelect: string) => string): { errSql?: string; errColumns?: number[] } {
-  const columns = items.map((item, index) => (item.err !== undefined ? index : -1)).filter((index) => index >= 0);
-  if (columns.length === 0) return {};
-  return { errSql: build(columns.map((index) => `, ${items[index]!.err}`).join('')), errColumns: columns };
-}
-
-function tolerancesOf(items: readonly Ex[]): Record<number, number> {
-  const tolerances: Record<number, number> = {};
-  items.forEach((item, index) => {
-    if (item.tol !== undefined) tolerances[index] = item.tol;
-  });
-  return tolerances;
-}
-
-function shuffle<T>(rng: Rng, items: readonly T[]): T[] {
-  const out = [...items];
-  for (let index = out.length - 1; index > 0; index--) {
-    const other = rng.int(0, index + 1);
-    [out[index], out[other]] = [out[other] as T, out[index] as T];
-  }
-  return out;
 }
