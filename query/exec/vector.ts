@@ -12,7 +12,7 @@ import { ShoalError } from '../errors.js';
 import type { BExpr, Scalar } from '../plan/plan.js';
 import { cachedRegex, compareValues, evalScalar, timeBucket } from '../plan/scalar.js';
 import { codePointLength, lowerText, upperText } from '../functions/text.js';
-import { dateTrunc, datePart } from '../functions/dates.js';
+import { dateTrunc, datePart, FIXED_UNIT_US } from '../functions/dates.js';
 import type { ScanBlock } from '../storage/table.js';
 import type { ColumnData } from '../storage/types.js';
 
@@ -34,6 +34,9 @@ export class BlockContext {
   private readonly cols = new Map<string, Vec>();
   /** The rows WHERE kept, once known: checks on values (integer overflow) look only at them. */
   selected: { readonly sel: Int32Array; readonly count: number } | null = null;
+  /** Vectors of computed expressions, by the expression's text: a condition that appears in
+   * several places (count_if(c) and avg(x) FILTER (WHERE c)) is evaluated once per block. */
+  readonly computed = new Map<string, Vec>();
   constructor(readonly block: ScanBlock) {}
   get rowCount(): number { return this.block.rowCount; }
 
@@ -144,7 +147,23 @@ function cmpNumConst(v: Extract<Vec, { t: 'num' }>, op: string, k: number, rowCo
   return { t: 'bool', v: out };
 }
 
+const exprTexts = new WeakMap<BExpr, string>();
+const textOfExpr = (e: BExpr): string => {
+  let t = exprTexts.get(e);
+  if (t === undefined) { t = JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)); exprTexts.set(e, t); }
+  return t;
+};
+
 export function evalVec(e: BExpr, ctx: BlockContext): Vec {
+  if (e.k === 'const' || e.k === 'col') return evalVecOnce(e, ctx);
+  // The vectors a kernel returns are never written to by their readers, so one may be shared.
+  const key = textOfExpr(e);
+  let v = ctx.computed.get(key);
+  if (v === undefined) { v = evalVecOnce(e, ctx); ctx.computed.set(key, v); }
+  return v;
+}
+
+function evalVecOnce(e: BExpr, ctx: BlockContext): Vec {
   const n = ctx.rowCount;
   switch (e.k) {
     case 'const': return { t: 'const', v: e.value };
@@ -266,6 +285,22 @@ function evalCaseVec(e: Extract<BExpr, { k: 'case' }>, ctx: BlockContext): Vec {
   const n = ctx.rowCount;
   const branches = [...e.whens.map((w) => w.then), ...(e.else ? [e.else] : [])];
   const numericOut = e.type === 'int' || e.type === 'float' || e.type === 'time' || e.type === 'null';
+  // Constant string branches (CASE WHEN status >= 500 THEN 'error' ELSE 'ok' END): a dictionary
+  // of the branch values, each row's code the branch it takes.
+  if (e.type === 'string' && branches.every((b) => b.k === 'const' && (b.value === null || typeof b.value === 'string'))) {
+    const conds = e.whens.map((w) => { const c = evalVec(w.when, ctx); return c.t === 'bool' ? c.v : (boolConst(c.t === 'const' ? c.v : null, n) as { v: Uint8Array }).v; });
+    const values = branches.map((b) => (b as { value: string | null }).value);
+    const dict = values.map((v) => v ?? '');
+    const codes = new Int32Array(n);
+    const nulls = new Uint8Array(n);
+    const elseAt = e.else ? conds.length : -1;
+    for (let i = 0; i < n; i++) {
+      let b = elseAt;
+      for (let j = 0; j < conds.length; j++) if (conds[j]![i] === TRUE) { b = j; break; }
+      if (b < 0 || values[b] === null) nulls[i] = 1; else codes[i] = b;
+    }
+    return { t: 'str', codes, dict, gcodes: null, nulls };
+  }
   // Branches that are columns or constants cannot fail; anything else might (an overflow on a
   // row whose branch is not taken must not be an error), so it goes row by row.
   if (!numericOut || !branches.every((b) => b.k === 'col' || b.k === 'const')) return rowwise(e, ctx, null);
@@ -475,11 +510,17 @@ function evalFnVec(e: Extract<BExpr, { k: 'fn' }>, ctx: BlockContext): Vec {
     case 'date_trunc': case 'date_part': {
       const p = args[0]!; const t = args[1]!;
       if (p.t === 'const' && typeof p.v === 'string' && t.t === 'num') {
-        const f = e.name === 'date_trunc' ? dateTrunc : datePart;
         const part = p.v;
         const out = new Float64Array(n);
         const tv = t.v;
-        for (let i = 0; i < n; i++) out[i] = f(part, tv[i]!);
+        const unitUs = e.name === 'date_trunc' ? FIXED_UNIT_US[part] : undefined;
+        if (unitUs !== undefined) {
+          // Units of fixed length: on whole microseconds, inline (what dateTrunc does per value).
+          for (let i = 0; i < n; i++) out[i] = (Math.floor(Math.round(tv[i]! * 1e6) / unitUs) * unitUs) / 1e6;
+        } else {
+          const f = e.name === 'date_trunc' ? dateTrunc : datePart;
+          for (let i = 0; i < n; i++) out[i] = f(part, tv[i]!);
+        }
         return { t: 'num', v: out, nulls: t.nulls };
       }
       break;

@@ -27,10 +27,13 @@ function isoWeek(days: number): [number, number] {
   return [y, Math.floor((thursday - jan1) / 7) + 1];
 }
 
+/** date_trunc units of a fixed length, in microseconds. */
+export const FIXED_UNIT_US: Readonly<Record<string, number>> = { microsecond: 1, millisecond: 1000, second: US, minute: 60 * US, hour: 3600 * US, day: DAY_US };
+
 export function dateTrunc(part: string, t: number): number {
   const us = toUs(t);
   const days = floorDiv(us, DAY_US);
-  const unitUs = ({ microsecond: 1, millisecond: 1000, second: US, minute: 60 * US, hour: 3600 * US, day: DAY_US } as Record<string, number>)[part];
+  const unitUs = FIXED_UNIT_US[part];
   if (unitUs !== undefined) return (floorDiv(us, unitUs) * unitUs) / US;
   if (part === 'week') return (days - mondayIndex(days)) * 86_400;
   const [y, m] = civil(days);
