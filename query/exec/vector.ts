@@ -288,31 +288,23 @@ function evalCaseVec(e: Extract<BExpr, { k: 'case' }>, ctx: BlockContext): Vec {
   // Constant string branches (CASE WHEN status >= 500 THEN 'error' ELSE 'ok' END): a dictionary
   // of the branch values, each row's code the branch it takes.
   if (e.type === 'string' && branches.every((b) => b.k === 'const' && (b.value === null || typeof b.value === 'string'))) {
-    const conds = e.whens.map((w) => { const c = evalVec(w.when, ctx); return c.t === 'bool' ? c.v : (boolConst(c.t === 'const' ? c.v : null, n) as { v: Uint8Array }).v; });
+    const taken = caseBranches(e, ctx);
     const values = branches.map((b) => (b as { value: string | null }).value);
-    const dict = values.map((v) => v ?? '');
     const codes = new Int32Array(n);
     const nulls = new Uint8Array(n);
-    const elseAt = e.else ? conds.length : -1;
-    for (let i = 0; i < n; i++) {
-      let b = elseAt;
-      for (let j = 0; j < conds.length; j++) if (conds[j]![i] === TRUE) { b = j; break; }
-      if (b < 0 || values[b] === null) nulls[i] = 1; else codes[i] = b;
-    }
-    return { t: 'str', codes, dict, gcodes: null, nulls };
+    for (let i = 0; i < n; i++) { const b = taken[i]!; if (b < 0 || values[b] === null) nulls[i] = 1; else codes[i] = b; }
+    return { t: 'str', codes, dict: values.map((v) => v ?? ''), gcodes: null, nulls };
   }
   // Branches that are columns or constants cannot fail; anything else might (an overflow on a
   // row whose branch is not taken must not be an error), so it goes row by row.
   if (!numericOut || !branches.every((b) => b.k === 'col' || b.k === 'const')) return rowwise(e, ctx, null);
   const values = branches.map((b) => evalVec(b, ctx));
   if (!values.every((v) => v.t === 'num' || (v.t === 'const' && (v.v === null || typeof v.v === 'number')))) return rowwise(e, ctx, null);
-  const conds = e.whens.map((w) => { const c = evalVec(w.when, ctx); return c.t === 'bool' ? c.v : (boolConst(c.t === 'const' ? c.v : null, n) as { v: Uint8Array }).v; });
+  const taken = caseBranches(e, ctx);
   const out = new Float64Array(n);
   const nulls = new Uint8Array(n);
-  const elseAt = e.else ? conds.length : -1;
   for (let i = 0; i < n; i++) {
-    let b = elseAt;
-    for (let j = 0; j < conds.length; j++) if (conds[j]![i] === TRUE) { b = j; break; }
+    const b = taken[i]!;
     if (b < 0) { nulls[i] = 1; continue; }
     const v = values[b]!;
     if (v.t === 'const') { if (v.v === null) nulls[i] = 1; else out[i] = v.v as number; continue; }
@@ -321,6 +313,20 @@ function evalCaseVec(e: Extract<BExpr, { k: 'case' }>, ctx: BlockContext): Vec {
     else out[i] = nv.v[i]!;
   }
   return { t: 'num', v: out, nulls };
+}
+
+/** The branch each row takes: the first WHEN that is TRUE, else the ELSE (-1 without one). */
+function caseBranches(e: Extract<BExpr, { k: 'case' }>, ctx: BlockContext): Int32Array {
+  const n = ctx.rowCount;
+  const conds = e.whens.map((w) => { const c = evalVec(w.when, ctx); return c.t === 'bool' ? c.v : (boolConst(c.t === 'const' ? c.v : null, n) as { v: Uint8Array }).v; });
+  const elseAt = e.else ? conds.length : -1;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let b = elseAt;
+    for (let j = 0; j < conds.length; j++) if (conds[j]![i] === TRUE) { b = j; break; }
+    out[i] = b;
+  }
+  return out;
 }
 
 /**
