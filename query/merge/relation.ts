@@ -43,7 +43,8 @@ export function catalogRelation(relation: 'tables' | 'columns', tables: readonly
       { name: 'column_name', type: 'string' }, { name: 'ordinal_position', type: 'int' }, { name: 'column_default', type: 'null' },
       { name: 'is_nullable', type: 'string' }, { name: 'data_type', type: 'string' },
     ],
-    rows: sorted.flatMap((t) => t.columns.map((c, i) => ['shoal', 'main', t.name, c.name, i + 1, null, 'YES', DUCKDB_TYPE[c.type] ?? c.type.toUpperCase()])),
+    // A column two leaves type differently is `int|float` there: BIGINT|DOUBLE here.
+    rows: sorted.flatMap((t) => t.columns.map((c, i) => ['shoal', 'main', t.name, c.name, i + 1, null, 'YES', c.type.split('|').map((x) => DUCKDB_TYPE[x] ?? x.toUpperCase()).join('|')])),
   };
 }
 
