@@ -431,7 +431,12 @@ function newCallFromAst(e: Extract<Expr, { kind: 'call' }>, fn: string, args: BE
       want(0, isText, 'a string'); want(1, isText, 'a string');
       return make('bool');
     case 'contains':
-      if (args[0]!.type === 'set') return callFromAst({ ...e, name: 'list_contains' }, 0, () => { throw new Error('unreachable'); });
+      if (args[0]!.type === 'set') {
+        // contains(set, 'x') is list_contains, as in DuckDB.
+        const v = foldConstant(args[1]!);
+        if (v.k !== 'const') throw new ShoalError('SHOAL_ERR_QUERY_SEMANTIC', 'contains() of a string set takes a constant value', { position: e.args[1]!.pos });
+        return foldConstant({ k: 'fn', name: 'list_contains', args: [args[0]!, v], type: 'bool' });
+      }
       want(0, isText, 'a string'); want(1, isText, 'a string');
       return make('bool');
     case 'split_part':
