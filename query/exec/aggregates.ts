@@ -14,24 +14,14 @@ import { threadCodes } from '../storage/string-codes.js';
 import { Hll } from '../functions/hll.js';
 import { LIMITS } from '../limits.js';
 import type { AggFn, Scalar } from '../plan/plan.js';
-import { QuantileSketch } from '../functions/quantile.js';
 import { compareValues } from '../plan/scalar.js';
 import { rowValue, type Vec } from './vector.js';
 import { decScalar, encScalar, intResult } from '../plan/wire.js';
 import type { StateColumn } from '../plan/partial.js';
+import { adoptByMerge, list, type AggState } from './agg-state.js';
+import { ApproxQuantile, ExactQuantile, SketchSet } from './quantile-states.js';
 
-export interface AggState {
-  ensure(groupCount: number): void;
-  /** Adds rows sel[0..count) of `v`; row r goes to group gids[r] (group 0 when gids is null). */
-  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void;
-  /** The states of groups [0, count) as columns (STATE_FIELDS names them). */
-  column(count: number): StateColumn;
-  /** Merges group i of `col` (`count` groups, checked by the caller) into group into[i]. */
-  mergeColumn(col: StateColumn, into: Int32Array, count: number): void;
-  /** Takes `col` as the states of groups [0, count) of a fresh state (finish: read, not merged). */
-  adopt(col: StateColumn, count: number): void;
-  final(gid: number): Scalar;
-}
+export type { AggState } from './agg-state.js';
 
 /**
  * The columns of each aggregate's state in a partial, and their kind: `f64`/`u8` typed arrays,
@@ -54,7 +44,6 @@ export const STATE_FIELDS: Readonly<Record<AggFn, Readonly<Record<string, 'f64' 
 
 const f64 = (col: StateColumn, name: string) => col[name] as Float64Array;
 const u8 = (col: StateColumn, name: string) => col[name] as Uint8Array;
-const list = (col: StateColumn, name: string) => col[name] as readonly unknown[] | null;
 const copyF64 = (a: Float64Array, n: number) => a.slice(0, n);
 const copyU8 = (a: Uint8Array, n: number) => a.slice(0, n);
 
@@ -504,127 +493,6 @@ class ApproxDistinct implements AggState {
   }
   adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
   final(g: number): Scalar { return this.sketches[g] ? Math.round(this.sketches[g]!.estimate()) : 0; }
-}
-
-/** Sketches of one argument, shared by every quantile asked of it (p50 and p99 of x: one sketch). */
-class SketchSet {
-  sketches: (QuantileSketch | null)[] = [];
-  ensure(n: number): void { while (this.sketches.length < n) this.sketches.push(null); }
-  at(g: number): QuantileSketch { return (this.sketches[g] ??= new QuantileSketch()); }
-}
-
-class ApproxQuantile implements AggState {
-  /** `owner`: this state feeds the shared sketches; the others only read them. */
-  constructor(private readonly q: number, private readonly set: SketchSet, private readonly owner: boolean) {}
-  ensure(n: number): void { this.set.ensure(n); }
-  private at(g: number): QuantileSketch { return this.set.at(g); }
-  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
-    if (v === null || !this.owner) return;
-    if (v.t === 'num') {
-      const vals = v.v; const nulls = v.nulls;
-      if (gids === null && nulls === null) { this.at(0).addMany(vals, sel, count); return; }
-      for (let i = 0; i < count; i++) {
-        const r = sel[i]!;
-        if (nulls !== null && nulls[r] === 1) continue;
-        this.at(gids === null ? 0 : gids[r]!).add(vals[r]!);
-      }
-      return;
-    }
-    for (let i = 0; i < count; i++) {
-      const r = sel[i]!;
-      const x = rowValue(v, r);
-      if (typeof x === 'number') this.at(gids === null ? 0 : gids[r]!).add(x);
-    }
-  }
-  // Only the owner carries the sketch in a partial; the others' states are null placeholders.
-  column(n: number): StateColumn {
-    if (!this.owner) return { sketches: null };
-    const sketches: unknown[] = new Array(n);
-    for (let g = 0; g < n; g++) sketches[g] = this.set.sketches[g]?.serialize() ?? null;
-    return { sketches };
-  }
-  mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
-    const sketches = list(col, 'sketches');
-    if (!this.owner || sketches === null) return;
-    for (let i = 0; i < n; i++) if (sketches[i] !== null) this.at(into[i]!).merge(QuantileSketch.deserialize(sketches[i]));
-  }
-  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
-  final(g: number): Scalar { return this.set.sketches[g]?.quantile(this.q) ?? null; }
-}
-
-/**
- * Exact quantiles (quantile_cont, quantile_disc, median): every value of every group, merged by
- * concatenation and sorted once at the end, as DuckDB computes them. Bounded like count(DISTINCT):
- * at most LIMITS.distinctValuesMax values per query, beyond which approx_quantile is the answer.
- */
-class ExactQuantile implements AggState {
-  vals: number[][] = [];
-  private total = 0;
-  constructor(private readonly q: number, private readonly discrete: boolean) {}
-  ensure(n: number): void { while (this.vals.length < n) this.vals.push([]); }
-  private grow(added: number): void {
-    this.total += added;
-    if (this.total > LIMITS.distinctValuesMax) {
-      throw new ShoalError('SHOAL_ERR_QUERY_GROUP_LIMIT', `an exact quantile holds more than ${LIMITS.distinctValuesMax} values; use approx_quantile() (or p50 ... p999) instead`);
-    }
-  }
-  update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
-    if (v === null) return;
-    let added = 0;
-    if (v.t === 'num') {
-      const a = v.v; const nulls = v.nulls;
-      for (let i = 0; i < count; i++) {
-        const r = sel[i]!;
-        if (nulls !== null && nulls[r] === 1) continue;
-        this.vals[gids === null ? 0 : gids[r]!]!.push(a[r]!);
-        added++;
-      }
-    } else {
-      for (let i = 0; i < count; i++) {
-        const r = sel[i]!;
-        const x = rowValue(v, r);
-        if (typeof x === 'number') { this.vals[gids === null ? 0 : gids[r]!]!.push(x); added++; }
-      }
-    }
-    this.grow(added);
-  }
-  column(n: number): StateColumn {
-    const vals: unknown[] = new Array(n);
-    for (let g = 0; g < n; g++) vals[g] = this.vals[g]!.map(encScalar);
-    return { vals };
-  }
-  mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
-    const vals = list(col, 'vals')!;
-    for (let i = 0; i < n; i++) {
-      const s = vals[i];
-      if (!Array.isArray(s)) throw new ShoalError('SHOAL_ERR_INTERNAL', `an exact quantile state of group ${i} is not a list`);
-      const out = this.vals[into[i]!]!;
-      for (const x of s) { const d = decScalar(x); if (typeof d !== 'number') throw new ShoalError('SHOAL_ERR_INTERNAL', 'an exact quantile state holds a value that is not a number'); out.push(d); }
-      this.grow(s.length);
-    }
-  }
-  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
-  final(g: number): Scalar {
-    const xs = this.vals[g]!;
-    const n = xs.length;
-    if (n === 0) return null;
-    const sorted = Float64Array.from(xs).sort();
-    // DuckDB's Interpolator: discrete takes row max(1, n - floor(n - q*n)) - 1; continuous
-    // interpolates between floor and ceil of (n - 1) * q.
-    if (this.discrete) return sorted[Math.max(1, n - Math.floor(n - this.q * n)) - 1]!;
-    const rn = (n - 1) * this.q;
-    const lo = Math.floor(rn); const hi = Math.ceil(rn);
-    const a = sorted[lo]!; const b = sorted[hi]!;
-    return lo === hi ? a : a + (b - a) * (rn - lo);
-  }
-}
-
-let identityIds = new Int32Array(0);
-/** Adopting as merging into fresh groups 0..count-1. */
-function adoptByMerge(state: AggState, col: StateColumn, count: number): void {
-  if (identityIds.length < count) { identityIds = new Int32Array(Math.max(count, 2 * identityIds.length)); for (let g = 0; g < identityIds.length; g++) identityIds[g] = g; }
-  state.ensure(count);
-  state.mergeColumn(col, identityIds, count);
 }
 
 export function createAggState(fn: AggFn, q: number | null, intArg = false): AggState {

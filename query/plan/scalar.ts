@@ -261,11 +261,10 @@ function evalFn(e: Extract<BExpr, { k: 'fn' }>, env: ScalarEnv): Scalar {
   if (e.name === 'coalesce') return args.find((a) => a !== null) ?? null;
   const special = evalNullAware(e, args);
   if (special !== undefined) return special;
-  if (args.some((x) => x === null) && e.name !== 'round' && e.name !== 'time_bucket' && e.name !== 'list_contains') return null;
+  if (args.some((x) => x === null)) return null;
   const more = evalNewFn(e, args);
   if (more !== undefined) return more;
   let a = args[0]!;
-  if (a === null) return null;
   // A big exact integer is already whole; other functions take it as a float.
   if (typeof a === 'bigint') {
     if (e.name === 'floor' || e.name === 'ceil' || e.name === 'round' || e.name === 'abs') return e.name === 'abs' && a < 0n ? -a : a;
