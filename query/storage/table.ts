@@ -58,22 +58,74 @@ function logDrop(id: number): void {
   if (dropLog.ids.length > DROP_LOG_MAX) dropLog.ids.splice(0, dropLog.ids.length - DROP_LOG_MAX);
 }
 
+/** What is known of a block without decoding its columns (a restore's meta carries it). */
+export interface BlockSummary { readonly id: number; readonly rowCount: number; readonly timeMin: number; readonly timeMax: number; readonly byteSize: number }
+
 export class SealedBlock implements ScanBlock {
   readonly byteSize: number;
+  readonly id: number;
+  readonly rowCount: number;
+  readonly timeMin: number;
+  readonly timeMax: number;
   /** Code maps of this block's string and set columns, for threadCodes' `generation`. */
   private maps = new Map<string, Int32Array>();
   private mapsGeneration = 0;
+  private decoded: BlockData | null;
+  private decode: (() => BlockData) | null = null;
 
-  constructor(readonly data: BlockData) {
-    let bytes = 0;
-    for (const c of Object.values(data.columns)) bytes += columnByteSize(c);
-    this.byteSize = bytes;
+  constructor(data: BlockData);
+  constructor(data: null, lazy: { summary: BlockSummary; decode: () => BlockData });
+  constructor(data: BlockData | null, lazy?: { summary: BlockSummary; decode: () => BlockData }) {
+    if (data !== null) {
+      let bytes = 0;
+      for (const c of Object.values(data.columns)) bytes += columnByteSize(c);
+      this.byteSize = bytes;
+      this.decoded = data;
+      this.id = data.id;
+      this.rowCount = data.rowCount;
+      this.timeMin = data.timeMin;
+      this.timeMax = data.timeMax;
+      return;
+    }
+    const { summary, decode } = lazy!;
+    this.byteSize = summary.byteSize;
+    this.decoded = null;
+    this.id = summary.id;
+    this.rowCount = summary.rowCount;
+    this.timeMin = summary.timeMin;
+    this.timeMax = summary.timeMax;
+    this.decode = () => {
+      const d = decode();
+      let bytes = 0;
+      for (const c of Object.values(d.columns)) bytes += columnByteSize(c);
+      if (d.rowCount !== summary.rowCount || d.timeMin !== summary.timeMin || d.timeMax !== summary.timeMax || bytes !== summary.byteSize) {
+        throw new Error(`block ${summary.id}: its image (${d.rowCount} rows, ${bytes} bytes) does not match what the handoff recorded (${summary.rowCount} rows, ${summary.byteSize} bytes)`);
+      }
+      return { ...d, id: summary.id };
+    };
   }
 
-  get id(): number { return this.data.id; }
-  get rowCount(): number { return this.data.rowCount; }
-  get timeMin(): number { return this.data.timeMin; }
-  get timeMax(): number { return this.data.timeMax; }
+  /**
+   * A block whose columns are decoded on first use. A shared-memory restore makes its blocks
+   * this way: decoding an image's header (JSON) and its views cost ~30 us a block, most of a
+   * restore's time per block, and the table needs only the summary to serve (time pruning, row
+   * counts, memory). `decode` must produce data matching `summary`; a mismatch is an error of
+   * that block's first use, never a silently different block.
+   */
+  static lazy(summary: BlockSummary, decode: () => BlockData): SealedBlock { return new SealedBlock(null, { summary, decode }); }
+
+  /** The columns (decoded now if this block was restored lazily). */
+  get data(): BlockData {
+    if (this.decoded === null) {
+      this.decoded = this.decode!();
+      this.decode = null;
+    }
+    return this.decoded;
+  }
+
+  /** Whether the columns have been decoded (a lazily restored block's first use decodes them). */
+  get isDecoded(): boolean { return this.decoded !== null; }
+
   column(name: string): ColumnData | undefined { return this.data.columns[name]; }
 
   codeMap(name: string): Int32Array | null {

@@ -59,7 +59,9 @@ function collector(): (() => void) | undefined {
   }
 }
 
-interface BlockEntry { segment: string; bytes: number; crc: number; rows: number; file: BlockFile | null }
+/** `timeMin`, `timeMax` and `dataBytes` (the block's column bytes): optional, so a handoff
+ * written before they existed still restores (decoding every block at once). */
+interface BlockEntry { segment: string; bytes: number; crc: number; rows: number; timeMin?: number; timeMax?: number; dataBytes?: number; file: BlockFile | null }
 interface Meta {
   leafId: string;
   gen: string;
@@ -128,7 +130,7 @@ export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | nu
       const file = disk?.files.get(b) ?? null;
       const ref = own.refOf(b);
       if (ref !== undefined && present.has(ref.segment)) {
-        entry.blocks.push({ segment: ref.segment, bytes: ref.bytes, crc: ref.crc, rows: b.rowCount, file });
+        entry.blocks.push({ segment: ref.segment, bytes: ref.bytes, crc: ref.crc, rows: b.rowCount, timeMin: b.timeMin, timeMax: b.timeMax, dataBytes: b.byteSize, file });
         inPlaceBlocks++;
       } else {
         // Not in shared memory (it could not be placed, or someone removed its segment): copy it.
@@ -136,7 +138,7 @@ export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | nu
         const segment = own.newSegmentName();
         shm.create(segment, img.byteSize);
         for (const [o, bytes] of img.pieces) shm.write(segment, o, bytes);
-        entry.blocks.push({ segment, bytes: img.byteSize, crc: crcOfImage(img), rows: b.rowCount, file });
+        entry.blocks.push({ segment, bytes: img.byteSize, crc: crcOfImage(img), rows: b.rowCount, timeMin: b.timeMin, timeMax: b.timeMax, dataBytes: b.byteSize, file });
         copiedBlocks++;
         copiedBytes += img.byteSize;
         // Release the heap copy now: the handoff must not hold the data twice.
@@ -179,6 +181,9 @@ export async function verifyTakenBlocks(blocks: readonly UnverifiedBlock[]): Pro
   let sinceYield = 0;
   for (const b of blocks) {
     if ((shm.crc32c(b.bytes) >>> 0) !== b.crc) return b;
+    // Bytes as written: now decode the structure too (a lazily restored block's first use), so
+    // a bad image is found here, with the disk to fall back on, and not by a query.
+    try { void b.block.data; } catch { return b; }
     sinceYield += b.bytes.byteLength;
     if (sinceYield >= VERIFY_SLICE_BYTES) {
       sinceYield = 0;
@@ -310,9 +315,13 @@ function takeHandoff(leafId: string, name: string, store: LeafStore, binding: Ha
         throw err;
       }
       if (sab.byteLength < e.bytes) return no(`block segment ${e.segment} truncated (${sab.byteLength} of ${e.bytes} bytes)`);
-      // Structure only (magic, version, every part within bounds); the bytes are checked later.
-      const data = decodeBlock(sab, 0, e.bytes, e.segment);
-      const block = new SealedBlock({ ...data, id: allocateBlockId() });
+      // The structure (magic, version, every part within bounds) is checked when the block is
+      // decoded: at its first scan or by the checksum pass after the leaf serves, whichever is
+      // first (verifyTakenBlocks), so a restore costs a mapping per block, not a decode. A meta
+      // without the summary (an older handoff) decodes here.
+      const block = typeof e.timeMin === 'number' && typeof e.timeMax === 'number' && typeof e.dataBytes === 'number'
+        ? SealedBlock.lazy({ id: allocateBlockId(), rowCount: e.rows, timeMin: e.timeMin, timeMax: e.timeMax, byteSize: e.dataBytes }, () => decodeBlock(sab, 0, e.bytes, e.segment))
+        : new SealedBlock({ ...decodeBlock(sab, 0, e.bytes, e.segment), id: allocateBlockId() });
       table.addSealed(block);
       if (e.file !== null) files.set(block, e.file);
       const u: UnverifiedBlock = { table: t.name, block, segment: e.segment, bytes: new Uint8Array(sab, 0, e.bytes), crc: e.crc };
