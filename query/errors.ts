@@ -43,6 +43,7 @@ export const ERRORS = {
   SHOAL_ERR_CLUSTER_NO_LEAF: { status: 503, description: 'No leaf could accept the batch after the allowed number of tries.' },
   SHOAL_ERR_CLUSTER_CONFIG: { status: 400, description: 'The cluster file is malformed.' },
   SHOAL_ERR_CLUSTER_NO_ANSWER: { status: 503, description: 'No leaf answered the query (each refused, timed out or failed); the error carries the coverage with every failure.' },
+  SHOAL_ERR_CLUSTER_JOIN: { status: 409, description: 'A leaf\'s join was refused: its id belongs to a cluster-file member at another address, the join is malformed, or the aggregator has as many members as its limit.' },
   SHOAL_ERR_CLUSTER_OVERLOADED: { status: 503, description: 'The aggregator has as many ingest requests in flight as its limit allows; retry (see Retry-After).' },
   // loader (shoal load / shoal tail): reported by the loader itself, never by a server. Row
   // codes are per row and do not stop a load; the others stop it (the report says where).

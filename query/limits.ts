@@ -80,6 +80,16 @@ export const LIMITS = {
    * past a few hundred, stand aggregators over aggregators (a tree) instead. Ceiling: the file
    * descriptor limit of the aggregator process. */
   clusterMembersMax: 1_024,
+  /** Heartbeats a joined member (`shoal leaf --join`) may miss before the aggregator drops it.
+   * Until then it is a member like any other: a query counts its rows as missing when it does
+   * not answer. 5 at the default 1 s heartbeat: a leaf that is gone is forgotten after ~5 s,
+   * while a leaf restarting keeps announcing itself (it starts its heartbeat before its restore). */
+  joinMissesMax: 5,
+  /** Aggregators one leaf announces itself to (`--join a,b,...`): each costs a request per
+   * heartbeat. Ceiling: that traffic. */
+  joinTargetsMax: 16,
+  /** Addresses one --leaves-dns name may list: bounded like the cluster file. */
+  dnsAddressesMax: 1_024,
   /** Bytes of a cluster file. A thousand members with ids and URLs fit in ~100 KB. */
   clusterFileBytesMax: 1_048_576,
   /** Requests one fan-out (a query, a health round, a tables listing) has in flight at once.
@@ -137,6 +147,8 @@ export const LIMITS = {
   shmBlockSegmentsMax: 32_768,
   /** Leaves `shoal up` starts on one machine: each is a process with its own heap and workers. */
   upLeavesMax: 64,
+  /** Aggregators `shoal up --aggregators N` starts: each health-checks every leaf. */
+  upAggregatorsMax: 8,
   /** Restarts of one child per minute before `shoal up` stops restarting it (a leaf that cannot
    * start would otherwise spin forever). */
   upRestartsPerMinuteMax: 10,

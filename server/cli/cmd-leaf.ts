@@ -10,7 +10,7 @@ import { ConfigError, defaultLeafConfig, parseBytes, validateLeafConfig, type Le
 import { Leaf, buildLeafApp } from '../leaf/leaf.js';
 import { startLeafLifecycle } from '../leaf/lifecycle.js';
 import { setLogFormat } from '../http/http-common.js';
-import { CliError, EXIT } from './common.js';
+import { CliError, EXIT, serverUrl } from './common.js';
 import { DataDirInUseError, lockDataDir } from '../durability/data-dir-lock.js';
 
 /** The leaf's identity, kept in its data directory so a restarted process is the same leaf. */
@@ -34,6 +34,13 @@ export function sizeText(bytes: number): string {
   return `${bytes}B`;
 }
 
+/** --join's list: URLs as a user types them (`agg:7000`), each an origin. */
+function joinUrls(text: string): string[] {
+  const urls = text.split(',').map((u) => u.trim()).filter((u) => u.length > 0).map((u) => serverUrl(u, '--join'));
+  if (urls.length === 0) throw new CliError('--join needs at least one aggregator URL');
+  return [...new Set(urls)];
+}
+
 export function registerLeaf(program: Command): void {
   const d = defaultLeafConfig();
   program
@@ -53,6 +60,9 @@ export function registerLeaf(program: Command): void {
     .option('--ingest-in-flight <n>', 'ingest requests admitted at once; more get 503 + Retry-After', String(d.ingestInFlightMax))
     .option('--checkpoint-interval <ms>', 'checkpoint sealed blocks to disk at least this often (while writes arrive)', String(d.checkpointIntervalMs))
     .option('--retention <seconds>', 'drop rows older than this (by their time)')
+    .option('--join <urls>', 'announce this leaf to these aggregators (comma-separated URLs), with a heartbeat')
+    .option('--advertise <url>', 'the URL aggregators reach this leaf at (default http://HOST:PORT; needed with --host 0.0.0.0)')
+    .option('--join-interval <ms>', 'heartbeat interval of --join', String(d.joinIntervalMs))
     .option('--token <token>', 'bearer token for ingest and query (or SHOAL_TOKEN)', process.env.SHOAL_TOKEN)
     .option('--admin-token <token>', 'bearer token for admin calls (or SHOAL_ADMIN_TOKEN)', process.env.SHOAL_ADMIN_TOKEN)
     .option('--log-level <level>', 'fatal, error, warn, info, debug', d.logLevel)
@@ -77,6 +87,9 @@ Example:
         checkpointIntervalMs: Number(o.checkpointInterval),
         ingestInFlightMax: Number(o.ingestInFlight),
         retentionSeconds: o.retention !== undefined ? Number(o.retention) : null,
+        join: o.join === undefined ? [] : joinUrls(String(o.join)),
+        advertiseUrl: o.advertise === undefined ? null : serverUrl(String(o.advertise), '--advertise'),
+        joinIntervalMs: Number(o.joinInterval),
         token: (o.token as string | undefined) ?? null,
         adminToken: (o.adminToken as string | undefined) ?? null,
         logLevel: String(o.logLevel),

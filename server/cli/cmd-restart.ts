@@ -25,6 +25,7 @@ export function registerRestart(program: Command): void {
   cmd
     .description('roll every leaf of a cluster onto new code, K at a time, through shared memory')
     .option('--batch <k>', 'leaves restarted at once', '1')
+    .option('--by-host', 'restart one host at a time: every leaf of a host together (leaves are grouped by the host of their URL)')
     .option('--leaf-timeout <ms>', 'time one leaf may take to serve and be healthy again', '120000')
     .option('--allow-disk', 'go on when a leaf comes back from disk instead of shared memory')
     .option('--probe-table <table>', 'table the coverage probe counts (default: the largest)')
@@ -36,7 +37,7 @@ docs/operations.md for systemd and Kubernetes).
 
 Example:
   $ shoal restart --batch 1`)
-    .action(async (o: { url?: string; aggregator?: string; batch: string; leafTimeout: string; allowDisk?: boolean; probeTable?: string; token?: string; adminToken?: string }) => {
+    .action(async (o: { url?: string; aggregator?: string; batch: string; byHost?: boolean; leafTimeout: string; allowDisk?: boolean; probeTable?: string; token?: string; adminToken?: string }) => {
       const batch = Number(o.batch);
       const leafTimeoutMs = Number(o.leafTimeout);
       if (!Number.isInteger(batch) || batch < 1) throw new CliError('--batch must be a positive integer');
@@ -56,7 +57,7 @@ Example:
         }
       };
       const s = await rollingRestart({
-        aggregatorUrl, batch, leafTimeoutMs, allowDisk: o.allowDisk === true,
+        aggregatorUrl, batch, byHost: o.byHost === true, leafTimeoutMs, allowDisk: o.allowDisk === true,
         token: o.token ?? null, adminToken: o.adminToken ?? null, probeTable: o.probeTable ?? null, probeIntervalMs: 250, onEvent,
       });
       if (tty) process.stdout.write('\r\x1b[K');

@@ -4,7 +4,8 @@
  * under one directory, restarts a leaf that exits, and stops everything on Ctrl-C or SIGTERM.
  *
  * Layout of --data-dir D: D/cluster.json (the aggregator's members), D/leaf-i/ (leaf i's data),
- * D/logs/<name>.log (each child's stdout and stderr). Ports: the aggregator on P, leaf i on P+i.
+ * D/logs/<name>.log (each child's stdout and stderr). Ports: the aggregator on P, leaf i on P+i; with
+ * --aggregators A, aggregators 2..A on P+N+1..P+N+A-1. Every leaf joins every aggregator (--join).
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -24,7 +25,7 @@ import { CliError, EXIT } from './common.js';
 const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
 
 interface UpOptions {
-  shm?: boolean; leaves: string; port: string; host: string; dataDir: string; memoryBudget?: string; leafTimeout?: string; token?: string; startTimeout: string }
+  shm?: boolean; leaves: string; aggregators: string; port: string; host: string; dataDir: string; memoryBudget?: string; leafTimeout?: string; token?: string; startTimeout: string }
 
 /** After a stop: how much memory the leaves' handoffs still hold, and how to free it. */
 function sayHeldMemory(dataDir: string, say: (line: string) => void): void {
@@ -53,6 +54,7 @@ export function registerUp(program: Command): void {
     .command('up')
     .description('start a local cluster: N leaves and an aggregator, supervised (Ctrl-C stops it)')
     .option('--leaves <n>', 'number of leaf processes', '4')
+    .option('--aggregators <n>', 'aggregators, each over every leaf (the first on --port, the others after the leaves\' ports)', '1')
     .option('--port <port>', 'aggregator port; leaf i listens on port + i', '7000')
     .option('--host <host>', 'address every process listens on', '127.0.0.1')
     .option('--data-dir <dir>', 'data, cluster file and logs', './data')
@@ -72,7 +74,13 @@ Example:
       const port = Number(o.port);
       const startTimeoutMs = Number(o.startTimeout);
       if (!(Number.isInteger(leafCount) && leafCount >= 1 && leafCount <= LIMITS.upLeavesMax)) throw new Error(`--leaves must be 1..${LIMITS.upLeavesMax}`);
-      if (!(Number.isInteger(port) && port >= 1 && port + leafCount <= 65535)) throw new Error(`--port must leave room for ${leafCount} leaf ports after it (1..${65535 - leafCount})`);
+      const aggCount = Number(o.aggregators);
+      if (!(Number.isInteger(aggCount) && aggCount >= 1 && aggCount <= LIMITS.upAggregatorsMax)) throw new Error(`--aggregators must be 1..${LIMITS.upAggregatorsMax}`);
+      const last = port + leafCount + aggCount - 1;
+      if (!(Number.isInteger(port) && port >= 1 && last <= 65535)) throw new Error(`--port must leave room for ${leafCount + aggCount - 1} more ports after it (1..${65535 - leafCount - aggCount + 1})`);
+      // Aggregator k (0-based) listens on --port for k = 0, then after the leaves' ports.
+      const aggPorts = Array.from({ length: aggCount }, (_, k) => (k === 0 ? port : port + leafCount + k));
+      const aggUrls = aggPorts.map((p) => `http://${o.host}:${p}`);
       if (!(Number.isInteger(startTimeoutMs) && startTimeoutMs >= 1000)) throw new Error('--start-timeout must be at least 1000 ms');
       const dataDir = path.resolve(o.dataDir);
       const logDir = path.join(dataDir, 'logs');
@@ -88,11 +96,11 @@ Example:
       }
       // Every port must be free before anything starts: a leaf that cannot listen would be
       // restarted forever, and a readiness check could reach whatever holds the port.
-      const busy = await portsInUse(o.host, [port, ...Array.from({ length: leafCount }, (_, k) => port + k + 1)]);
+      const busy = await portsInUse(o.host, [...aggPorts, ...Array.from({ length: leafCount }, (_, k) => port + k + 1)]);
       if (busy.length > 0) {
-        const which = busy.map((b) => `${b.port} (${b.port === port ? 'the aggregator' : `leaf-${b.port - port}`}: ${b.code})`).join(', ');
+        const which = busy.map((b) => `${b.port} (${aggPorts.includes(b.port) ? 'an aggregator' : `leaf-${b.port - port}`}: ${b.code})`).join(', ');
         throw new CliError(`port${busy.length === 1 ? '' : 's'} ${which} on ${o.host} ${busy.length === 1 ? 'is' : 'are'} not free; ` +
-          `stop what holds ${busy.length === 1 ? 'it' : 'them'} (another \`shoal up\`?) or pick another --port (it uses ${port}..${port + leafCount})`, EXIT.unhealthy);
+          `stop what holds ${busy.length === 1 ? 'it' : 'them'} (another \`shoal up\`?) or pick another --port (it uses ${port}..${last})`, EXIT.unhealthy);
       }
       const say = (line: string) => process.stdout.write(`shoal up: ${line}\n`);
       const shown = (p: string) => path.relative(process.cwd(), p) || '.';
@@ -110,7 +118,9 @@ Example:
         // are named by that identity, so a fixed "leaf-1" would let a second `shoal up` (another
         // data dir) or a new one over a deleted dir adopt an old handoff. The cluster file still
         // names the members leaf-1..leaf-N for people.
-        const args = [CLI_PATH, 'leaf', '--host', o.host, '--port', String(port + i), '--data-dir', path.join(dataDir, name), '--workers', String(workers), ...common];
+        // --join: each leaf tells the aggregators the moment it serves again (the readiness push
+        // of a rolling restart), instead of waiting for their next health round.
+        const args = [CLI_PATH, 'leaf', '--host', o.host, '--port', String(port + i), '--data-dir', path.join(dataDir, name), '--workers', String(workers), '--join', aggUrls.join(','), ...common];
         if (o.memoryBudget !== undefined) args.push('--memory-budget', o.memoryBudget);
         if (o.shm === false) args.push('--no-shm');
         return { name, url: `http://${o.host}:${port + i}`, args };
@@ -142,15 +152,19 @@ Example:
       } catch (e) { return fail(e as Error); }
       for (const c of started) say(`${c.spec.name} listening on ${c.spec.url} (pid ${c.pid}, log ${shown(c.spec.logFile)})`);
 
-      const aggArgs = [CLI_PATH, 'aggregator', '--cluster', clusterFile, '--host', o.host, '--port', String(port), ...common];
-      if (o.leafTimeout !== undefined) aggArgs.push('--leaf-timeout', o.leafTimeout);
-      const aggUrl = `http://${o.host}:${port}`;
-      const agg = sup.start({ name: 'aggregator', command: process.execPath, args: aggArgs, logFile: path.join(logDir, 'aggregator.log'), url: aggUrl, restart: true });
+      const aggs = aggPorts.map((p, k) => {
+        const name = k === 0 ? 'aggregator' : `aggregator-${k + 1}`;
+        const aggArgs = [CLI_PATH, 'aggregator', '--cluster', clusterFile, '--host', o.host, '--port', String(p), '--id', name, ...common];
+        if (o.leafTimeout !== undefined) aggArgs.push('--leaf-timeout', o.leafTimeout);
+        return sup.start({ name, command: process.execPath, args: aggArgs, logFile: path.join(logDir, `${name}.log`), url: aggUrls[k]!, restart: true });
+      });
       try {
-        await sup.waitReady(agg, startTimeoutMs);
+        await Promise.all(aggs.map((a) => sup.waitReady(a, startTimeoutMs)));
       } catch (e) { return fail(e as Error); }
-      say(`aggregator listening on ${aggUrl} (pid ${agg.pid}, log ${shown(agg.spec.logFile)}, cluster ${shown(clusterFile)})`);
-      say(`${leafCount} lea${leafCount === 1 ? 'f' : 'ves'} + aggregator ready at ${aggUrl} (web UI: open ${aggUrl}/ in a browser)`);
+      for (const a of aggs) say(`${a.spec.name} listening on ${a.spec.url} (pid ${a.pid}, log ${shown(a.spec.logFile)}, cluster ${shown(clusterFile)})`);
+      const aggUrl = aggUrls[0]!;
+      if (aggCount === 1) say(`${leafCount} lea${leafCount === 1 ? 'f' : 'ves'} + aggregator ready at ${aggUrl} (web UI: open ${aggUrl}/ in a browser)`);
+      else say(`${leafCount} lea${leafCount === 1 ? 'f' : 'ves'} + ${aggCount} aggregators ready at ${aggUrls.join(', ')} (any answers any query; clients: --url ${aggUrls.join(',')} or SHOAL_URL=${aggUrls.join(',')})`);
       // Run through npx (npm_command=exec), the command is not on PATH: say it the way that works.
       const shoal = process.env.npm_command === 'exec' ? 'npx shoal' : 'shoal';
       say(`stop with Ctrl-C (or kill -TERM ${process.pid}); query from another terminal: ${shoal} query --url ${aggUrl} "SELECT count(*) FROM events"`);

@@ -16,10 +16,11 @@ import { ShoalError } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import { finishClusterAnswer, runClusterQuery, type ClusterQueryContext, type Coverage } from './cluster-query.js';
 import { createMemberAgent, mapBounded, memberRequest, outcomeJson, outcomeReason } from './fanout.js';
-import { fastifyOptions, installCommon, parseQueryRequest, requireToken } from '../http/http-common.js';
+import { fastifyOptions, installCommon, jsonBody, parseQueryRequest, requireToken } from '../http/http-common.js';
 import { checkTableName, deadlineError, parseIngestGuard } from '../../query/storage/leaf-store.js';
 import type { ColumnType } from '../../query/storage/types.js';
-import { Membership, type MemberSpec } from './membership.js';
+import { Membership, memberOrigin, validMemberId, type MemberSpec } from './membership.js';
+import { DnsDiscovery, type DnsTarget, type Resolver } from './discovery.js';
 import { createMetrics } from '../http/metrics.js';
 import { Placements, routeBatch, type RouteResult } from './router.js';
 import { registerUi } from '../ui/ui-routes.js';
@@ -51,6 +52,11 @@ export interface AggregatorConfig {
   token: string | null;
   memberToken: string | null;
   logLevel: string;
+  /** Members found through DNS (--leaves-dns NAME:PORT; null: none), how often the name is
+   * resolved again, and how long an address it stops listing stays a member. */
+  leavesDns: DnsTarget | null;
+  dnsIntervalMs: number;
+  dnsGraceMs: number;
 }
 
 export function defaultAggregatorConfig(): AggregatorConfig {
@@ -59,6 +65,7 @@ export function defaultAggregatorConfig(): AggregatorConfig {
     leafTimeoutMs: 5_000, queryTimeoutMsMax: 600_000, ingestTimeoutMs: 10_000,
     healthIntervalMs: 250, healthTimeoutMs: 1_000, healthFailuresMax: 2,
     queriesMax: 64, ingestInFlightMax: 64, token: null, memberToken: null, logLevel: 'info',
+    leavesDns: null, dnsIntervalMs: 5_000, dnsGraceMs: 60_000,
   };
 }
 
@@ -75,6 +82,8 @@ export function validateAggregatorConfig(c: AggregatorConfig): AggregatorConfig 
   check(Number.isInteger(c.healthFailuresMax) && c.healthFailuresMax >= 1 && c.healthFailuresMax <= 100, 'healthFailuresMax', 'must be 1..100');
   check(Number.isInteger(c.queriesMax) && c.queriesMax >= 1 && c.queriesMax <= 10_000, 'queriesMax', 'must be 1..10000');
   check(Number.isInteger(c.ingestInFlightMax) && c.ingestInFlightMax >= 1 && c.ingestInFlightMax <= 10_000, 'ingestInFlightMax', 'must be 1..10000');
+  check(Number.isInteger(c.dnsIntervalMs) && c.dnsIntervalMs >= 100 && c.dnsIntervalMs <= 3_600_000, '--dns-interval', 'must be 100..3600000 ms');
+  check(Number.isInteger(c.dnsGraceMs) && c.dnsGraceMs >= 0 && c.dnsGraceMs <= 86_400_000, '--dns-grace', 'must be 0..86400000 ms');
   return c;
 }
 
@@ -104,10 +113,25 @@ export class Aggregator {
    * a test injects its own. */
   random: (() => number) | null = null;
 
-  constructor(readonly config: AggregatorConfig, members: readonly MemberSpec[]) {
+  /** Members found through DNS (null without --leaves-dns). */
+  readonly discovery: DnsDiscovery | null;
+
+  constructor(readonly config: AggregatorConfig, members: readonly MemberSpec[], opts: { resolver?: Resolver; log?: (level: 'info' | 'warn', message: string) => void } = {}) {
     this.membership = new Membership(members, this.agent, {
       intervalMs: config.healthIntervalMs, timeoutMs: config.healthTimeoutMs, failuresMax: config.healthFailuresMax,
     }, config.memberToken);
+    const log = opts.log ?? (() => undefined);
+    this.membership.onDropped = (dropped) => { for (const d of dropped) log('warn', `member ${d.id} dropped: ${d.reason}`); };
+    this.discovery = config.leavesDns === null ? null : new DnsDiscovery(this.membership, this.agent, {
+      target: config.leavesDns, intervalMs: config.dnsIntervalMs, graceMs: config.dnsGraceMs, probeTimeoutMs: config.healthTimeoutMs,
+      memberToken: config.memberToken, resolver: opts.resolver, log,
+    });
+  }
+
+  /** Starts health checks and, with --leaves-dns, the name's resolution. */
+  start(): void {
+    this.membership.start();
+    this.discovery?.start();
   }
 
   get queryContext(): ClusterQueryContext {
@@ -152,6 +176,7 @@ export class Aggregator {
       clockMs: Date.now(),
       tables,
       leaves: members.map((m) => m.toJSON()),
+      discovery: this.discovery?.toJSON() ?? null,
       uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
       pid: process.pid,
       queriesRunning: this.queriesRunning,
@@ -204,6 +229,7 @@ export class Aggregator {
   }
 
   async close(): Promise<void> {
+    this.discovery?.stop();
     this.membership.stop();
     await this.agent.close();
   }
@@ -380,6 +406,23 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     requireToken(req, cfg.token, 'status');
     const known = req.query.schemaVersion;
     return agg.status(typeof known === 'string' ? known : null);
+  });
+
+  // A leaf announces itself (shoal leaf --join): the readiness push, and membership without a
+  // cluster file. Answered with what the aggregator made of it.
+  app.post('/v1/cluster/join', async (req) => {
+    requireToken(req, cfg.token, 'join');
+    const b = jsonBody(req.body) as { id?: unknown; url?: unknown; heartbeatMs?: unknown };
+    if (!validMemberId(b.id)) throw new ShoalError('SHOAL_ERR_CLUSTER_JOIN', `join: "id" must be 1-64 letters, digits, '.', '_' or '-' (got ${JSON.stringify(b.id)})`);
+    const url = memberOrigin(b.url);
+    if (typeof url !== 'string') throw new ShoalError('SHOAL_ERR_CLUSTER_JOIN', `join: "url" ${url.error}`);
+    const heartbeatMs = b.heartbeatMs;
+    if (typeof heartbeatMs !== 'number' || !Number.isInteger(heartbeatMs) || heartbeatMs < 100 || heartbeatMs > 60_000) {
+      throw new ShoalError('SHOAL_ERR_CLUSTER_JOIN', `join: "heartbeatMs" must be an integer 100..60000 (got ${JSON.stringify(heartbeatMs)})`);
+    }
+    const { outcome, member } = agg.membership.join({ id: b.id, url, heartbeatMs });
+    if (outcome !== 'known') app.log.info({ member: member.id, url, outcome }, `member ${member.id} ${outcome === 'added' ? 'joined' : 'moved'} at ${url}`);
+    return { outcome, id: member.id, aggregator: cfg.id, membersTotal: agg.membership.members.length };
   });
 
   app.get('/healthz', async () => ({ status: 'serving', pid: process.pid, membersHealthy: agg.membership.members.filter((m) => m.health === 'healthy').length }));

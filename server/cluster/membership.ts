@@ -21,6 +21,21 @@ export interface MemberSpec { readonly id: string; readonly url: string }
 
 const ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/** A member's URL as an origin (`http://host:port`), or what is wrong with it. */
+export function memberOrigin(url: unknown): string | { error: string } {
+  if (typeof url !== 'string') return { error: 'must be a string like "http://127.0.0.1:7001"' };
+  let parsed: URL;
+  try { parsed = new URL(url); } catch { return { error: `${JSON.stringify(url)} is not a URL` }; }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return { error: 'must start with http:// or https://' };
+  if ((parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search !== '' || parsed.hash !== '') {
+    return { error: `must be an origin without a path (got ${JSON.stringify(url)})` };
+  }
+  return parsed.origin;
+}
+
+/** Member ids: the same rule as leaf ids. */
+export function validMemberId(id: unknown): id is string { return typeof id === 'string' && ID_PATTERN.test(id); }
+
 function configError(file: string, message: string): ShoalError {
   return new ShoalError('SHOAL_ERR_CLUSTER_CONFIG', `cluster file ${file}: ${message}`);
 }
@@ -46,14 +61,8 @@ export function parseClusterFile(text: string, file = '<cluster>'): MemberSpec[]
     if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
       throw configError(file, `${where}.id must be 1-64 letters, digits, '.', '_' or '-' (got ${JSON.stringify(id)})`);
     }
-    if (typeof url !== 'string') throw configError(file, `${where}.url must be a string like "http://127.0.0.1:7001"`);
-    let parsed: URL;
-    try { parsed = new URL(url); } catch { throw configError(file, `${where}.url ${JSON.stringify(url)} is not a URL`); }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw configError(file, `${where}.url must start with http:// or https://`);
-    if ((parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search !== '' || parsed.hash !== '') {
-      throw configError(file, `${where}.url must be an origin without a path (got ${JSON.stringify(url)})`);
-    }
-    const origin = parsed.origin;
+    const origin = memberOrigin(url);
+    if (typeof origin !== 'string') throw configError(file, `${where}.url ${origin.error}`);
     if (ids.has(id)) throw configError(file, `${where}.id "${id}" appears twice`);
     if (urls.has(origin)) throw configError(file, `${where}.url ${origin} appears twice`);
     ids.add(id);
@@ -76,6 +85,8 @@ export function loadClusterFile(file: string): MemberSpec[] {
 }
 
 export type MemberHealth = 'healthy' | 'unhealthy' | 'unknown';
+/** Where a member came from: the cluster file, a DNS name (--leaves-dns), or its own join. */
+export type MemberSource = 'file' | 'dns' | 'join';
 
 /** What the aggregator knows of one member. */
 export class Member {
@@ -118,10 +129,20 @@ export class Member {
   clockOffsetMs: number | null = null;
   clockErrorMs = 0;
 
-  constructor(readonly spec: MemberSpec) {}
+  /** When a joined member last announced itself, and the interval it promised (null: not joined). */
+  lastJoinMs: number | null = null;
+  joinHeartbeatMs: number | null = null;
+  /** When a DNS member's address stopped being listed (null: listed, or not from DNS). */
+  goneFromDnsMs: number | null = null;
+
+  constructor(public spec: MemberSpec, readonly source: MemberSource = 'file') {}
 
   get id(): string { return this.spec.id; }
   get url(): string { return this.spec.url; }
+
+  /** The member answers at another address now (a leaf that came back elsewhere keeps its id
+   * and everything known of it). Its next health check goes to the new address. */
+  moveTo(url: string): void { this.spec = { id: this.spec.id, url }; }
 
   /** Takes writes: answered its last health check and says it is serving. */
   get live(): boolean { return this.health === 'healthy' && (this.memberState === null || this.memberState === 'serving'); }
@@ -227,7 +248,7 @@ export class Member {
 
   toJSON() {
     return {
-      id: this.id, url: this.url, role: this.role, state: this.health, memberState: this.memberState,
+      id: this.id, url: this.url, source: this.source, role: this.role, state: this.health, memberState: this.memberState,
       reportedId: this.reportedId, lastError: this.lastError,
       lastSeenMsAgo: this.lastSeenMs === null ? null : Date.now() - this.lastSeenMs,
       rows: this.rows, bytes: this.bytes, memoryFreeBytes: this.memoryFreeBytes, memoryBudgetBytes: this.memoryBudgetBytes,
@@ -269,8 +290,12 @@ export class Membership {
 
   /** Replaces the member list (cluster file reloaded); members whose id and URL are unchanged keep their state. */
   replace(specs: readonly MemberSpec[]): { added: string[]; removed: string[] } {
-    const old = new Map(this.members.map((m) => [`${m.id} ${m.url}`, m]));
-    const next = specs.map((s) => old.get(`${s.id} ${s.url}`) ?? new Member(s));
+    const fromFile = this.members.filter((m) => m.source === 'file');
+    const old = new Map(fromFile.map((m) => [`${m.id} ${m.url}`, m]));
+    const listed = new Set(specs.flatMap((s) => [`id ${s.id}`, `url ${s.url}`]));
+    // Joined and discovered members stay, unless the file now names the same id or address.
+    const others = this.members.filter((m) => m.source !== 'file' && !listed.has(`id ${m.id}`) && !listed.has(`url ${m.url}`));
+    const next = [...specs.map((s) => old.get(`${s.id} ${s.url}`) ?? new Member(s)), ...others];
     const kept = new Set(next);
     const removed = this.members.filter((m) => !kept.has(m)).map((m) => m.id);
     const added = next.filter((m) => !this.members.includes(m)).map((m) => m.id);
@@ -293,6 +318,7 @@ export class Membership {
 
   /** One round of health checks; a member whose previous check is still running is skipped. */
   async checkAll(): Promise<void> {
+    this.expire(Date.now());
     const due = this.members.filter((m) => !m.checking);
     await mapBounded(due, LIMITS.fanoutInFlightMax, (m) => this.check(m));
   }
@@ -348,6 +374,96 @@ export class Membership {
     for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
     return `agg.${h.toString(16)}`;
   }
+
+  /**
+   * A member announces itself (`POST /v1/cluster/join` from `shoal leaf --join`): the readiness
+   * push. Known by its address (a cluster-file or DNS member): checked now rather than at the
+   * next health round. Known by its id at another address: moved there, keeping its id and what
+   * is known of it. Otherwise added, as a joined member that is dropped after it misses
+   * LIMITS.joinMissesMax heartbeats. A cluster-file member's id at another address is a
+   * conflict: the file is the operator's word.
+   */
+  join(a: { id: string; url: string; heartbeatMs: number }, nowMs = Date.now()): { outcome: 'known' | 'moved' | 'added'; member: Member } {
+    let m = this.members.find((x) => x.url === a.url);
+    let outcome: 'known' | 'moved' | 'added' = 'known';
+    if (m === undefined) {
+      m = this.members.find((x) => x.id === a.id);
+      if (m !== undefined) {
+        if (m.source === 'file') {
+          throw new ShoalError('SHOAL_ERR_CLUSTER_JOIN', `member id "${a.id}" is in the cluster file at ${m.url}; a leaf joining from ${a.url} cannot take it (give it another --id, or fix the cluster file)`);
+        }
+        m.moveTo(a.url);
+        this.schemaGeneration++;
+        outcome = 'moved';
+      }
+    }
+    if (m === undefined) {
+      if (this.members.length >= LIMITS.clusterMembersMax) {
+        throw new ShoalError('SHOAL_ERR_CLUSTER_JOIN', `this aggregator has ${this.members.length} members, its limit (LIMITS.clusterMembersMax); stand aggregators over aggregators for more`);
+      }
+      m = new Member({ id: a.id, url: a.url }, 'join');
+      this.members = [...this.members, m];
+      this.schemaGeneration++;
+      outcome = 'added';
+    }
+    if (m.source === 'join') {
+      m.lastJoinMs = nowMs;
+      m.joinHeartbeatMs = a.heartbeatMs;
+    }
+    if (!m.checking) void this.check(m);
+    return { outcome, member: m };
+  }
+
+  /**
+   * A member found through DNS: `url` answered a status naming `id`. The same rules as a join
+   * (an id seen before at another address moves there), without the heartbeat: a DNS member
+   * stays while the name lists its address and for `graceMs` after.
+   */
+  discovered(id: string, url: string): { outcome: 'known' | 'moved' | 'added'; member: Member } | null {
+    let m = this.members.find((x) => x.url === url);
+    if (m !== undefined) { m.goneFromDnsMs = null; return { outcome: 'known', member: m }; }
+    m = this.members.find((x) => x.id === id);
+    if (m !== undefined) {
+      if (m.source === 'file') return null; // the file's member of that id is elsewhere: not this one
+      m.moveTo(url);
+      m.goneFromDnsMs = null;
+      this.schemaGeneration++;
+      return { outcome: 'moved', member: m };
+    }
+    if (this.members.length >= LIMITS.clusterMembersMax) return null;
+    m = new Member({ id, url }, 'dns');
+    this.members = [...this.members, m];
+    this.schemaGeneration++;
+    return { outcome: 'added', member: m };
+  }
+
+  /** Drops joined members that missed too many heartbeats and DNS members gone from the name
+   * for longer than its grace. Returns what was dropped, with why. */
+  expire(nowMs: number): { id: string; reason: string }[] {
+    const dropped: { id: string; reason: string }[] = [];
+    const keep = this.members.filter((m) => {
+      if (m.source === 'join' && m.lastJoinMs !== null && m.joinHeartbeatMs !== null) {
+        const silentMs = nowMs - m.lastJoinMs;
+        if (silentMs > m.joinHeartbeatMs * LIMITS.joinMissesMax) { dropped.push({ id: m.id, reason: `no heartbeat for ${silentMs} ms (${LIMITS.joinMissesMax} missed)` }); return false; }
+      }
+      if (m.source === 'dns' && m.goneFromDnsMs !== null && nowMs - m.goneFromDnsMs > this.dnsGraceMs) {
+        dropped.push({ id: m.id, reason: `its address ${m.url} has not been listed by DNS for ${nowMs - m.goneFromDnsMs} ms` });
+        return false;
+      }
+      return true;
+    });
+    if (dropped.length > 0) {
+      this.members = keep;
+      this.schemaGeneration++;
+      this.onDropped(dropped);
+    }
+    return dropped;
+  }
+
+  /** How long a DNS member may be missing from the name before it is dropped (set by discovery). */
+  dnsGraceMs = 60_000;
+  /** Told of every member expire() drops (the aggregator logs them). */
+  onDropped: (dropped: { id: string; reason: string }[]) => void = () => undefined;
 
   /** Members that take writes now. */
   live(): Member[] { return this.members.filter((m) => m.live); }

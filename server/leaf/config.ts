@@ -5,6 +5,7 @@
  * message naming the option, rather than failing later).
  */
 import os from 'node:os';
+import { LIMITS } from '../../query/limits.js';
 
 export interface LeafConfig {
   /** Address to listen on. Loopback by default: exposing a leaf is a decision, not an accident. */
@@ -67,6 +68,11 @@ export interface LeafConfig {
   checkpointIntervalMs: number;
   /** Optional maximum age of rows (seconds, by their time); older sealed blocks are dropped. */
   retentionSeconds: number | null;
+  /** Aggregators this leaf announces itself to (--join; empty: none), the URL it gives them
+   * (--advertise; null: http://host:port), and the heartbeat interval (server/leaf/join.ts). */
+  join: string[];
+  advertiseUrl: string | null;
+  joinIntervalMs: number;
   logLevel: string;
 }
 
@@ -96,6 +102,9 @@ export function defaultLeafConfig(): LeafConfig {
     checkpointBytes: 128 * 1024 * 1024,
     checkpointIntervalMs: 120_000,
     retentionSeconds: null,
+    join: [],
+    advertiseUrl: null,
+    joinIntervalMs: 1_000,
     logLevel: 'info',
   };
 }
@@ -131,6 +140,9 @@ export function validateLeafConfig(c: LeafConfig): LeafConfig {
   check(c.checkpointIntervalMs >= 100, '--checkpoint-interval', 'must be at least 100 ms');
   check(c.handoffTtlSeconds === null || (Number.isFinite(c.handoffTtlSeconds) && c.handoffTtlSeconds > 0 && c.handoffTtlSeconds <= 365 * 86_400), '--handoff-ttl', 'must be 1 second .. 365 days (0 = never expires)');
   check(c.retentionSeconds === null || c.retentionSeconds > 0, '--retention', 'must be positive seconds');
+  check(c.join.length <= LIMITS.joinTargetsMax, '--join', `at most ${LIMITS.joinTargetsMax} aggregators`);
+  for (const u of [...c.join, ...(c.advertiseUrl === null ? [] : [c.advertiseUrl])]) check(/^https?:\/\/[^/?#\s]+$/.test(u), u === c.advertiseUrl ? '--advertise' : '--join', `${JSON.stringify(u)} must be http(s)://HOST:PORT with no path`);
+  check(Number.isInteger(c.joinIntervalMs) && c.joinIntervalMs >= 100 && c.joinIntervalMs <= 60_000, '--join-interval', 'must be 100..60000 ms');
   return c;
 }
 

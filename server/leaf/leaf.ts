@@ -68,6 +68,9 @@ export class Leaf {
   /** Ingest requests admitted and not yet answered, counted from their first byte (bodies
    * are buffered in memory, so this bounds the memory that uploads in progress can take). */
   ingestRequests = 0;
+  /** Requests of any kind received and not yet answered (or aborted): a handoff's drain ends
+   * once none is left (lifecycle.ts). */
+  openRequests = 0;
   readonly startedAtMs = Date.now();
   /** Decodes bodies off the event loop (null: ingestWorkers 0, every batch decodes inline). */
   readonly ingestPool: IngestPool | null;
@@ -322,6 +325,11 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
   // Admission for ingest happens before the body is read: a leaf that is not serving, or has
   // ingestInFlightMax uploads in progress, refuses at once with 503 + Retry-After, so the router
   // places the batch elsewhere and no unbounded number of bodies is buffered here.
+  const opened = new WeakSet<object>();
+  app.addHook('onRequest', async (req) => { opened.add(req); leaf.openRequests++; });
+  const closed = async (req: object) => { if (opened.delete(req)) leaf.openRequests--; };
+  app.addHook('onResponse', closed);
+  app.addHook('onRequestAbort', closed);
   app.addHook('onRequest', async (req, reply) => {
     if (req.method !== 'POST' || !req.url.startsWith('/v1/tables/')) return;
     if (leaf.state !== 'serving') {

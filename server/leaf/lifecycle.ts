@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { advertisedUrl, JoinHeartbeat } from './join.js';
 import { nativeAvailable, nativeLoadError } from '../../native/shm.js';
 import { DiskStore } from '../durability/disk-store.js';
 import type { Leaf } from './leaf.js';
@@ -23,12 +24,17 @@ export interface Lifecycle {
 
 /** How long a handoff waits for running queries before it goes ahead anyway. */
 const HANDOFF_QUERY_WAIT_MS_MAX = 30_000;
-/** How long, at least, a handing-off leaf keeps answering (503 + Retry-After + Connection: close
- * to writes and queries) before it closes its sockets, counted from the start of the handoff (a
- * long save counts toward it). Without it, a batch already on its way meets a reset connection
- * and its writer cannot tell whether it was stored; with it, writers in flight get a clear
- * refusal and move on. */
+/** After the save, a handing-off leaf keeps answering (503 + Retry-After + Connection: close to
+ * writes and queries) until no request has been open for HANDOFF_QUIET_MS, and at most until
+ * HANDOFF_DRAIN_MS after the handoff began (a long save counts toward it). Without the drain, a
+ * batch already on its way meets a reset connection and its writer cannot tell whether it was
+ * stored; with it, writers in flight get a clear refusal and move on. Quiet, not a fixed 100 ms:
+ * the fixed wait was most of a small leaf's handoff (it waited the whole 100 ms with nothing in
+ * flight), and 20 ms without a request covers any write sent before the state changed on a
+ * network whose round trip is under that (a write still in the network later meets a closed
+ * socket: refused, which the router knows means "not stored"). */
 const HANDOFF_DRAIN_MS = 100;
+const HANDOFF_QUIET_MS = 20;
 
 export interface Restored {
   disk: DiskStore | null;
@@ -174,6 +180,19 @@ async function recoverAfterBadBlock(leaf: Leaf, app: FastifyInstance, disk: Disk
 }
 
 export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Promise<Lifecycle> {
+  // --join: announce this leaf from before its restore (a long disk recovery keeps it a member),
+  // and again the moment it serves (the readiness push). With --port 0 the address is known only
+  // after listen, so the heartbeat starts then.
+  const cfg = leaf.config;
+  let heartbeat: JoinHeartbeat | null = null;
+  const startHeartbeat = (port: number) => {
+    if (cfg.join.length === 0 || heartbeat !== null) return;
+    const url = advertisedUrl(cfg.host, port, cfg.advertiseUrl);
+    if (typeof url !== 'string') throw new Error(url.error);
+    heartbeat = new JoinHeartbeat({ aggregators: cfg.join, id: leaf.leafId, url, intervalMs: cfg.joinIntervalMs, token: cfg.token, log: (level, m) => app.log[level](m) });
+    heartbeat.start();
+  };
+  if (cfg.port !== 0 || cfg.advertiseUrl !== null) startHeartbeat(cfg.port);
   const { disk, home, unverified } = restoreLeaf(leaf, app.log);
   leaf.durability = disk;
   leaf.blockHome = home;
@@ -184,6 +203,8 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : leaf.config.port;
   leaf.state = 'serving';
+  startHeartbeat(port);
+  (heartbeat as JoinHeartbeat | null)?.announce();
 
   let exiting = false;
   // Checksums of a shared-memory restore, checked while serving. Until they pass, no checkpoint
@@ -224,6 +245,7 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
     handoff: (reason: string) => (leaving ??= (async () => {
       exiting = true;
       clearInterval(timer);
+      (heartbeat as JoinHeartbeat | null)?.stop();
       leaf.state = 'handing-off';
       app.log.info({ reason }, 'handing off to shared memory: refusing writes, waiting for running queries');
       const waitStart = Date.now();
@@ -254,20 +276,27 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
       leaf.state = 'stopped';
       const savedAt = Date.now();
       // Requests that arrived during the save are answered now (503); then drain the rest.
-      while (Date.now() - waitStart < HANDOFF_DRAIN_MS) await new Promise((res) => setTimeout(res, 10));
+      let quietSince = Date.now();
+      while (Date.now() - waitStart < HANDOFF_DRAIN_MS) {
+        if (leaf.openRequests > 0) quietSince = Date.now();
+        else if (Date.now() - quietSince >= HANDOFF_QUIET_MS) break;
+        await new Promise((res) => setTimeout(res, 5));
+      }
       const drainedAt = Date.now();
       await disk?.close();
+      const diskClosedAt = Date.now();
       // Every request still open has had its answer (503) or is stuck in a client that stopped
       // reading (kill -STOP): close every socket, kept-alive ones included, so the process exits
       // now and not when the last client lets go.
       app.server.closeAllConnections();
       await app.close();
       // Where the time from the signal to the exit went (bench/restart.ts reads this line).
-      app.log.info({ exitTiming: { queriesAndPoolMs: savedAt - waitStart, poolMs, drainMs: drainedAt - savedAt, closeMs: Date.now() - drainedAt } }, `exiting ${Date.now() - waitStart} ms after the handoff began`);
+      app.log.info({ exitTiming: { queriesAndPoolMs: savedAt - waitStart, poolMs, drainMs: drainedAt - savedAt, diskCloseMs: diskClosedAt - drainedAt, closeMs: Date.now() - drainedAt } }, `exiting ${Date.now() - waitStart} ms after the handoff began`);
     })()),
     stop: (reason: string) => (leaving ??= (async () => {
       exiting = true;
       clearInterval(timer);
+      (heartbeat as JoinHeartbeat | null)?.stop();
       leaf.state = 'stopped';
       app.log.info({ reason }, 'stopping');
       await app.close();

@@ -15,6 +15,9 @@ export interface RollOptions {
   aggregatorUrl: string;
   /** Leaves restarted at once. */
   batch: number;
+  /** Roll one host at a time instead (every leaf whose URL names that host, together; `batch`
+   * is then ignored): a whole-machine restart, coverage never below (N-K)/N for K leaves on it. */
+  byHost?: boolean;
   /** How long one leaf may take from the handoff call to serving and healthy again. */
   leafTimeoutMs: number;
   /** Go on when a leaf comes back from disk instead of shared memory. */
@@ -97,6 +100,11 @@ async function routerCounters(aggregatorUrl: string, token: string | null): Prom
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How often a roll asks again while it waits for a leaf that is down or unhealthy. */
 const ROLL_WAIT_POLL_MS = 200;
+/** How often a roll asks whether a restarted leaf serves again, and then whether the aggregator
+ * counts it healthy (a leaf with --join tells the aggregator itself the moment it serves: the
+ * roll only has to see it). Small, cheap calls on a handful of leaves at a time. */
+const SUCCESSOR_POLL_MS = 20;
+const HEALTHY_POLL_MS = 10;
 
 export async function rollingRestart(o: RollOptions): Promise<RollSummary> {
   const started = Date.now();
@@ -124,7 +132,7 @@ export async function rollingRestart(o: RollOptions): Promise<RollSummary> {
     await sleep(ROLL_WAIT_POLL_MS);
     try { members = ((await getJson(`${agg}/v1/status`, o.token, 5_000)) as { leaves: MemberStatus[] }).leaves.filter((m) => m.role === 'leaf'); } catch { /* busy: ask again */ }
   }
-  if (!(o.batch >= 1 && o.batch <= members.length)) throw new Error(`--batch must be 1..${members.length}`);
+  if (!o.byHost && !(o.batch >= 1 && o.batch <= members.length)) throw new Error(`--batch must be 1..${members.length}`);
 
   // The coverage probe: a cheap count over the largest table, every probeIntervalMs.
   let probeTable = o.probeTable;
@@ -164,8 +172,9 @@ export async function rollingRestart(o: RollOptions): Promise<RollSummary> {
   }));
   let error: string | null = null;
   try {
-    for (let i = 0; i < reports.length && error === null; i += o.batch) {
-      const group = reports.slice(i, i + o.batch);
+    for (const group of rollGroups(reports, o)) {
+      if (error !== null) break;
+      if (o.byHost) o.onEvent({ kind: 'note', message: `host ${new URL(group[0]!.url).hostname}: ${group.map((r) => r.id).join(', ')}` });
       const results = await Promise.all(group.map((r) => restartOne(r, agg, o)));
       error = results.find((e) => e !== null) ?? null;
     }
@@ -187,6 +196,22 @@ export async function rollingRestart(o: RollOptions): Promise<RollSummary> {
       failed: after.failed - before.failed,
     },
   };
+}
+
+/** The roll's groups, in order: K leaves at a time, or (byHost) every leaf of one host. */
+export function rollGroups<T extends { url: string }>(leaves: readonly T[], o: { batch: number; byHost?: boolean }): T[][] {
+  if (!o.byHost) {
+    const groups: T[][] = [];
+    for (let i = 0; i < leaves.length; i += o.batch) groups.push(leaves.slice(i, i + o.batch));
+    return groups;
+  }
+  const byHost = new Map<string, T[]>();
+  for (const l of leaves) {
+    const host = new URL(l.url).hostname;
+    const g = byHost.get(host);
+    if (g === undefined) byHost.set(host, [l]); else g.push(l);
+  }
+  return [...byHost.values()];
 }
 
 /** Hands one leaf off and waits for its successor; returns an error message or null. */
@@ -230,7 +255,7 @@ async function restartOne(r: LeafReport, agg: string, o: RollOptions): Promise<s
       const s = (await getJson(`${r.url}/v1/status`, o.token, 1_000)) as LeafStatus;
       if (s.pid !== old.pid && s.state === 'serving') { now = s; break; }
     } catch { /* down while it restarts: expected */ }
-    await sleep(50);
+    await sleep(SUCCESSOR_POLL_MS);
   }
   if (now === null) return fail(`did not come back within ${o.leafTimeoutMs} ms (is a supervisor restarting it? see its log)`);
   r.downMs = Date.now() - t0;
@@ -256,7 +281,7 @@ async function restartOne(r: LeafReport, agg: string, o: RollOptions): Promise<s
         return null;
       }
     } catch { /* the aggregator may be busy: try again */ }
-    await sleep(50);
+    await sleep(HEALTHY_POLL_MS);
   }
   return fail(`serves again but the aggregator did not mark it healthy within ${o.leafTimeoutMs} ms`);
 }
