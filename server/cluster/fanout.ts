@@ -62,11 +62,30 @@ export async function memberRequest(agent: Dispatcher, url: string, req: MemberR
   const started = performance.now();
   const abort = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => { timedOut = true; abort.abort(); }, req.timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
   const elapsed = () => Math.round(performance.now() - started);
+  // The deadline answers by itself, whatever the request is doing: undici does not act on an
+  // abort while a connection attempt is pending (nodejs/undici#386), so a request to a host cut
+  // off from the network waited out the agent's 5 s connect timeout, not its own deadline
+  // (found by test/slow/multi-host.test.ts). The request is still aborted and ends on its own.
+  const deadline = new Promise<MemberOutcome>((resolve) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+      resolve({ kind: 'timeout', reason: `timeout after ${req.timeoutMs} ms`, ms: elapsed() });
+    }, req.timeoutMs);
+  });
+  try {
+    return await Promise.race([deadline, sendAndRead(agent, url, req, abort.signal, () => timedOut, elapsed)]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function sendAndRead(agent: Dispatcher, url: string, req: MemberRequest, signal: AbortSignal, timedOut: () => boolean, elapsed: () => number): Promise<MemberOutcome> {
   try {
     const res = await request(url, {
-      dispatcher: agent, method: req.method, headers: req.headers, body: req.body, signal: abort.signal,
+      dispatcher: agent, method: req.method, headers: req.headers, body: req.body, signal,
     });
     const chunks: Buffer[] = [];
     let byteCount = 0;
@@ -80,15 +99,13 @@ export async function memberRequest(agent: Dispatcher, url: string, req: MemberR
     }
     return { kind: 'http', status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), ms: elapsed() };
   } catch (e) {
-    if (timedOut) return { kind: 'timeout', reason: `timeout after ${req.timeoutMs} ms`, ms: elapsed() };
+    if (timedOut()) return { kind: 'timeout', reason: `timeout after ${req.timeoutMs} ms`, ms: elapsed() };
     const code = errorCode(e) ?? '';
     if (NOT_SENT.has(code)) return { kind: 'refused', reason: describeNotSent(code, e), ms: elapsed() };
     if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') {
       return { kind: 'dropped', reason: 'connection closed before an answer', ms: elapsed() };
     }
     return { kind: 'dropped', reason: `request failed: ${code ? code + ' ' : ''}${(e as Error).message ?? String(e)}`, ms: elapsed() };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

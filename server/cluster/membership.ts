@@ -106,6 +106,8 @@ export class Member {
   /** Leaves this member stands for: 1 for a leaf, the leaf count of a child aggregator. */
   leafCount = 1;
   pid: number | null = null;
+  /** The member process's random id from its status (null: an older build that has none). */
+  instanceId: string | null = null;
   restart: { source: string; ms: number } | null = null;
   /** False while the member said its disk log refuses writes (disk full, failed fsync); null
    * when unknown or it keeps no log. */
@@ -190,6 +192,7 @@ export class Member {
     this.routedBytes = 0;
     this.memoryBudgetBytes = num(s.memoryBudgetBytes);
     this.pid = num(s.pid);
+    this.instanceId = typeof s.instanceId === 'string' ? s.instanceId : null;
     this.leafCount = this.role === 'aggregator' ? Math.max(1, num(s.leafCount) ?? 1) : 1;
     const r = s.restart as { source?: unknown; ms?: unknown } | undefined;
     this.restart = r && typeof r.source === 'string' ? { source: r.source, ms: num(r.ms) ?? 0 } : null;
@@ -252,7 +255,7 @@ export class Member {
       reportedId: this.reportedId, lastError: this.lastError,
       lastSeenMsAgo: this.lastSeenMs === null ? null : Date.now() - this.lastSeenMs,
       rows: this.rows, bytes: this.bytes, memoryFreeBytes: this.memoryFreeBytes, memoryBudgetBytes: this.memoryBudgetBytes,
-      leafCount: this.leafCount, pid: this.pid, restart: this.restart, diskWritable: this.diskWritable,
+      leafCount: this.leafCount, pid: this.pid, instanceId: this.instanceId, restart: this.restart, diskWritable: this.diskWritable,
       clockOffsetMs: this.clockOffsetMs === null ? null : Math.round(this.clockOffsetMs), schemaVersion: this.schemaVersion,
     };
   }

@@ -6,6 +6,7 @@
  * synchronous step: checked against the table as it is now, made durable, applied. Every query
  * plans on the event loop and scans sealed blocks in the scan pool.
  */
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { apiRows, bindQuery, emptyPartial, finish, mergePartials, partialToWire, planQuery, runNested, scanBlocks, sealPlan, type CatalogTable, type Partial, type PlanEnvelope } from '../../query/engine.js';
 import { ShoalError } from '../../query/errors.js';
@@ -39,6 +40,9 @@ export interface RestartInfo {
    * crash, the checkpointed blocks whose segments were still there with matching checksums. */
   shmBytesReused: number;
 }
+
+/** Names this process among every process of this leaf, past and future (status `instanceId`). */
+const PROCESS_INSTANCE_ID = randomBytes(8).toString('hex');
 
 /** Makes batches durable before they are applied (the disk log). */
 export interface Durability {
@@ -295,6 +299,9 @@ export class Leaf {
       ingest: this.ingestStatus(),
       uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
       pid: process.pid,
+      /** This process's random id: a successor differs even where pids repeat (a container's
+       * process is pid 1 in every generation), which is how a rolling restart tells them apart. */
+      instanceId: PROCESS_INSTANCE_ID,
       queriesRunning: [...this.running.values()].map((q) => ({ ...q, elapsedMs: Date.now() - q.startedAtMs })),
     };
   }
@@ -470,12 +477,12 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
 
   app.get('/healthz', async (_req, reply) => {
     // The pid lets a supervisor tell its own child from another process on the same port.
-    if (leaf.state !== 'serving') return reply.code(503).send({ status: leaf.state, pid: process.pid });
+    if (leaf.state !== 'serving') return reply.code(503).send({ status: leaf.state, pid: process.pid, instanceId: PROCESS_INSTANCE_ID });
     // Serving queries: 200. A disk that refuses the log is detail, not an outage (writes go to
     // other leaves; this one still answers for the data it holds).
     const disk = leaf.diskStatus();
-    if (disk.log && !disk.writable) return { status: 'serving', pid: process.pid, ingest: 'refused', disk: disk.failure };
-    return { status: 'serving', pid: process.pid };
+    if (disk.log && !disk.writable) return { status: 'serving', pid: process.pid, instanceId: PROCESS_INSTANCE_ID, ingest: 'refused', disk: disk.failure };
+    return { status: 'serving', pid: process.pid, instanceId: PROCESS_INSTANCE_ID };
   });
 
   app.get('/metrics', async (req, reply) => {

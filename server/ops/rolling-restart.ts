@@ -62,8 +62,12 @@ export interface RollSummary {
   writes: { rowsAccepted: number; batchesAccepted: number; retries: number; failed: number };
 }
 
-interface MemberStatus { id: string; url: string; role: string; state: string; rows: number | null; pid: number | null }
-interface LeafStatus { leafId: string; state: string; rows: number; pid: number; restart: { source: string; ms: number; reason: string | null } }
+interface MemberStatus { id: string; url: string; role: string; state: string; rows: number | null; pid: number | null; instanceId?: string | null }
+interface LeafStatus { leafId: string; state: string; rows: number; pid: number; instanceId?: string; restart: { source: string; ms: number; reason: string | null } }
+
+/** Which process a status came from: its instance id, or its pid from builds without one. A pid
+ * alone cannot tell a container's successor from its predecessor (both are pid 1). */
+const processOf = (s: { pid?: number | null; instanceId?: string | null }) => s.instanceId ?? `pid ${s.pid}`;
 
 async function getJson(url: string, token: string | null, timeoutMs = 2_000): Promise<unknown> {
   const res = await request(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
@@ -253,7 +257,7 @@ async function restartOne(r: LeafReport, agg: string, o: RollOptions): Promise<s
   while (Date.now() < deadline) {
     try {
       const s = (await getJson(`${r.url}/v1/status`, o.token, 1_000)) as LeafStatus;
-      if (s.pid !== old.pid && s.state === 'serving') { now = s; break; }
+      if (processOf(s) !== processOf(old) && s.state === 'serving') { now = s; break; }
     } catch { /* down while it restarts: expected */ }
     await sleep(SUCCESSOR_POLL_MS);
   }
@@ -275,7 +279,7 @@ async function restartOne(r: LeafReport, agg: string, o: RollOptions): Promise<s
     try {
       const st = (await getJson(`${agg}/v1/status`, o.token)) as { leaves: MemberStatus[] };
       const m = st.leaves.find((x) => x.id === r.id);
-      if (m && m.state === 'healthy' && m.pid === now.pid) {
+      if (m && m.state === 'healthy' && processOf(m) === processOf(now)) {
         r.totalMs = Date.now() - t0;
         emit('healthy');
         return null;
