@@ -16,7 +16,7 @@ import { CLI_PATH, REPO_ROOT, startLeaf, type LeafProcess, type StopOptions } fr
 
 export { CLI_PATH, REPO_ROOT };
 
-const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
+const LISTENING = /listening on (http:\/\/[0-9.]+:\d+)/;
 const OUTPUT_TAIL_CHARS = 16 * 1024;
 const KILL_WAIT_MS = 5_000;
 
