@@ -17,6 +17,9 @@ export interface Batch {
   readonly body: string;
   /** Position in the file of each row (see RowChunk.positions). */
   readonly positions: number[];
+  /** An earlier run may have stored this batch (the tail's batch that was in flight when it
+   * stopped): its first try is marked a resend (loader/transport.ts, PostOptions). */
+  readonly resend?: boolean;
 }
 
 export class Batcher {

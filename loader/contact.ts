@@ -5,26 +5,44 @@
  * this first contact stops at once with a message saying what to do, instead of retrying for a
  * minute (load) or hours (tail) in silence. Any other outcome (an answer of any status, a reset,
  * a timeout) goes on: a server that answers, or is in the middle of a restart, gets the retries
- * of sender.ts, so a rolling restart never fails a load.
+ * of sender.ts, so a rolling restart never fails a load. With several servers (`--url a,b`) it
+ * stops only when nothing is there at any of them, and says so for each.
  *
  * Not here: the retries themselves (sender.ts).
  */
 import { ShoalError } from '../query/errors.js';
 import type { ColumnTypes } from './row-check.js';
-import type { Transport, TransportAnswer } from './transport.js';
+import type { FailoverAnswer, Transport, TransportAnswer } from './transport.js';
 
-/** Why a no-answer means nothing serves at the URL, or null when it may be a passing failure. */
-export function nothingThere(answer: TransportAnswer): 'connection refused' | 'host not found' | null {
-  if (answer.status !== 0 || answer.error === null) return null;
-  if (answer.error.startsWith('ECONNREFUSED')) return 'connection refused';
-  if (answer.error.startsWith('ENOTFOUND')) return 'host not found';
+type NothingThere = 'connection refused' | 'host not found';
+
+function nothingThereOne(error: string | null): NothingThere | null {
+  if (error === null) return null;
+  if (error.startsWith('ECONNREFUSED')) return 'connection refused';
+  if (error.startsWith('ENOTFOUND')) return 'host not found';
   return null;
+}
+
+/** Why a no-answer means nothing serves at the URL (at any of them, for several), or null when
+ * it may be a passing failure. */
+export function nothingThere(answer: TransportAnswer): NothingThere | null {
+  if (answer.status !== 0 || answer.error === null) return null;
+  const tries = (answer as Partial<FailoverAnswer>).tries;
+  if (tries === undefined || tries.length <= 1) return nothingThereOne(tries?.[0]?.error ?? answer.error);
+  const whys = tries.map((t) => nothingThereOne(t.error));
+  if (whys.some((w) => w === null)) return null;
+  return whys.includes('connection refused') ? 'connection refused' : 'host not found';
 }
 
 /** Contacts the server (see the header); `types`, when given, is seeded from the table's schema. */
 export async function contact(transport: Transport, url: string, table: string, types: ColumnTypes | null): Promise<void> {
   const answer = await transport.getJson(`/v1/tables/${encodeURIComponent(table)}`);
   const why = nothingThere(answer);
+  const tries = (answer as Partial<FailoverAnswer>).tries;
+  if (why !== null && tries !== undefined && tries.length > 1) {
+    const each = tries.map((t) => `${t.url}: ${nothingThereOne(t.error) === 'host not found' ? `host ${new URL(t.url).hostname} not found` : 'connection refused'}`);
+    throw new ShoalError('SHOAL_ERR_LOAD_SEND', `cannot reach any of ${tries.map((t) => t.url).join(', ')} (${each.join('; ')}): is shoal running? start one with \`shoal up\`, or check --url`);
+  }
   if (why === 'connection refused') {
     throw new ShoalError('SHOAL_ERR_LOAD_SEND', `cannot reach ${url} (connection refused): is shoal running? start one with \`shoal up\`, or pass --url`);
   }

@@ -33,7 +33,7 @@ import { LineSplitter } from './read-ndjson.js';
 import { ReportBuilder, type RejectedRow } from './report.js';
 import { ColumnTypes } from './row-check.js';
 import { Sender, type Sleep } from './sender.js';
-import { httpTransport, type Transport } from './transport.js';
+import { httpTransports, serversOf, type Transport } from './transport.js';
 
 export interface IngestOptions extends SendOptions {
   /** The input's name in rejections and messages: its path, or "stdin". */
@@ -70,7 +70,8 @@ export interface IngestSummary {
   readonly linesRead: number;
   /** Events the server holds from this input: stored now, or before (rowsDuplicate). */
   readonly rowsAccepted: number;
-  /** Events of batches the server had already stored (an earlier run of the same input). */
+  /** Events of batches the server had already stored (an earlier run of the same input); not
+   * those a resend of this run's own found stored after a lost answer (counted as accepted). */
   readonly rowsDuplicate: number;
   readonly rowsRejected: number;
   /** The rejected line with the lowest line number, or null. */
@@ -93,7 +94,7 @@ export function batchIdFor(table: string, inputId: string, seq: number, body: st
  * counts of what was done until then. */
 export async function ingest(opts: IngestOptions, input: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, hooks: IngestHooks = {}): Promise<IngestSummary> {
   validateSendOptions(opts);
-  const transport = hooks.transport ?? httpTransport({ url: opts.url, token: opts.token, connections: 1, requestTimeoutMs: opts.requestTimeoutMs });
+  const transport = hooks.transport ?? httpTransports(serversOf(opts), { token: opts.token, connections: 1, requestTimeoutMs: opts.requestTimeoutMs });
   const report = new ReportBuilder(opts.table, opts.url, 0);
   const types = new ColumnTypes();
   const splitter = new LineSplitter();
@@ -155,7 +156,7 @@ export async function ingest(opts: IngestOptions, input: AsyncIterable<Buffer | 
     if (hooks.transport === undefined) await transport.close();
   }
   return {
-    table: opts.table, name: opts.name, linesRead: splitter.lineNo, rowsAccepted: report.rowsAccepted, rowsDuplicate: report.rowsDuplicate,
+    table: opts.table, name: opts.name, linesRead: splitter.lineNo, rowsAccepted: report.rowsAccepted, rowsDuplicate: report.rowsDuplicate - report.rowsDuplicateOwn,
     rowsRejected: report.rowsRejected, firstRejected, batches: report.batches, retries: report.retries, error: report.error,
   };
 }

@@ -19,7 +19,7 @@ import { chunkRowCount } from './source.js';
 import { ReportBuilder, type LoadReport } from './report.js';
 import { ColumnTypes } from './row-check.js';
 import { Sender, type Sleep } from './sender.js';
-import { httpTransport, type Transport } from './transport.js';
+import { httpTransports, serversOf, type Transport } from './transport.js';
 
 export interface LoadProgress {
   readonly file: string;
@@ -49,7 +49,7 @@ export async function load(opts: LoadOptions, hooks: LoadHooks = {}): Promise<Lo
   for (const f of opts.files) sizes.push(await fileSize(f));
   const bytesTotal = sizes.reduce((a, b) => a + b, 0);
 
-  const transport = hooks.transport ?? httpTransport({ url: opts.url, token: opts.token, connections: opts.inFlight, requestTimeoutMs: opts.requestTimeoutMs });
+  const transport = hooks.transport ?? httpTransports(serversOf(opts), { token: opts.token, connections: opts.inFlight, requestTimeoutMs: opts.requestTimeoutMs });
   const report = new ReportBuilder(opts.table, opts.url, opts.rejectionsShown);
   const types = new ColumnTypes();
   const sender = new Sender(transport, opts, types, report, hooks.sleep);

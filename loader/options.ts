@@ -36,6 +36,9 @@ export interface SendOptions {
   /** Aggregator (or single leaf) base URL, with its scheme (`http://127.0.0.1:7000`). The CLI
    * resolves `--url`, its alias `--aggregator` and SHOAL_URL into this (server/cli/common.ts). */
   url: string;
+  /** More servers, tried in this order after `url` when a request gets no answer (a connection
+   * error, or a batch's lost answer: loader/transport.ts, failoverTransport). `--url a,b`. */
+  failoverUrls: string[];
   table: string;
   /** Bearer token for ingest, or null. */
   token: string | null;
@@ -76,6 +79,7 @@ export function defaultSendOptions(): Omit<SendOptions, 'table'> {
   return {
     // The CLI's default too (DEFAULT_URL in server/cli/common.ts: the aggregator of `shoal up`).
     url: 'http://127.0.0.1:7000',
+    failoverUrls: [],
     token: null,
     // 10k rows of ~120 bytes is ~1.2 MB: large enough that per-request costs (HTTP, the leaf's
     // batch bookkeeping, a disk-log write) are noise, small enough that 4 in flight stay a few MB.
@@ -120,14 +124,20 @@ export function validateRowOptions(o: RowOptions): void {
   if (o.skipColumns.includes(o.timeColumn)) fail(`--skip-columns names the time column "${o.timeColumn}"`);
 }
 
-export function validateSendOptions(o: SendOptions): void {
+function checkUrl(text: string): void {
   let url: URL;
   try {
-    url = new URL(o.url);
+    url = new URL(text);
   } catch {
-    fail(`--url must be a URL like http://127.0.0.1:7000, got "${o.url}"`);
+    fail(`--url must be a URL like http://127.0.0.1:7000, got "${text}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`--url must be an http(s) URL, got "${o.url}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`--url must be an http(s) URL, got "${text}"`);
+}
+
+export function validateSendOptions(o: SendOptions): void {
+  checkUrl(o.url);
+  if (1 + o.failoverUrls.length > LIMITS.clientUrlsMax) fail(`--url names ${1 + o.failoverUrls.length} servers; at most ${LIMITS.clientUrlsMax} are allowed`);
+  for (const u of o.failoverUrls) checkUrl(u);
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(o.table)) fail(`--table must be 1..${LIMITS.tableNameBytesMax} letters, digits, _ or -, got "${o.table}"`);
   intIn(o.batchRows, '--batch-rows', 1, LIMITS.eventsPerBatchMax);
   intIn(o.batchBytes, '--batch-bytes', 1024, LIMITS.loaderBatchBytesMax);

@@ -70,6 +70,9 @@ export class ReportBuilder {
   batches = 0;
   batchesDuplicate = 0;
   rowsDuplicate = 0;
+  /** Of rowsDuplicate: rows of batches answered `duplicate` after this run's own earlier try of
+   * them lost its answer (stored by this run, once), not by an earlier run. */
+  rowsDuplicateOwn = 0;
   retries = 0;
   bytesRead = 0;
   interrupted = false;

@@ -6,7 +6,10 @@
  * - Retries: 503 / 429 / 5xx and transport failures are retried with the same batch id, after
  *   an exponential, jittered delay (or the server's Retry-After), at most `retries` attempts;
  *   then the load stops with SHOAL_ERR_LOAD_SEND. The same id makes a retry after a lost answer
- *   harmless on a leaf (it answers `duplicate`); through an aggregator see docs/loader.md.
+ *   harmless on a leaf (it answers `duplicate`); through an aggregator see docs/loader.md. A
+ *   retry after a try that may have been stored (no answer, a 5xx that is not a plain refusal)
+ *   is marked a resend, so an aggregator that did not place the first try (another one, after a
+ *   failover) asks the leaves before placing it (docs/cluster.md, "Several aggregators").
  * - Bad rows: a batch is atomic on the leaf, which rejects it naming the first bad row. That row
  *   is reported (with its file position) and the rows before and after it are sent again as
  *   new batches (ids `<id>.<k>`); the rows before it were valid, so each round trip moves on. A
@@ -64,6 +67,16 @@ function serverError(answer: TransportAnswer): ServerError {
     return { code: e.code, message: String(e.message ?? ''), row: typeof e.row === 'number' ? e.row : undefined, column: typeof e.column === 'string' ? e.column : undefined };
   }
   return { code: `HTTP_${answer.status}`, message: typeof answer.body === 'string' ? answer.body.slice(0, 300) : JSON.stringify(answer.body)?.slice(0, 300) ?? '' };
+}
+
+/**
+ * Whether a failed try may still have stored the batch somewhere: no answer (a reset or timeout
+ * after sending), a 5xx other than 503, or an aggregator's 503 saying no leaf took it (its tries
+ * may have been ambiguous). A 503 refusal or a 429 stored nothing.
+ */
+function mayBeStored(answer: TransportAnswer): boolean {
+  if (answer.status === 0 || (answer.status >= 500 && answer.status !== 503)) return true;
+  return answer.status === 503 && (answer.body as { error?: { code?: unknown } } | null)?.error?.code === 'SHOAL_ERR_CLUSTER_NO_LEAF';
 }
 
 /** Errors about a row of the batch (the rest of the batch can still load). */
@@ -126,12 +139,13 @@ export class Sender {
     while (queue.length > 0) {
       assert(roundsLeft-- > 0, 'bad-row isolation makes progress');
       const seg = queue.shift()!;
-      const answer = await this.post(seg, batch);
+      const { answer, ownLoss } = await this.post(seg, batch);
       if (answer.status === 200) {
         const body = answer.body as { accepted?: unknown; duplicate?: unknown } | null;
         if (body?.duplicate === true) {
           this.report.batchesDuplicate++;
           this.report.rowsDuplicate += seg.positions.length;
+          if (ownLoss) this.report.rowsDuplicateOwn += seg.positions.length;
           this.report.rowsAccepted += seg.positions.length;
         } else {
           this.report.rowsAccepted += typeof body?.accepted === 'number' ? body.accepted : seg.positions.length;
@@ -200,13 +214,20 @@ export class Sender {
     return { id: seg.id, body: null, lines, positions };
   }
 
-  /** Posts a segment, retrying refusals and transport failures with backoff. */
-  private async post(seg: Segment, batch: Batch): Promise<TransportAnswer> {
+  /** Posts a segment, retrying refusals and transport failures with backoff. `ownLoss`: a try
+   * of it in this run may have been stored before the answer that is returned (a failover
+   * transport's own resends count: their answer carries the tries that failed). */
+  private async post(seg: Segment, batch: Batch): Promise<{ answer: TransportAnswer; ownLoss: boolean }> {
     const body = seg.body ?? seg.lines!.join('\n');
     let delayMs = this.opts.retryDelayMs;
+    // The parts of a rejected batch have ids of their own, never sent before.
+    let resend = batch.resend === true && seg.id === batch.id;
+    let ownLoss = false;
     for (let attempt = 1; ; attempt++) {
-      const answer = await this.transport.postEvents(this.opts.table, body, seg.id);
-      if (!RETRYABLE.has(answer.status)) return answer;
+      const answer = await this.transport.postEvents(this.opts.table, body, seg.id, { resend });
+      if (answer.lostTries === true) ownLoss = true;
+      if (!RETRYABLE.has(answer.status)) return { answer, ownLoss };
+      if (mayBeStored(answer)) { resend = true; ownLoss = true; }
       if (this.signal?.aborted === true) {
         throw new ShoalError('SHOAL_ERR_LOAD_SEND', `stopped while retrying the batch of ${batch.file} ${batch.positionKind}s ${seg.positions[0]}..${seg.positions[seg.positions.length - 1]} (${serverError(answer).message})`);
       }

@@ -34,7 +34,7 @@ import { Sender, type Sleep } from './sender.js';
 import type { Row, RowProblem } from './source.js';
 import { ByteLines, findRotated, identityOf, type TailLine } from './tail-file.js';
 import { batchId, newTailState, readTailState, writeTailState, type TailState } from './tail-state.js';
-import { httpTransport, type Transport } from './transport.js';
+import { httpTransports, serversOf, type Transport } from './transport.js';
 
 export interface TailOptions extends RowOptions, SendOptions {
   file: string;
@@ -108,7 +108,7 @@ export async function tail(opts: TailOptions, hooks: TailHooks = {}): Promise<Ta
   validateSendOptions(opts);
   if (!(Number.isInteger(opts.flushMs) && opts.flushMs >= 1 && opts.flushMs <= 3_600_000)) throw new ShoalError('SHOAL_ERR_LOAD_OPTION', '--flush-ms must be 1..3600000');
   if (!(Number.isInteger(opts.pollMs) && opts.pollMs >= 1 && opts.pollMs <= 60_000)) throw new ShoalError('SHOAL_ERR_LOAD_OPTION', '--poll-ms must be 1..60000');
-  const transport = hooks.transport ?? httpTransport({ url: opts.url, token: opts.token, connections: 1, requestTimeoutMs: opts.requestTimeoutMs });
+  const transport = hooks.transport ?? httpTransports(serversOf(opts), { token: opts.token, connections: 1, requestTimeoutMs: opts.requestTimeoutMs });
   try {
     const follower = new Follower(opts, hooks, transport);
     await follower.run();
@@ -388,7 +388,8 @@ class Follower {
       const id = pendingId ?? batchId(this.state, start, b.end);
       this.state.pending = { start, end: b.end, startLine: this.state.line, id };
       this.save();
-      await this.sender.send({ id, file: this.readingName, positionKind: 'line', body: b.lines.join('\n'), positions: b.positions });
+      // A pending batch from the previous process may be stored already: its try is a resend.
+      await this.sender.send({ id, file: this.readingName, positionKind: 'line', body: b.lines.join('\n'), positions: b.positions, resend: pendingId !== undefined });
     }
     const rows = b.lines.length;
     this.state.offset = b.end;

@@ -135,6 +135,17 @@ export const LIMITS = {
    * the error of the router's estimate of the leaf's clock (half the status round trip, added on
    * top). Bigger is safer against duplicates and slower to fail over. Ceiling: the ingest timeout. */
   ingestDeadlineMarginMs: 250,
+  /** How long a leaf asked whether it holds a batch id (`GET /v1/batches/:id`, the check an
+   * aggregator makes before it places a client's resend) waits for that id while a try of it is
+   * being received, decoded or stored there, so a batch that a dead aggregator had already handed
+   * over is seen rather than placed a second time. The router sends a resend to a leaf that still
+   * has the id in flight after the wait (its dedupe settles it), so this only saves that second
+   * upload. Ceiling: batchLookupTimeoutMs less a round trip. */
+  batchLookupWaitMs: 250,
+  /** How long the router waits for each member's answer to that check. A member that has not
+   * answered by then is counted as not holding the batch (docs/cluster.md, "Several
+   * aggregators", says what that leaves open). Bounds what the check adds to a resend. */
+  batchLookupTimeoutMs: 1_000,
   /** Entries of one table's eviction log (time range and rows of the blocks the memory budget
    * dropped): queries count the evicted rows inside their time range as missing coverage. Past
    * it the two oldest entries merge (coarser ranges for older history); 24 bytes each. */
@@ -152,6 +163,13 @@ export const LIMITS = {
   /** Restarts of one child per minute before `shoal up` stops restarting it (a leaf that cannot
    * start would otherwise spin forever). */
   upRestartsPerMinuteMax: 10,
+
+  // ---- clients (the shoal CLI commands and the loader) ----
+  /** Servers one client command takes (`--url a,b,...` or SHOAL_URL=a,b): it fails over from one
+   * to the next on connection errors, trying each at most once per request, so this bounds the
+   * tries (and the wait) of a request that no server answers. A handful of aggregators is the
+   * use; a longer list is more likely a mistake. Ceiling: that wait. */
+  clientUrlsMax: 16,
 
   // ---- loader (shoal load / shoal tail, loader/) ----
   /** Bytes of one input line (NDJSON) the loader holds. One event must fit one request body;

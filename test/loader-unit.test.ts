@@ -338,13 +338,17 @@ describe('tail (scripted server)', () => {
     // Run 2: the same batch id goes out again (answered duplicate); then new lines follow.
     fs.appendFileSync(file, line(10) + line(11));
     const stop2 = new AbortController();
+    const marks: boolean[] = [];
     const good: Transport = {
-      postEvents: async (_t, body, id) => { const a = leaf.post(body, id); if (leaf.rows() === 12) stop2.abort(); return a; },
+      postEvents: async (_t, body, id, post) => { marks.push(post?.resend === true); const a = leaf.post(body, id); if (leaf.rows() === 12) stop2.abort(); return a; },
       getJson: async () => answer(404, null),
       close: async () => {},
     };
     const summary = await tail(base, { transport: good, signal: stop2.signal });
     expect(leaf.ids[1]).toBe(leaf.ids[0]);
+    // The resent batch is marked a resend (another aggregator would look for it first); the new
+    // lines after it are not.
+    expect(marks).toEqual([true, false]);
     expect(leaf.rows()).toBe(12);
     expect(summary).toMatchObject({ rowsAccepted: 12, line: 12, offset: fs.statSync(file).size });
     expect(JSON.parse(fs.readFileSync(state, 'utf8')).pending).toBeNull();

@@ -16,7 +16,7 @@ import type { Command } from 'commander';
 import { defaultIngestOptions, ingest, type IngestOptions, type IngestSummary } from '../../loader/ingest.js';
 import { parseIntOption } from '../../loader/options.js';
 import type { RejectedRow } from '../../loader/report.js';
-import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
+import { CliError, EXIT, resolveUrls, urlOption } from './common.js';
 
 interface IngestCliOptions {
   url?: string; batchRows: string; retries: string; showRejected: string; inputId?: string; token?: string;
@@ -49,7 +49,7 @@ export function registerIngest(program: Command): void {
     .description('send NDJSON events from a file or stdin into a table; bad lines are reported and skipped')
     .argument('<table>', 'table name (created by its first write)')
     .argument('[file]', 'NDJSON file, or - for stdin', '-');
-  urlOption(cmd, 'leaf or aggregator');
+  urlOption(cmd, 'leaf or aggregator', { several: true });
   cmd
     .option('--batch-rows <n>', 'events per batch (keep it the same when running a command again)', String(d.batchRows))
     .option('--retries <n>', 'attempts per batch while the server refuses (503) or drops the connection', String(d.retries))
@@ -60,6 +60,7 @@ export function registerIngest(program: Command): void {
 Examples:
   $ shoal ingest events events.ndjson
   $ shoal ingest events events.ndjson --url 127.0.0.1:7001
+  $ shoal ingest events events.ndjson --url 10.0.0.1:7000,10.0.0.2:7000
   $ echo '{"service":"api","latency_ms":12.5}' | shoal ingest events -
   $ zcat day1.ndjson.gz | shoal ingest events - --input-id day1
 
@@ -68,15 +69,17 @@ number and skipped; the other lines are stored. Running the same command on the 
 stores nothing twice: batches already stored are answered "duplicate" (batch ids come from the
 table, the content and the batch number). Stdin gets a new id per run, so piping the same
 events twice stores them twice (a heartbeat stamped on arrival is a new event); pass
---input-id to make a rerun of stdin skip what is stored. Exit status: 0 all lines stored,
-2 some lines rejected, 1 could not finish (see docs/loader.md).`)
+--input-id to make a rerun of stdin skip what is stored. With several --url servers a batch
+whose server does not answer goes to the next, under the same id (docs/cli.md). Exit status:
+0 all lines stored, 2 some lines rejected, 1 could not finish (see docs/loader.md).`)
     .action(async (table: string, file: string, o: IngestCliOptions) => {
-      const url = resolveUrl(o);
+      const [url, ...failoverUrls] = resolveUrls(o);
       const stdin = file === '-';
       const shown = parseIntOption(o.showRejected, '--show-rejected');
       const opts: IngestOptions = {
         ...defaultIngestOptions(stdin ? 'stdin' : file, table),
-        url,
+        url: url!,
+        failoverUrls,
         batchRows: parseIntOption(o.batchRows, '--batch-rows'),
         retries: parseIntOption(o.retries, '--retries'),
         // A file's content is its identity (a rerun, or a rerun of a copy, is the same input);

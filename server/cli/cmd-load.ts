@@ -7,7 +7,7 @@
  * 1 when it stopped early (the report says why and how far it got), 130 after a second Ctrl-C.
  */
 import type { Command } from 'commander';
-import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
+import { CliError, EXIT, resolveUrls, urlOption } from './common.js';
 import { load } from '../../loader/load.js';
 import { defaultLoadOptions, parseIntOption, parseSchemaOption, parseSizeOption, type InputFormat, type LoadOptions, type MissingTimePolicy, type TimeFormat } from '../../loader/options.js';
 import { progressBar, shouldShowProgress } from '../../loader/progress.js';
@@ -29,7 +29,7 @@ export function registerLoad(program: Command): void {
     .description('bulk-load NDJSON (.gz), CSV, Parquet or Arrow files into a table, with progress and a report')
     .argument('<files...>', 'files to load, in order')
     .requiredOption('--table <name>', 'table to load into (created by its first write)');
-  urlOption(cmd, 'aggregator or leaf', { aggregatorAlias: true });
+  urlOption(cmd, 'aggregator or leaf', { aggregatorAlias: true, several: true });
   cmd
     .option('--format <format>', 'auto, ndjson, csv, parquet or arrow (auto: by name and first bytes)', d.format)
     .option('--time-column <name>', 'column holding each row\'s time; sent as `time`', d.timeColumn)
@@ -52,6 +52,7 @@ export function registerLoad(program: Command): void {
 Examples:
   $ shoal load events.parquet --table events
   $ shoal load logs/*.ndjson.gz --table requests --url 127.0.0.1:7000
+  $ shoal load big.parquet --table big --url 10.0.0.1:7000,10.0.0.2:7000   (fails over between them)
   $ shoal load sales.csv --table sales --time-column sold_at --schema store_id:string,price:float
   $ shoal load clicks.arrow --table clicks --missing-time now --quiet --json
 
@@ -60,9 +61,11 @@ Rows that cannot be stored (bad JSON, wrong type, no usable time) are reported w
 at once; a server that refuses (503) or drops connections is retried (--retries). Exit status:
 0 all rows accepted, 2 some rows rejected, 1 the load stopped early. See docs/loader.md.`)
     .action(async (files: string[], o: LoadCliOptions) => {
+      const [url, ...failoverUrls] = resolveUrls(o);
       const opts: LoadOptions = {
         ...defaultLoadOptions(files, o.table),
-        url: resolveUrl(o),
+        url: url!,
+        failoverUrls,
         format: o.format as InputFormat,
         timeColumn: o.timeColumn,
         timeFormat: o.timeFormat as TimeFormat,

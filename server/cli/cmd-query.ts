@@ -3,8 +3,8 @@
  * coverage. Exits non-zero when the query fails, including when coverage is below --min-coverage.
  */
 import type { Command } from 'commander';
-import { call, ClientError } from './client.js';
-import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
+import { ClientError, ServerClient } from './client.js';
+import { CliError, EXIT, resolveUrls, urlOption } from './common.js';
 import { formatCsv, formatTable, type ResultLike } from './format.js';
 
 interface Coverage {
@@ -27,7 +27,7 @@ export function coverageLine(c: Coverage | undefined, elapsedMs?: number): strin
 
 export function registerQuery(program: Command): void {
   const cmd = program.command('query');
-  urlOption(cmd, 'leaf or aggregator');
+  urlOption(cmd, 'leaf or aggregator', { several: true });
   cmd
     .description('run a SQL query against a shoal leaf or aggregator')
     .argument('<sql>', 'the query, e.g. "SELECT service, count(*) FROM events GROUP BY service"')
@@ -40,6 +40,7 @@ export function registerQuery(program: Command): void {
 Examples:
   $ shoal query "SELECT time_bucket(INTERVAL '5 minutes', time) AS t, count(*) FROM events GROUP BY t ORDER BY t"
   $ shoal query --format csv --strict "SELECT service, p99(latency_ms) FROM events GROUP BY 1"
+  $ shoal query --url 10.0.0.1:7000,10.0.0.2:7000 "SELECT count(*) FROM events"
 
 Exit codes: 0 answered; 2 the server refused the query (its error on stderr; with --format json
 also as {"error": ...} on stdout) or coverage was below --min-coverage / --strict; 1 it could
@@ -47,7 +48,7 @@ not be sent (e.g. the server is unreachable). A partial answer without those fla
 table view shows its coverage, and csv/json print the coverage line on stderr.`)
     .action(async (sql: string, o: { url?: string; format: string; minCoverage?: string; strict?: boolean; timeout?: string; token?: string }) => {
       if (!['table', 'json', 'csv'].includes(o.format)) throw new CliError(`--format must be table, json or csv, not ${o.format}`);
-      const url = resolveUrl(o);
+      const client = new ServerClient(resolveUrls(o));
       const body: Record<string, unknown> = { sql };
       if (o.minCoverage !== undefined) {
         const p = Number(o.minCoverage);
@@ -59,7 +60,8 @@ table view shows its coverage, and csv/json print the coverage line on stderr.`)
       if (o.timeout !== undefined) body.timeoutMs = Number(o.timeout);
       let res: ResultLike & { coverage?: Coverage; stats?: { elapsedMs?: number; truncated?: boolean } };
       try {
-        res = (await call(`${url}/v1/query`, 'POST', { json: body }, { token: o.token ?? null })) as typeof res;
+        // A query changes nothing: after a reset it may be asked of the next server (client.ts).
+        res = (await client.call('/v1/query', 'POST', { json: body }, { token: o.token ?? null, idempotent: true })) as typeof res;
       } catch (e) {
         if (!(e instanceof ClientError)) throw e;
         if (e.status === 0) throw new CliError(`${e.message}: is shoal running there? start one with \`shoal up\`, or pass --url`);

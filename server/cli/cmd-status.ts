@@ -5,8 +5,8 @@
  * cannot be reached, 3 when some member is not healthy (for scripts), else 0.
  */
 import type { Command } from 'commander';
-import { call, ClientError } from './client.js';
-import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
+import { ClientError, ServerClient } from './client.js';
+import { CliError, EXIT, resolveUrls, urlOption } from './common.js';
 import { formatTable } from './format.js';
 
 export function formatBytes(bytes: number | null | undefined): string {
@@ -71,7 +71,7 @@ export function formatStatus(s: Record<string, unknown>, url: string): { text: s
 
 export function registerStatus(program: Command): void {
   const cmd = program.command('status');
-  urlOption(cmd, 'aggregator or leaf');
+  urlOption(cmd, 'aggregator or leaf', { several: true });
   cmd
     .description('show the cluster (aggregator) or a leaf: members, health, rows, memory, tables')
     .option('--json', 'print the raw status JSON')
@@ -79,18 +79,20 @@ export function registerStatus(program: Command): void {
     .addHelpText('after', `
 Examples:
   $ shoal status
-  $ shoal status --url http://127.0.0.1:7001`)
+  $ shoal status --url http://127.0.0.1:7001
+  $ shoal status --url 10.0.0.1:7000,10.0.0.2:7000     (the first that answers)`)
     .action(async (o: { url?: string; json?: boolean; token?: string }) => {
-      const url = resolveUrl(o);
+      const client = new ServerClient(resolveUrls(o));
       let s: Record<string, unknown>;
       try {
-        s = (await call(`${url}/v1/status`, 'GET', undefined, { timeoutMs: 10_000, token: o.token ?? null })) as Record<string, unknown>;
+        s = (await client.call('/v1/status', 'GET', undefined, { timeoutMs: 10_000, token: o.token ?? null })) as Record<string, unknown>;
       } catch (e) {
         if (!(e instanceof ClientError)) throw e;
         throw new CliError(e.status === 0 ? `${e.message}: is shoal running there? start one with \`shoal up\`, or pass --url` : e.message);
       }
       if (o.json) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return; }
-      const { text, allHealthy } = formatStatus(s, url);
+      // The server that answered: with several (--url a,b), not necessarily the first.
+      const { text, allHealthy } = formatStatus(s, client.url);
       process.stdout.write(text + '\n');
       if (!allHealthy) process.exitCode = EXIT.unhealthy;
     });

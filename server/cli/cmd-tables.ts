@@ -5,16 +5,16 @@
  * not answer (their tables are then missing or short), on stderr, and the exit code is 2.
  */
 import type { Command } from 'commander';
-import { call, ClientError } from './client.js';
+import { ClientError, ServerClient } from './client.js';
 import { formatBytes } from './cmd-status.js';
-import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
+import { CliError, EXIT, resolveUrls, urlOption } from './common.js';
 import { formatTable } from './format.js';
 
 interface Failure { leaf: string; reason: string }
 
-async function get(url: string, path: string, token: string | null): Promise<Record<string, unknown>> {
+async function get(urls: string[], path: string, token: string | null): Promise<Record<string, unknown>> {
   try {
-    return (await call(`${url}${path}`, 'GET', undefined, { timeoutMs: 30_000, token })) as Record<string, unknown>;
+    return (await new ServerClient(urls).call(path, 'GET', undefined, { timeoutMs: 30_000, token })) as Record<string, unknown>;
   } catch (e) {
     if (!(e instanceof ClientError)) throw e;
     if (e.status === 0) throw new CliError(`${e.message}: is shoal running there? start one with \`shoal up\`, or pass --url`);
@@ -35,7 +35,7 @@ const iso = (t: unknown) => (typeof t === 'number' && Number.isFinite(t) ? new D
 
 export function registerTables(program: Command): void {
   const cmd = program.command('tables');
-  urlOption(cmd, 'aggregator or leaf');
+  urlOption(cmd, 'aggregator or leaf', { several: true });
   cmd
     .description('list the tables: rows, bytes in memory, columns')
     .option('--json', 'print the raw answer of GET /v1/tables')
@@ -47,7 +47,7 @@ Example:
   -------+---------+----------+--------
   events | 1200000 | 61.2 MiB |       9`)
     .action(async (o: { url?: string; json?: boolean; token?: string }) => {
-      const body = await get(resolveUrl(o), '/v1/tables', o.token ?? null);
+      const body = await get(resolveUrls(o), '/v1/tables', o.token ?? null);
       if (o.json) process.stdout.write(JSON.stringify(body, null, 2) + '\n');
       else {
         const tables = (body.tables as { name: string; rows: number; bytes: number; columns: number }[] | undefined) ?? [];
@@ -65,7 +65,7 @@ Example:
 
 export function registerDescribe(program: Command): void {
   const cmd = program.command('describe');
-  urlOption(cmd, 'aggregator or leaf');
+  urlOption(cmd, 'aggregator or leaf', { several: true });
   cmd
     .description('show one table: its columns with their types, rows, bytes and time range')
     .argument('<table>', 'table name')
@@ -75,7 +75,7 @@ export function registerDescribe(program: Command): void {
 Example:
   $ shoal describe events`)
     .action(async (table: string, o: { url?: string; json?: boolean; token?: string }) => {
-      const body = await get(resolveUrl(o), `/v1/tables/${encodeURIComponent(table)}`, o.token ?? null);
+      const body = await get(resolveUrls(o), `/v1/tables/${encodeURIComponent(table)}`, o.token ?? null);
       if (o.json) process.stdout.write(JSON.stringify(body, null, 2) + '\n');
       else {
         const columns = (body.columns as { name: string; type: string }[] | undefined) ?? [];

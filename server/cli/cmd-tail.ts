@@ -6,7 +6,7 @@
  * Runs until SIGINT/SIGTERM: then it sends what it has read, saves its state and exits 0.
  */
 import type { Command } from 'commander';
-import { CliError, resolveUrl, urlOption } from './common.js';
+import { CliError, resolveUrls, urlOption } from './common.js';
 import { parseIntOption, type MissingTimePolicy, type TimeFormat } from '../../loader/options.js';
 import { defaultTailOptions, tail, type TailEvent, type TailOptions } from '../../loader/tail.js';
 
@@ -27,7 +27,7 @@ export function registerTail(program: Command): void {
     .description('follow a growing NDJSON file (like tail -F) and send new lines to a table; resumes after a restart')
     .argument('<file>', 'NDJSON file to follow (it may not exist yet)')
     .requiredOption('--table <name>', 'table to send into');
-  urlOption(cmd, 'aggregator or leaf', { aggregatorAlias: true });
+  urlOption(cmd, 'aggregator or leaf', { aggregatorAlias: true, several: true });
   cmd
     .option('--state-file <file>', 'where the offset is kept (default: ~/.local/state/shoal/tail-<table>-<file>-<hash>.json)')
     .option('--from <where>', 'without a state file: start (send what the file holds) or end (only new lines)', d.from)
@@ -47,6 +47,7 @@ Examples:
   $ shoal tail /var/log/app/requests.ndjson --table requests
   $ shoal tail app.log --table app --state-file ./app.tail.json --from end --missing-time now
   $ shoal tail app.log --table app --url 127.0.0.1:7000
+  $ shoal tail app.log --table app --url 10.0.0.1:7000,10.0.0.2:7000   (fails over between them)
 
 The state file records the byte offset (and the file's inode) up to which lines are acknowledged;
 it is rewritten atomically after every batch. Nothing listening at the URL when the tail starts
@@ -55,9 +56,11 @@ Ctrl-C or SIGTERM. See docs/loader.md.`)
     .action(async (file: string, o: TailCliOptions) => {
       if (o.from !== 'start' && o.from !== 'end') throw new CliError(`--from must be start or end, got "${o.from}"`);
       const base = defaultTailOptions(file, o.table);
+      const [url, ...failoverUrls] = resolveUrls(o);
       const opts: TailOptions = {
         ...base,
-        url: resolveUrl(o),
+        url: url!,
+        failoverUrls,
         stateFile: o.stateFile ?? base.stateFile,
         from: o.from,
         batchRows: parseIntOption(o.batchRows, '--batch-rows'),

@@ -1,11 +1,13 @@
 /**
  * What every `shoal` subcommand shares: the server URL option (one name, `--url`, everywhere;
- * `--aggregator` kept as a hidden alias where it was the name), URL parsing that accepts what a
+ * `--aggregator` kept as a hidden alias where it was the name; a comma-separated list names
+ * several servers to fail over between, client.ts), URL parsing that accepts what a
  * user types (`127.0.0.1:7000`, `localhost:7000`, `:7000`), and the exit codes and error shape
  * (docs/cli.md): a failure is one line on stderr, `shoal <command>: <message>`, and its code says
  * what kind of failure it was.
  */
 import { Option, type Command } from 'commander';
+import { LIMITS } from '../../query/limits.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7000';
 
@@ -46,21 +48,55 @@ export function serverUrl(raw: string, flag = '--url'): string {
 }
 
 /** Adds `--url` (default SHOAL_URL, else DEFAULT_URL) and, for commands that called it that
- * before, the hidden alias `--aggregator`. */
-export function urlOption(cmd: Command, what: string, opts: { aggregatorAlias?: boolean } = {}): Command {
-  cmd.option('--url <url>', `${what} URL (or SHOAL_URL; default ${DEFAULT_URL})`);
+ * before, the hidden alias `--aggregator`. `several`: the command fails over between the
+ * servers of a list (resolveUrls); otherwise it talks to the first (resolveUrl). */
+export function urlOption(cmd: Command, what: string, opts: { aggregatorAlias?: boolean; several?: boolean } = {}): Command {
+  if (opts.several === true) cmd.option('--url <url,...>', `${what} URL; several, comma-separated, to fail over between (or SHOAL_URL; default ${DEFAULT_URL})`);
+  else cmd.option('--url <url>', `${what} URL (or SHOAL_URL; default ${DEFAULT_URL})`);
   if (opts.aggregatorAlias) cmd.addOption(new Option('--aggregator <url>', 'the same as --url (its older name)').hideHelp());
   return cmd;
 }
 
-/** The URL a command should talk to: --url, its alias, SHOAL_URL, or the default. */
-export function resolveUrl(o: { url?: string; aggregator?: string }): string {
-  if (o.url !== undefined && o.aggregator !== undefined && serverUrl(o.url) !== serverUrl(o.aggregator, '--aggregator')) {
-    throw new CliError('--url and --aggregator name different servers; give one (--aggregator is the older name of --url)');
+/**
+ * A list of servers (`a,b,c`): each entry parsed with serverUrl, duplicates (after parsing)
+ * dropped, order kept, at most LIMITS.clientUrlsMax. A bad or empty entry is a CliError naming
+ * it (and its place, when there are several).
+ */
+export function serverUrls(raw: string, flag = '--url'): string[] {
+  const entries = raw.split(',');
+  if (entries.length > LIMITS.clientUrlsMax) {
+    throw new CliError(`${flag} names ${entries.length} servers; at most ${LIMITS.clientUrlsMax} are allowed`);
   }
-  if (o.url !== undefined) return serverUrl(o.url);
-  if (o.aggregator !== undefined) return serverUrl(o.aggregator, '--aggregator');
+  const urls: string[] = [];
+  entries.forEach((entry, i) => {
+    const where = entries.length > 1 ? `${flag} entry ${i + 1}` : flag;
+    if (entry.trim() === '') throw new CliError(`${where} is empty (in "${raw}"); give URLs separated by commas, e.g. ${DEFAULT_URL},http://127.0.0.1:7100`);
+    const url = serverUrl(entry, where);
+    if (!urls.includes(url)) urls.push(url);
+  });
+  return urls;
+}
+
+/** The servers a command should talk to, in the order it tries them: --url, its alias,
+ * SHOAL_URL, or the default (docs/cli.md). */
+export function resolveUrls(o: { url?: string; aggregator?: string }): string[] {
+  if (o.url !== undefined && o.aggregator !== undefined) {
+    const a = serverUrls(o.url);
+    const b = serverUrls(o.aggregator, '--aggregator');
+    if (a.length !== b.length || a.some((u, i) => u !== b[i])) {
+      throw new CliError('--url and --aggregator name different servers; give one (--aggregator is the older name of --url)');
+    }
+    return a;
+  }
+  if (o.url !== undefined) return serverUrls(o.url);
+  if (o.aggregator !== undefined) return serverUrls(o.aggregator, '--aggregator');
   const env = process.env.SHOAL_URL;
-  if (env !== undefined && env.trim() !== '') return serverUrl(env, 'SHOAL_URL');
-  return DEFAULT_URL;
+  if (env !== undefined && env.trim() !== '') return serverUrls(env, 'SHOAL_URL');
+  return [DEFAULT_URL];
+}
+
+/** The first of resolveUrls (every entry is still checked): for a command that talks to one
+ * server only. */
+export function resolveUrl(o: { url?: string; aggregator?: string }): string {
+  return resolveUrls(o)[0]!;
 }

@@ -27,6 +27,18 @@
  * the batch to any other member, so a hung leaf that wakes up later refuses it instead of
  * storing a second copy. A deadline received from a parent aggregator bounds every try.
  *
+ * Resends through another aggregator (docs/cluster.md, "Several aggregators"): a client that
+ * lost an answer resends the batch, marked as a resend (a `shoal-resend=1` parameter of its
+ * Content-Type), often to another aggregator, which has no placement for it. For such a batch
+ * the router first asks the members that are not known to be down whether one holds the id
+ * (`GET /v1/batches/:id`, each within LIMITS.batchLookupTimeoutMs, at most
+ * LIMITS.fanoutInFlightMax at once; a leaf that is receiving or storing that id waits for it
+ * first). A member that has it stored answers for it: `duplicate`, not placed again. A member
+ * that still has it in flight gets the resend (its dedupe settles which try stores it), and
+ * until the in-flight try's deadline could have passed no other member does. Otherwise the
+ * batch is placed as any other. The mark goes on, in the Content-Type, to the member chosen, so
+ * a child aggregator makes the same check among its own leaves.
+ *
  * One schema per cluster: the router does not parse batches (docs/cluster.md measures why); it
  * sends the target member, in `x-shoal-column-types`, the cluster's types of the columns that
  * member does not have yet, and the member checks them while it decodes the batch.
@@ -37,7 +49,7 @@ import type { Dispatcher } from 'undici';
 import { BATCH_STORED_HEADER } from '../http/http-common.js';
 import { LIMITS } from '../../query/limits.js';
 import type { ColumnType } from '../../query/storage/types.js';
-import { memberRequest, outcomeJson, outcomeReason, type MemberOutcome } from './fanout.js';
+import { mapBounded, memberRequest, outcomeJson, outcomeReason, type MemberOutcome } from './fanout.js';
 import type { Member, Membership } from './membership.js';
 
 export interface RouteRequest {
@@ -134,6 +146,50 @@ export function columnTypesHeader(membership: Membership, table: string, target:
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Whether a batch's Content-Type marks it a resend (`...; shoal-resend=1`; the loader's
+ * RESEND_PARAMETER, loader/transport.ts). */
+export function resendMarked(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  return contentType.split(';').slice(1).some((p) => p.trim().toLowerCase().replace(/\s*=\s*/, '=').replace(/"/g, '') === 'shoal-resend=1');
+}
+
+/** What the members said of one batch id (locateBatch). */
+export interface BatchWhereabouts {
+  /** A member that has it stored, and its rows. */
+  readonly stored: { readonly member: Member; readonly rows: number } | null;
+  /** A member that is still receiving or storing a try of it (none stored it). */
+  readonly inFlight: Member | null;
+  /** Members that could not say (no answer in time, an error, a version without the route). */
+  readonly unknown: readonly { readonly leaf: string; readonly reason: string }[];
+}
+
+/**
+ * Asks every member not known to be down whether it holds `batchId` (see the header): in
+ * parallel, at most LIMITS.fanoutInFlightMax at once, each within LIMITS.batchLookupTimeoutMs
+ * (and before `deadlineMs`, epoch ms in our clock, when one bounds the batch).
+ */
+export async function locateBatch(membership: Membership, agent: Dispatcher, batchId: string, authorization: string | null,
+  deadlineMs: number = Infinity): Promise<BatchWhereabouts> {
+  const headers: Record<string, string> = {};
+  if (authorization !== null) headers.authorization = authorization;
+  let stored: BatchWhereabouts['stored'] = null;
+  let inFlight: Member | null = null;
+  const unknown: { leaf: string; reason: string }[] = [];
+  const asked = membership.members.filter((m) => m.health !== 'unhealthy');
+  const timeoutMs = Math.floor(Math.min(LIMITS.batchLookupTimeoutMs, deadlineMs - Date.now()));
+  if (timeoutMs <= 0) return { stored, inFlight, unknown: asked.map((m) => ({ leaf: m.id, reason: 'not asked: the batch\'s deadline has passed' })) };
+  await mapBounded(asked, LIMITS.fanoutInFlightMax, async (m) => {
+    const o = await memberRequest(agent, `${m.url}/v1/batches/${encodeURIComponent(batchId)}`, {
+      method: 'GET', headers, timeoutMs, bytesMax: LIMITS.memberStatusBytesMax,
+    });
+    const body = o.kind === 'http' && o.status === 200 ? outcomeJson(o) as { stored?: unknown; inFlight?: unknown } | undefined : undefined;
+    if (body === undefined || typeof body !== 'object' || body === null) { unknown.push({ leaf: m.id, reason: outcomeReason(o) }); return; }
+    if (typeof body.stored === 'number' && Number.isInteger(body.stored) && body.stored >= 0) stored ??= { member: m, rows: body.stored };
+    else if (body.inFlight === true) inFlight ??= m;
+  });
+  return { stored, inFlight: stored === null ? inFlight : null, unknown };
+}
+
 type Verdict = 'accepted' | 'rejected' | 'refused' | 'ambiguous';
 
 function judge(o: MemberOutcome): Verdict {
@@ -155,6 +211,22 @@ export async function routeBatch(membership: Membership, agent: Dispatcher, plac
   // A batch id seen before (a client's retry) goes first to where it went then.
   const prior = placements.get(req.batchId);
   let retrySame: Member | null = prior === undefined ? null : membership.members.find((m) => m.id === prior) ?? null;
+  // A resend this router did not place: the first try went through another aggregator (or this
+  // one before a restart). Where is it?
+  if (prior === undefined && resendMarked(req.contentType)) {
+    const where = await locateBatch(membership, agent, req.batchId, req.authorization, parentDeadlineMs);
+    if (where.stored !== null) {
+      placements.set(req.batchId, where.stored.member.id);
+      return { kind: 'accepted', member: where.stored.member, body: { accepted: where.stored.rows, duplicate: true }, tries: 0 };
+    }
+    if (where.inFlight !== null) {
+      // Its try there came with another router's deadline, at most an ingest timeout (ours, as
+      // every aggregator of a cluster is normally given the same) from now: until then, only
+      // that member may get the batch.
+      retrySame = where.inFlight;
+      mayStoreUntil.set(where.inFlight, Date.now() + req.timeoutMs + LIMITS.ingestDeadlineMarginMs + Math.min(where.inFlight.clockErrorMs, LIMITS.ingestDeadlineMarginMs * 4));
+    }
+  }
   for (let tries = 1; tries <= LIMITS.ingestRouteTriesMax; tries++) {
     let target: Member | null = retrySame;
     retrySame = null;

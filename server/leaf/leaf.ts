@@ -24,6 +24,7 @@ import { LIMITS } from '../../query/limits.js';
 import { createMetrics } from '../http/metrics.js';
 import { ScanPool } from './scan-pool.js';
 import { IngestPool, type DecodeRunner } from './ingest-pool.js';
+import { BatchesInFlight } from './batches-in-flight.js';
 import { registerUi } from '../ui/ui-routes.js';
 
 /** Where a leaf's data came from when it started. */
@@ -76,6 +77,8 @@ export class Leaf {
    * once none is left (lifecycle.ts). */
   openRequests = 0;
   readonly startedAtMs = Date.now();
+  /** Batch ids being received, decoded or stored now (GET /v1/batches/:id waits on them). */
+  readonly batchesInFlight = new BatchesInFlight();
   /** Decodes bodies off the event loop (null: ingestWorkers 0, every batch decodes inline). */
   readonly ingestPool: IngestPool | null;
 
@@ -371,6 +374,28 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
   // A client that hangs up mid-upload gets no response: release its slot here.
   app.addHook('onRequestAbort', release);
 
+  // The batch id of every admitted ingest request is in flight from its headers until its
+  // answer is decided: onSend, which runs once the route has stored, refused or rejected it
+  // (even when the client is gone) and for the error answer to an upload cut short (whose route
+  // never runs). onRequestAbort and onResponse are backstops. Released once per request.
+  const tracked = new WeakMap<object, string>();
+  const untrack = async (req: object) => {
+    const id = tracked.get(req);
+    if (id === undefined) return;
+    tracked.delete(req);
+    leaf.batchesInFlight.end(id);
+  };
+  app.addHook('onRequest', async (req) => {
+    if ((req as { shoalAdmitted?: boolean }).shoalAdmitted !== true) return;
+    const id = ingestBatchId(req.headers['x-shoal-batch-id']);
+    if (id === null) return;
+    tracked.set(req, id);
+    leaf.batchesInFlight.begin(id);
+  });
+  app.addHook('onSend', async (req) => { await untrack(req); });
+  app.addHook('onRequestAbort', untrack);
+  app.addHook('onResponse', untrack);
+
   app.post<{ Params: { table: string } }>('/v1/tables/:table/events', async (req, reply) => {
     requireToken(req, cfg.token, 'ingest');
     checkTableName(req.params.table);
@@ -397,6 +422,20 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
       }
       throw e;
     }
+  });
+
+  // Does this leaf hold a batch id? Asked by an aggregator before it places a client's resend
+  // that it did not place itself (docs/cluster.md, "Several aggregators"). A try of the id still
+  // being received or stored here is waited for, at most LIMITS.batchLookupWaitMs. A leaf still
+  // starting cannot say (its predecessor's batches are not in yet); handing off or stopped, what
+  // it holds is final, so it answers.
+  app.get<{ Params: { id: string } }>('/v1/batches/:id', async (req) => {
+    requireToken(req, cfg.token, 'batch lookups');
+    if (leaf.state === 'starting') throw new ShoalError('SHOAL_ERR_UNAVAILABLE', 'leaf is starting and cannot yet say which batches it holds; retry');
+    const batchId = ingestBatchId(req.params.id);
+    if (batchId === null) throw new ShoalError('SHOAL_ERR_BAD_REQUEST', 'a batch id is 1-128 characters');
+    await leaf.batchesInFlight.settled(batchId, LIMITS.batchLookupWaitMs);
+    return { stored: leaf.store.duplicateRows(batchId), inFlight: leaf.batchesInFlight.has(batchId) };
   });
 
   app.post('/v1/query', async (req, reply) => {
