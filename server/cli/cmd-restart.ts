@@ -4,7 +4,8 @@
  * the roll stops early.
  */
 import type { Command } from 'commander';
-import { CliError, EXIT, resolveUrl, urlOption } from './common.js';
+import { request } from 'undici';
+import { CliError, EXIT, resolveUrls, urlOption } from './common.js';
 import { formatTable } from './format.js';
 import { rollingRestart, type LeafReport, type RollEvent } from '../ops/rolling-restart.js';
 
@@ -19,9 +20,27 @@ function progressLine(l: LeafReport): string {
   }
 }
 
+/** The first of several aggregators that answers its status: a roll is driven through one
+ * aggregator (any of them sees every leaf), the first reachable. */
+async function firstAnswering(urls: readonly string[], token: string | null): Promise<string> {
+  if (urls.length === 1) return urls[0]!;
+  const tried: string[] = [];
+  for (const url of urls) {
+    try {
+      const res = await request(`${url}/v1/status`, { headers: token ? { authorization: `Bearer ${token}` } : {}, headersTimeout: 5_000, bodyTimeout: 5_000 });
+      await res.body.text();
+      if (res.statusCode === 200) return url;
+      tried.push(`${url}: HTTP ${res.statusCode}`);
+    } catch (e) {
+      tried.push(`${url}: ${(e as Error).message}`);
+    }
+  }
+  throw new CliError(`no aggregator answered (${tried.join('; ')})`);
+}
+
 export function registerRestart(program: Command): void {
   const cmd = program.command('restart');
-  urlOption(cmd, 'aggregator', { aggregatorAlias: true });
+  urlOption(cmd, 'aggregator', { aggregatorAlias: true, several: true });
   cmd
     .description('roll every leaf of a cluster onto new code, K at a time, through shared memory')
     .option('--batch <k>', 'leaves restarted at once', '1')
@@ -36,13 +55,14 @@ Every leaf must run under a supervisor that starts it again when it exits (shoal
 docs/operations.md for systemd and Kubernetes).
 
 Example:
-  $ shoal restart --batch 1`)
+  $ shoal restart --batch 1
+  $ shoal restart --by-host --url http://agg-1:7000,http://agg-2:7000`)
     .action(async (o: { url?: string; aggregator?: string; batch: string; byHost?: boolean; leafTimeout: string; allowDisk?: boolean; probeTable?: string; token?: string; adminToken?: string }) => {
       const batch = Number(o.batch);
       const leafTimeoutMs = Number(o.leafTimeout);
       if (!Number.isInteger(batch) || batch < 1) throw new CliError('--batch must be a positive integer');
       if (!(leafTimeoutMs >= 1000)) throw new CliError('--leaf-timeout must be at least 1000 ms');
-      const aggregatorUrl = resolveUrl(o);
+      const aggregatorUrl = await firstAnswering(resolveUrls(o), o.token ?? null);
       const tty = process.stdout.isTTY === true;
       let lastProbe = '';
       const onEvent = (e: RollEvent) => {
