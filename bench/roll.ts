@@ -5,7 +5,7 @@
  * shared memory; then the same roll with shared memory disabled (every leaf stops cleanly and
  * recovers from disk), in the same run, for the ratio.
  *
- *   node dist/bench/roll.js [--leaves 4] [--gb 1] [--cold] [--json]
+ *   node dist/bench/roll.js [--leaves 4] [--gb 1] [--cold] [--json] [--keep-logs DIR]
  *
  * --cold (root): the disk roll drops the page cache (`echo 1 > /proc/sys/vm/drop_caches`) right
  * before each leaf's handoff call, so every successor reads its block files from the device, as
@@ -98,6 +98,7 @@ async function main(): Promise<void> {
     { name: 'gb', value: true, help: 'GB of table data per leaf (default 1)' },
     { name: 'cold', value: false, help: 'drop the page cache before each disk-roll handoff (root only)' },
     { name: 'json', value: false, help: 'print JSON' },
+    { name: 'keep-logs', value: true, help: 'copy the processes\' logs to this directory before cleaning up' },
   ]);
   const leaves = intFlag(flags, 'leaves', 4, 1, 16);
   const gb = Number(flags.get('gb') ?? 1);
@@ -118,6 +119,8 @@ async function main(): Promise<void> {
     const shm = await roll(up1.url, dataDir, 'shm', false);
     const rowsAfterShm = await rowsOf(up1.url);
     await stopUp(up1.proc);
+    const keepLogs = typeof flags.get('keep-logs') === 'string' ? String(flags.get('keep-logs')) : '';
+    if (keepLogs !== '') fs.cpSync(path.join(dataDir, 'logs'), path.join(keepLogs, 'shm'), { recursive: true });
     for (const id of ids) for (const f of fs.readdirSync('/dev/shm')) if (f.startsWith(`shoal-${id}-`)) fs.rmSync(path.join('/dev/shm', f));
     // Round 2: the same cluster without shared memory: every leaf recovers from disk.
     const up2 = await startUp(dataDir, leaves, port, ['--no-shm']);
@@ -143,6 +146,7 @@ async function main(): Promise<void> {
       `rolling restart: ${leaves} leaves x ${gb} GB (${rowsBefore} rows), ingest running, --batch 1`,
       line('', 'shared memory', flags.has('cold') ? 'disk (cold)' : 'disk (warm)'),
       line('whole roll (s)', (result.shm.totalMs / 1000).toFixed(1), (result.disk.totalMs / 1000).toFixed(1)),
+      line('per leaf, handoff -> serving (s)', shm.summary.leaves.map((l) => ((l.downMs ?? NaN) / 1000).toFixed(2)).join('/'), disk.summary.leaves.map((l) => ((l.downMs ?? NaN) / 1000).toFixed(2)).join('/')),
       line('per leaf, handoff -> healthy (s)', result.shm.perLeafMs.map((m) => (m / 1000).toFixed(1)).join('/'), result.disk.perLeafMs.map((m) => (m / 1000).toFixed(1)).join('/')),
       line('restore source', result.shm.sources.join(','), result.disk.sources.join(',')),
       line('lowest coverage seen (%)', String(result.shm.coverageMin), String(result.disk.coverageMin)),
