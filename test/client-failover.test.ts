@@ -15,7 +15,6 @@
  *   cluster holds exactly the rows sent (count and sum); `shoal query --url dead,live` and
  *   SHOAL_URL=dead,live answer from the live one; a bad entry in the list is an error naming it.
  */
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -33,7 +32,7 @@ import { contact } from '../loader/contact.js';
 import { ingest, defaultIngestOptions } from '../loader/ingest.js';
 import { defaultSendOptions } from '../loader/options.js';
 import { failoverTransport, httpTransports, NDJSON_RESEND_CONTENT_TYPE, serversOf, type FailoverAnswer, type PostOptions, type Transport, type TransportAnswer } from '../loader/transport.js';
-import { CLI_PATH, REPO_ROOT, deadUrl, getJson, postJson, startAggregator, startClusterLeaf, waitFor, writeClusterFile, type ShoalProcess } from './support/cluster.js';
+import { deadUrl, runCli, getJson, postJson, startAggregator, startClusterLeaf, waitFor, writeClusterFile, type ShoalProcess } from './support/cluster.js';
 import { leafCliExists, type LeafProcess } from './support/processes.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -276,17 +275,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const sql = (url: string, text: string) => postJson(`${url}/v1/query`, { sql: text });
 
 /** Runs the CLI with an environment; resolves with its exit code and output. */
-function cli(args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
-    child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`shoal ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`)); }, timeoutMs);
-    child.once('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+const cli = (args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000) => runCli(args, timeoutMs, env);
 
 describe.skipIf(!leafCliExists())('several aggregators, real processes', () => {
   const leaves: LeafProcess[] = [];

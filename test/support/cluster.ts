@@ -136,10 +136,11 @@ export async function httpJson<T = any>(method: 'GET' | 'POST', url: string, bod
 export const getJson = <T = any>(url: string) => httpJson<T>('GET', url);
 export const postJson = <T = any>(url: string, body: unknown, headers?: Record<string, string>) => httpJson<T>('POST', url, body, headers);
 
-/** Runs the CLI to completion; resolves with its exit code and output. */
-export function runCli(args: readonly string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs the CLI to completion (with `env` added to this process's environment); resolves with
+ * its exit code and output. */
+export function runCli(args: readonly string[], timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
