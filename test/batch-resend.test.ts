@@ -249,3 +249,22 @@ describe('the router\'s resend check', () => {
     expect(fakes.filter((f) => f.posts.length > 0).map((f) => f.posts.length)).toEqual([2]);
   });
 });
+
+describe('GET /v1/batches/:id on an aggregator (a tree)', () => {
+  it('answers from its members, so a parent\'s resend check sees a copy stored under a child', async () => {
+    const holder = await fakeMember('leaf-a', { stored: 42, inFlight: false });
+    const other = await fakeMember('leaf-b', { stored: null, inFlight: false });
+    const { agg } = await aggregatorOver([holder, other]);
+    const app = buildAggregatorApp(agg);
+    closers.push(() => app.close());
+    const res = await app.inject({ method: 'GET', url: '/v1/batches/b-1' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ stored: 42, inFlight: false, unknown: 0 });
+    expect(holder.lookups).toEqual(['b-1']);
+    expect(other.lookups).toEqual(['b-1']);
+    holder.lookup = { stored: null, inFlight: true };
+    expect((await app.inject({ method: 'GET', url: '/v1/batches/b-2' })).json()).toEqual({ stored: null, inFlight: true, unknown: 0 });
+    holder.lookup = null;
+    expect((await app.inject({ method: 'GET', url: '/v1/batches/b-3' })).json()).toEqual({ stored: null, inFlight: false, unknown: 1 });
+  });
+});

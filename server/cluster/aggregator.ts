@@ -22,7 +22,7 @@ import type { ColumnType } from '../../query/storage/types.js';
 import { Membership, memberOrigin, validMemberId, type MemberSpec } from './membership.js';
 import { DnsDiscovery, type DnsTarget, type Resolver } from './discovery.js';
 import { createMetrics } from '../http/metrics.js';
-import { Placements, routeBatch, type RouteResult } from './router.js';
+import { locateBatch, Placements, routeBatch, type RouteResult } from './router.js';
 import { registerUi } from '../ui/ui-routes.js';
 
 export interface AggregatorConfig {
@@ -406,6 +406,18 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
     requireToken(req, cfg.token, 'status');
     const known = req.query.schemaVersion;
     return agg.status(typeof known === 'string' ? known : null);
+  });
+
+  // Whether a batch id is stored under this aggregator (a parent's resend check: docs/cluster.md,
+  // "Several aggregators"): the same check over this aggregator's own members, so a resend
+  // through another branch of a tree finds a copy stored under this one.
+  app.get<{ Params: { id: string } }>('/v1/batches/:id', async (req) => {
+    requireToken(req, cfg.token, 'ingest');
+    const batchId = req.params.id.slice(0, 128);
+    const authorization = cfg.memberToken !== null ? `Bearer ${cfg.memberToken}` : null;
+    // Within the parent's own wait for this answer: a round trip less than it.
+    const found = await locateBatch(agg.membership, agg.agent, batchId, authorization, Date.now() + LIMITS.batchLookupTimeoutMs - 100);
+    return { stored: found.stored?.rows ?? null, inFlight: found.inFlight !== null, unknown: found.unknown.length };
   });
 
   // A leaf announces itself (shoal leaf --join): the readiness push, and membership without a
