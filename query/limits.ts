@@ -77,7 +77,8 @@ export const LIMITS = {
   // ---- cluster (aggregator, ingest router, shoal up) ----
   /** Members (leaves or child aggregators) in one cluster file, i.e. the width of one fan-out
    * level. Each member costs a socket per in-flight request and a slot in every query's merge;
-   * past a few hundred, stand aggregators over aggregators (a tree) instead. Ceiling: the file
+   * past ~25-50 (docs/cluster.md, "Sizing: leaves per aggregator", measured), stand aggregators over
+   * aggregators (a tree) instead. Ceiling: the file
    * descriptor limit of the aggregator process. */
   clusterMembersMax: 1_024,
   /** Heartbeats a joined member (`shoal leaf --join`) may miss before the aggregator drops it.

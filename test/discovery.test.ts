@@ -18,7 +18,7 @@ import { Membership, type MemberSpec } from '../server/cluster/membership.js';
 import { DnsDiscovery, parseDnsTarget } from '../server/cluster/discovery.js';
 import { advertisedUrl } from '../server/leaf/join.js';
 import { LIMITS } from '../query/limits.js';
-import { getJson, postJson, sleep, startShoal, waitFor, type ShoalProcess } from './support/cluster.js';
+import { getJson, postJson, sleep, startHangingServer, startShoal, waitFor, type ShoalProcess } from './support/cluster.js';
 import { leafCliExists, startLeaf, type LeafProcess } from './support/processes.js';
 
 interface FakeLeaf { url: string; port: number; host: string; hits: number; close(): Promise<void> }
@@ -104,6 +104,30 @@ describe('joins', () => {
     expect(advertisedUrl('::1', 7001, null)).toBe('http://[::1]:7001');
     expect(advertisedUrl('0.0.0.0', 7001, null)).toEqual({ error: expect.stringMatching(/needs --advertise/) });
     expect(advertisedUrl('0.0.0.0', 7001, 'http://10.1.2.3:7001')).toBe('http://10.1.2.3:7001');
+  });
+});
+
+describe('health checks', () => {
+  it('do not count a timed-out check against a member that answered something else meanwhile', async () => {
+    const hung = await startHangingServer();
+    try {
+      const m = new Membership([{ id: 'busy', url: hung.url }, { id: 'silent', url: hung.url.replace('127.0.0.1', 'localhost') }], agent, { intervalMs: 60_000, timeoutMs: 150, failuresMax: 2 }, null);
+      const [busy, silent] = m.members as [typeof m.members[0], typeof m.members[0]];
+      for (let round = 0; round < 3; round++) {
+        // A query answer from `busy` arrives while its check waits (an aggregator whose event
+        // loop runs behind sees exactly this): it is alive.
+        const checks = m.checkAll();
+        await sleep(20);
+        busy.noteAnswer('t', 10);
+        await checks;
+      }
+      expect(busy.health).not.toBe('unhealthy');
+      expect(busy.consecutiveFailures).toBe(0);
+      expect(silent.health).toBe('unhealthy');
+      expect(silent.lastError).toMatch(/timeout after 150 ms/);
+    } finally {
+      await hung.close();
+    }
   });
 });
 
