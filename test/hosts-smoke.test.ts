@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, postJson, startAggregator, waitFor, writeClusterFile, type ShoalProcess } from './support/cluster.js';
+import { getJson, postJson, sleep, startAggregator, waitFor, writeClusterFile, type ShoalProcess } from './support/cluster.js';
 import { canUseNetns, createHosts, type HostProcess, type Hosts } from './support/hosts.js';
 import { leafCliExists } from './support/processes.js';
 
@@ -101,7 +101,18 @@ describe.skipIf(skipReason !== null)('two simulated hosts, one cut off and heale
 
     hosts[1]!.heal();
     await waitFor('h2 healthy again', async () => ((await memberState('h2')) === 'healthy' ? true : undefined));
-    const healed = await count();
+    // A query asked in the first moments after the heal may still meet a connection that the cut
+    // left stalled (TCP retransmits its bytes on its own schedule): it answers honestly, with h2
+    // missing in its coverage. Healing must bring the whole answer back within a few seconds.
+    let healed = await count();
+    const firstAfterHeal = healed.body.coverage;
+    for (let tries = 0; healed.body.coverage?.percent !== 100 && tries < 50; tries++) {
+      expect(healed.status).toBe(200);
+      expect(healed.body.rows[0][0], 'a partial answer counts only the rows it says it has').toBe(healed.body.coverage.rowsHeld);
+      await sleep(100);
+      healed = await count();
+    }
+    if (firstAfterHeal?.percent !== 100) console.log(`hosts-smoke: the first query after the heal answered ${firstAfterHeal?.percent}% (${JSON.stringify(firstAfterHeal?.failures)})`);
     expect(healed.status).toBe(200);
     expect(healed.body.rows).toEqual([[total, total]]);
     expect(healed.body.coverage.percent).toBe(100);
