@@ -392,54 +392,47 @@ export class Membership {
    * conflict: the file is the operator's word.
    */
   join(a: { id: string; url: string; heartbeatMs: number }, nowMs = Date.now()): { outcome: 'known' | 'moved' | 'added'; member: Member } {
-    let m = this.members.find((x) => x.url === a.url);
-    let outcome: 'known' | 'moved' | 'added' = 'known';
-    if (m === undefined) {
-      m = this.members.find((x) => x.id === a.id);
-      if (m !== undefined) {
-        if (m.source === 'file') {
-          throw new ShoalError('SHOAL_ERR_CLUSTER_JOIN', `member id "${a.id}" is in the cluster file at ${m.url}; a leaf joining from ${a.url} cannot take it (give it another --id, or fix the cluster file)`);
-        }
-        m.moveTo(a.url);
-        this.schemaGeneration++;
-        outcome = 'moved';
-      }
+    const r = this.admit(a.id, a.url, 'join');
+    if ('refused' in r) {
+      throw new ShoalError('SHOAL_ERR_CLUSTER_JOIN', r.refused === 'file-id'
+        ? `member id "${a.id}" is in the cluster file at ${r.at}; a leaf joining from ${a.url} cannot take it (give it another --id, or fix the cluster file)`
+        : `this aggregator has ${this.members.length} members, its limit (LIMITS.clusterMembersMax); stand aggregators over aggregators for more`);
     }
-    if (m === undefined) {
-      if (this.members.length >= LIMITS.clusterMembersMax) {
-        throw new ShoalError('SHOAL_ERR_CLUSTER_JOIN', `this aggregator has ${this.members.length} members, its limit (LIMITS.clusterMembersMax); stand aggregators over aggregators for more`);
-      }
-      m = new Member({ id: a.id, url: a.url }, 'join');
-      this.members = [...this.members, m];
-      this.schemaGeneration++;
-      outcome = 'added';
+    if (r.member.source === 'join') {
+      r.member.lastJoinMs = nowMs;
+      r.member.joinHeartbeatMs = a.heartbeatMs;
     }
-    if (m.source === 'join') {
-      m.lastJoinMs = nowMs;
-      m.joinHeartbeatMs = a.heartbeatMs;
-    }
-    if (!m.checking) void this.check(m);
-    return { outcome, member: m };
+    if (!r.member.checking) void this.check(r.member);
+    return r;
   }
 
   /**
    * A member found through DNS: `url` answered a status naming `id`. The same rules as a join
    * (an id seen before at another address moves there), without the heartbeat: a DNS member
-   * stays while the name lists its address and for `graceMs` after.
+   * stays while the name lists its address and for `graceMs` after. Null: refused (the id is a
+   * cluster-file member's at another address, or the member limit is reached).
    */
   discovered(id: string, url: string): { outcome: 'known' | 'moved' | 'added'; member: Member } | null {
-    let m = this.members.find((x) => x.url === url);
-    if (m !== undefined) { m.goneFromDnsMs = null; return { outcome: 'known', member: m }; }
-    m = this.members.find((x) => x.id === id);
-    if (m !== undefined) {
-      if (m.source === 'file') return null; // the file's member of that id is elsewhere: not this one
-      m.moveTo(url);
-      m.goneFromDnsMs = null;
+    const r = this.admit(id, url, 'dns');
+    if ('refused' in r) return null;
+    r.member.goneFromDnsMs = null;
+    return r;
+  }
+
+  /** Where a member announced or discovered at `url` under `id` goes: the member at that
+   * address, the member of that id (moved there, unless the cluster file names it), or a new one. */
+  private admit(id: string, url: string, source: MemberSource): { outcome: 'known' | 'moved' | 'added'; member: Member } | { refused: 'file-id'; at: string } | { refused: 'limit' } {
+    const atUrl = this.members.find((x) => x.url === url);
+    if (atUrl !== undefined) return { outcome: 'known', member: atUrl };
+    const byId = this.members.find((x) => x.id === id);
+    if (byId !== undefined) {
+      if (byId.source === 'file') return { refused: 'file-id', at: byId.url };
+      byId.moveTo(url);
       this.schemaGeneration++;
-      return { outcome: 'moved', member: m };
+      return { outcome: 'moved', member: byId };
     }
-    if (this.members.length >= LIMITS.clusterMembersMax) return null;
-    m = new Member({ id, url }, 'dns');
+    if (this.members.length >= LIMITS.clusterMembersMax) return { refused: 'limit' };
+    const m = new Member({ id, url }, source);
     this.members = [...this.members, m];
     this.schemaGeneration++;
     return { outcome: 'added', member: m };

@@ -185,14 +185,19 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
   // after listen, so the heartbeat starts then.
   const cfg = leaf.config;
   let heartbeat: JoinHeartbeat | null = null;
-  const startHeartbeat = (port: number) => {
-    if (cfg.join.length === 0 || heartbeat !== null) return;
-    const url = advertisedUrl(cfg.host, port, cfg.advertiseUrl);
-    if (typeof url !== 'string') throw new Error(url.error);
-    heartbeat = new JoinHeartbeat({ aggregators: cfg.join, id: leaf.leafId, url, intervalMs: cfg.joinIntervalMs, token: cfg.token, log: (level, m) => app.log[level](m) });
-    heartbeat.start();
+  /** The --join heartbeat (null without --join), started on the first call. */
+  const joinHeartbeat = (port: number): JoinHeartbeat | null => {
+    if (cfg.join.length === 0) return null;
+    if (heartbeat === null) {
+      const url = advertisedUrl(cfg.host, port, cfg.advertiseUrl);
+      if (typeof url !== 'string') throw new Error(url.error);
+      heartbeat = new JoinHeartbeat({ aggregators: cfg.join, id: leaf.leafId, url, intervalMs: cfg.joinIntervalMs, token: cfg.token, log: (level, m) => app.log[level](m) });
+      heartbeat.start();
+    }
+    return heartbeat;
   };
-  if (cfg.port !== 0 || cfg.advertiseUrl !== null) startHeartbeat(cfg.port);
+  const stopHeartbeat = () => heartbeat?.stop();
+  if (cfg.port !== 0 || cfg.advertiseUrl !== null) joinHeartbeat(cfg.port);
   const { disk, home, unverified } = restoreLeaf(leaf, app.log);
   leaf.durability = disk;
   leaf.blockHome = home;
@@ -203,8 +208,7 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : leaf.config.port;
   leaf.state = 'serving';
-  startHeartbeat(port);
-  (heartbeat as JoinHeartbeat | null)?.announce();
+  joinHeartbeat(port)?.announce();
 
   let exiting = false;
   // Checksums of a shared-memory restore, checked while serving. Until they pass, no checkpoint
@@ -245,7 +249,7 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
     handoff: (reason: string) => (leaving ??= (async () => {
       exiting = true;
       clearInterval(timer);
-      (heartbeat as JoinHeartbeat | null)?.stop();
+      stopHeartbeat();
       leaf.state = 'handing-off';
       app.log.info({ reason }, 'handing off to shared memory: refusing writes, waiting for running queries');
       const waitStart = Date.now();
@@ -296,7 +300,7 @@ export async function startLeafLifecycle(leaf: Leaf, app: FastifyInstance): Prom
     stop: (reason: string) => (leaving ??= (async () => {
       exiting = true;
       clearInterval(timer);
-      (heartbeat as JoinHeartbeat | null)?.stop();
+      stopHeartbeat();
       leaf.state = 'stopped';
       app.log.info({ reason }, 'stopping');
       await app.close();
