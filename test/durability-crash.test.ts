@@ -15,6 +15,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { isShoalError } from '../query/errors.js';
+import { LIMITS } from '../query/limits.js';
 import { LeafStore, type IngestRecord } from '../query/storage/leaf-store.js';
 import { bindQuery, finish, planQuery, scanBlocks } from '../query/engine.js';
 import { DiskStore } from '../server/durability/disk-store.js';
@@ -127,14 +128,14 @@ async function runCycle(dir: string, io: FaultyFs, fsync: 'always' | 'interval',
 /** Rows per batch number found after the successor's start, with the real file system: from
  * shared memory when a valid handoff bound to this directory is there (its checksums verified),
  * else from disk. */
-async function recoveredRows(dir: string, fsync: 'always' | 'interval'): Promise<Map<number, number[]>> {
+async function recoveredRows(dir: string, fsync: 'always' | 'interval', stats = { sealBlocks: 0 }): Promise<Map<number, number[]>> {
   const { store, disk, home } = diskFor(dir, realFs, fsync);
   const taken = restoreFromShm(LEAF_ID, store, { dataDir: dir, ttlSeconds: null }, home);
   if (taken.ok) {
     if ((await verifyTakenBlocks(taken.unverified)) !== null) throw new Error('a block taken from shared memory failed its checksum');
-    if (taken.manifest !== null && taken.walNext !== null) disk.adopt(taken.manifest, taken.walNext, taken.files); else disk.recoverEmptyLog();
+    if (taken.manifest !== null && taken.walNext !== null) disk.adopt(taken.manifest, taken.walNext, taken.files, taken.seal); else disk.recoverEmptyLog();
   } else {
-    disk.recover();
+    stats.sealBlocks += disk.recover().sealBlocks;
   }
   const seqs: number[] = [];
   for (const t of store.tables.values()) {
@@ -166,9 +167,17 @@ function verify(found: Map<number, number[]>, out: Outcome, batches: readonly Ba
 }
 
 describe.runIf(shm.nativeAvailable())(`durability crash points (seed ${SEED}; replay with SHOAL_SEED=${SEED})`, () => {
-  for (const fsync of ['always', 'interval'] as const) {
-    it(`fsync ${fsync}: every write, fsync, rename and unlink failed or crashed in turn loses no acknowledged row`, async () => {
+  // Full-size blocks: every row of the cycle stays in the open block until a checkpoint seals it.
+  // Blocks of 16 rows: batches straddle blocks sealed between checkpoints, each with its seal
+  // record in the log, and a crash's recovery maps those blocks and replays only what follows.
+  const cases = [{ fsync: 'always', blockRows: LIMITS.blockRowsMax }, { fsync: 'interval', blockRows: LIMITS.blockRowsMax }, { fsync: 'always', blockRows: 16 }, { fsync: 'interval', blockRows: 16 }] as const;
+  for (const { fsync, blockRows } of cases) {
+    it(`fsync ${fsync}, blocks of ${blockRows} rows: every write, fsync, rename and unlink failed or crashed in turn loses no acknowledged row`, async () => {
       const root = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-crash-'));
+      const limits = LIMITS as { blockRowsMax: number };
+      const blockRowsBefore = limits.blockRowsMax;
+      limits.blockRowsMax = blockRows;
+      const stats = { sealBlocks: 0 };
       try {
         // Number the calls of a clean run.
         const clean = new FaultyFs(null);
@@ -196,14 +205,17 @@ describe.runIf(shm.nativeAvailable())(`durability crash points (seed ${SEED}; re
             // A fault the code survives must leave the leaf taking writes again without a restart.
             if (!out.crashed && out.writableAtEnd === false) failures.push(`${where}: the log did not take writes again after the fault`);
             let found: Map<number, number[]>;
-            try { found = await recoveredRows(dir, fsync); } catch (e) { failures.push(`${where}: recovery failed: ${(e as Error).message}`); continue; } finally { removeSegments(LEAF_ID); }
+            try { found = await recoveredRows(dir, fsync, stats); } catch (e) { failures.push(`${where}: recovery failed: ${(e as Error).message}`); continue; } finally { removeSegments(LEAF_ID); }
             for (const p of verify(found, out, script.batches)) failures.push(`${where}: ${p}`);
             fs.rmSync(dir, { recursive: true, force: true });
           }
         }
-        console.log(`crash points, fsync ${fsync}, seed ${SEED}: ${callCount} calls, ${runs} faulted runs, ${failures.length} failures`);
+        console.log(`crash points, fsync ${fsync}, blocks of ${blockRows} rows, seed ${SEED}: ${callCount} calls, ${runs} faulted runs, ${failures.length} failures; ${stats.sealBlocks} blocks sealed after a checkpoint mapped by the recoveries`);
         expect(failures).toEqual([]);
+        // Small blocks: the recoveries did map blocks by their seal records (the path under test).
+        if (blockRows < 1000) expect(stats.sealBlocks).toBeGreaterThan(0);
       } finally {
+        limits.blockRowsMax = blockRowsBefore;
         fs.rmSync(root, { recursive: true, force: true });
       }
     });

@@ -160,6 +160,33 @@ describe('log damage', () => {
     disk.log.close();
   });
 
+  it('a seal record with a damaged body is skipped, not a loss (a hint: the rows it names are in the batch records)', () => {
+    const dir = tmp();
+    const { store, disk } = open(dir);
+    disk.recover();
+    const mark = (k: number) => ({ base: 1, table: 'ev', startRow: 0, rows: rowsOf(k), segment: `/shoal-dmg-00000000-${k}`, bytes: 64, crc: 0, schema: [['time', 'time'], ['seq', 'int']] as [string, 'time' | 'int'][] });
+    for (let k = 0; k < 4; k++) {
+      store.ingest(batch(k, rowsOf(k)), (r, rows) => disk.append(r, rows));
+      expect(disk.log.appendSeal(mark(k))).toBe(true);
+      if (k === 1) disk.log.rotate();
+    }
+    disk.log.close();
+    const seg1 = path.join(dir, 'wal', segmentName(1));
+    expect(readSegment(seg1).seals.map((m) => m.segment)).toEqual([mark(0).segment, mark(1).segment]);
+    const offs = recordOffsets(seg1); // batch 0, seal 0, batch 1, seal 1
+    expect(offs).toHaveLength(4);
+    flip(seg1, offs[1]! + 25); // inside seal 0's body, in an older segment
+    const read = readSegment(seg1);
+    expect(read).toMatchObject({ badSeals: 1, damaged: [] });
+    expect(read.seals.map((m) => m.segment)).toEqual([mark(1).segment]);
+    const again = open(dir);
+    const res = again.disk.recover();
+    expect(res.losses).toEqual([]);
+    expect(res.notes.join('\n')).toContain('1 damaged seal record skipped');
+    expect(seqs(again.store)).toEqual(expected([0, 1, 2, 3], rowsOf));
+    again.disk.log.close();
+  });
+
   it('reads records of the v1 format (older builds) as before', () => {
     const dir = tmp();
     fs.mkdirSync(path.join(dir, 'wal'), { recursive: true });

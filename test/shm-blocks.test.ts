@@ -199,6 +199,73 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
     expect(await totals(leaf)).toEqual(expectedTotals(0, 430_000));
   });
 
+  /** Block segments in the order they were created (one process: `<gen>-<n>`, n counting up). */
+  const bySealOrder = (names: string[]) => [...names].sort((a, b) => Number(a.slice(a.lastIndexOf('-') + 1)) - Number(b.slice(b.lastIndexOf('-') + 1)));
+  const segmentBytes = (names: string[]) => names.reduce((sum, n) => sum + shm.size(n), 0);
+  const BLOCK_ROWS = 65_536;
+
+  it('after kill -9 the blocks sealed since the last checkpoint come back from shared memory too (their seal records): only the log after them is replayed; a damaged one ends the reuse', async () => {
+    const id = leafId('seal');
+    const dir = tempDir('seal');
+    const args = ['--checkpoint-interval', String(3_600_000)];
+    let leaf = await start(id, dir, args);
+    await ingest(leaf, 0, 400_000);
+    expect(manifestBlocks(dir)).toEqual([]); // no checkpoint ran: every row is in the log alone
+    const first = blockSegmentsOf(id);
+    expect(first.length).toBe(Math.floor(400_000 / BLOCK_ROWS));
+    await leaf.stop({ signal: 'SIGKILL' });
+
+    leaf = await start(id, dir, args);
+    let r = (await status(leaf)).restart;
+    expect(r.source).toBe('disk');
+    expect(r.reason).toContain(`${first.length} blocks sealed after the checkpoint (${first.length * BLOCK_ROWS} rows) taken from shared memory`);
+    expect(r.reason).not.toContain('was not');
+    expect(r.shmBytesReused).toBe(segmentBytes(first));
+    expect(await totals(leaf)).toEqual(expectedTotals(0, 400_000));
+
+    // The recovered leaf goes on writing seal records counted from the same log position.
+    await ingest(leaf, 400_000, 300_000);
+    const added = bySealOrder(blockSegmentsOf(id).filter((n) => !first.includes(n)));
+    expect(first.length + added.length).toBe(Math.floor(700_000 / BLOCK_ROWS));
+    await leaf.stop({ signal: 'SIGKILL' });
+    // A damaged block ends its table's reused run: it and every later block are replayed.
+    flipByte(added[1]!, shm.size(added[1]!) - 5);
+    leaf = await start(id, dir, args);
+    r = (await status(leaf)).restart;
+    const kept = [...first, added[0]!];
+    expect(r.reason).toContain(`${kept.length} blocks sealed after the checkpoint (${kept.length * BLOCK_ROWS} rows) taken from shared memory`);
+    expect(r.reason).toContain('in 1 table a block was not (segment gone or damaged)');
+    expect(r.shmBytesReused).toBe(segmentBytes(kept));
+    expect(await totals(leaf)).toEqual(expectedTotals(0, 700_000));
+    const held = blockSegmentsOf(id);
+    for (const n of kept) expect(held).toContain(n);
+    for (const n of added.slice(1)) expect(held).not.toContain(n);
+    expect(held.length).toBe(Math.floor(700_000 / BLOCK_ROWS));
+  });
+
+  it('a leaf that took a handoff, then crashed, reuses the blocks its predecessor sealed too (the handoff carries the seal count)', async () => {
+    const id = leafId('sealho');
+    const dir = tempDir('sealho');
+    const args = ['--checkpoint-interval', String(3_600_000)];
+    let leaf = await start(id, dir, args);
+    await ingest(leaf, 0, 200_000);
+    expect(await leaf.stop()).toEqual({ code: 0, signal: null }); // seals the open block, hands off
+    leaf = await start(id, dir, args);
+    expect((await status(leaf)).restart.source).toBe('shm');
+    await ingest(leaf, 200_000, 200_000);
+    const sealed = blockSegmentsOf(id);
+    await leaf.stop({ signal: 'SIGKILL' });
+    leaf = await start(id, dir, args);
+    const r = (await status(leaf)).restart;
+    // The predecessor's blocks (the last one short: sealed at the handoff) and the successor's full ones.
+    const blocks = Math.ceil(200_000 / BLOCK_ROWS) + Math.floor(200_000 / BLOCK_ROWS);
+    const rows = 200_000 + Math.floor(200_000 / BLOCK_ROWS) * BLOCK_ROWS;
+    expect(sealed.length).toBe(blocks);
+    expect(r.reason).toContain(`${blocks} blocks sealed after the checkpoint (${rows} rows) taken from shared memory`);
+    expect(r.shmBytesReused).toBe(segmentBytes(sealed));
+    expect(await totals(leaf)).toEqual(expectedTotals(0, 400_000));
+  });
+
   it('shoal shm: a running leaf\'s segments are live, never orphans; a crashed leaf\'s are takeable until its data directory goes', async () => {
     const id = leafId('own');
     const dir = tempDir('own');

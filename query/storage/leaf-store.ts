@@ -257,8 +257,9 @@ export class LeafStore {
     return this.recentBatchIds.get(batchId) ?? null;
   }
 
-  /** Stores a decoded batch (the caller has made it durable first). */
-  apply(rec: IngestRecord, batch: ColumnarBatch): number {
+  /** Stores a decoded batch (the caller has made it durable first), from row `start` on (crash
+   * recovery: the rows before it are in a block taken from shared memory). */
+  apply(rec: IngestRecord, batch: ColumnarBatch, start = 0): number {
     if (batch.rowCount === 0) return 0;
     let table = this.tables.get(rec.table);
     if (table === undefined) {
@@ -266,14 +267,11 @@ export class LeafStore {
       this.schemaChanges++;
     }
     const changesBefore = table.schemaChanges;
-    table.append(batch);
+    table.append(batch, start);
     if (table.schemaChanges !== changesBefore) this.schemaChanges++;
-    if (rec.batchId !== null) {
-      this.recentBatchIds.set(rec.batchId, batch.rowCount);
-      if (this.recentBatchIds.size > LeafStore.BATCH_IDS_MAX) this.recentBatchIds.delete(this.recentBatchIds.keys().next().value!);
-    }
+    if (rec.batchId !== null) this.rememberBatchIds([[rec.batchId, batch.rowCount]]);
     this.enforceBudget();
-    return batch.rowCount;
+    return batch.rowCount - start;
   }
 
   /** A new, empty table that puts its sealed blocks in this store's home (not yet listed when
@@ -291,7 +289,10 @@ export class LeafStore {
   }
 
   rememberBatchIds(ids: readonly (readonly [string, number])[]): void {
-    for (const [id, rows] of ids) this.recentBatchIds.set(id, rows);
+    for (const [id, rows] of ids) {
+      this.recentBatchIds.set(id, rows);
+      if (this.recentBatchIds.size > LeafStore.BATCH_IDS_MAX) this.recentBatchIds.delete(this.recentBatchIds.keys().next().value!);
+    }
   }
 
   rowCount(): number { let n = 0; for (const t of this.tables.values()) n += t.rowCount; return n; }

@@ -26,8 +26,9 @@ export interface ColumnSchema { readonly name: string; type: ColumnType }
  * table lets one go.
  */
 export interface BlockHome {
-  /** A block just sealed; returns the block the table keeps (the same one when it cannot be moved). */
-  place(table: string, block: SealedBlock): SealedBlock;
+  /** A block just sealed (its rows are the last `block.rowCount` of `table.appendedRows`);
+   * returns the block the table keeps (the same one when it cannot be moved). */
+  place(table: Table, block: SealedBlock): SealedBlock;
   /** A block the table no longer holds (evicted, dropped by retention). */
   release(block: SealedBlock): void;
 }
@@ -265,6 +266,9 @@ export class Table {
   evictionLog: EvictedRange[] = [];
   /** Columns added or widened by append() (the leaf's schemaVersion moves with it). */
   schemaChanges = 0;
+  /** Rows ever passed to append() on this object, in order: the open block holds the last ones.
+   * Crash recovery's seal records count rows with it (server/durability/disk-store.ts). */
+  appendedRows = 0;
   private sealedRowCount = 0;
   private sealedByteSize = 0;
 
@@ -273,20 +277,27 @@ export class Table {
   get rowCount(): number { return this.sealedRowCount + this.open.rowCount; }
   get byteSize(): number { return this.sealedByteSize + this.open.byteSize(); }
 
-  /** Applies the schema changes a validated batch carries, then appends its rows. */
-  append(batch: ColumnarBatch): void {
-    for (const [name, col] of batch.columns) {
-      const existing = this.schema.get(name);
-      if (existing === undefined) { this.schema.set(name, { name, type: col.type }); this.schemaChanges++; }
-      else if (existing.type === 'int' && col.type === 'float') { existing.type = 'float'; this.schemaChanges++; }
-    }
-    let from = 0;
+  /** Applies the schema changes a validated batch carries, then appends its rows from `start` on
+   * (crash recovery skips the rows a block it took from shared memory already holds). */
+  append(batch: ColumnarBatch, start = 0): void {
+    this.mergeSchema([...batch.columns].map(([name, col]) => [name, col.type]));
+    let from = start;
     while (from < batch.rowCount) {
       const room = LIMITS.blockRowsMax - this.open.rowCount;
       const to = Math.min(batch.rowCount, from + room);
       this.open.append(batch, this.schema, from, to);
+      this.appendedRows += to - from;
       from = to;
       if (this.open.rowCount >= LIMITS.blockRowsMax) this.sealOpen();
+    }
+  }
+
+  /** Adds columns this table lacks and widens int to float where `columns` says so. */
+  mergeSchema(columns: Iterable<readonly [string, ColumnType]>): void {
+    for (const [name, type] of columns) {
+      const existing = this.schema.get(name);
+      if (existing === undefined) { this.schema.set(name, { name, type }); this.schemaChanges++; }
+      else if (existing.type === 'int' && type === 'float') { existing.type = 'float'; this.schemaChanges++; }
     }
   }
 
@@ -294,7 +305,7 @@ export class Table {
   sealOpen(): SealedBlock | null {
     if (this.open.rowCount === 0) return null;
     const sealed = this.open.seal();
-    const block = this.home === null ? sealed : this.home.place(this.name, sealed);
+    const block = this.home === null ? sealed : this.home.place(this, sealed);
     this.addSealed(block);
     this.open = new OpenBlock();
     return block;

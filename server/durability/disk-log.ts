@@ -14,6 +14,11 @@
  * out), and can recover every record past a damaged one. v1 records ('SHWL', a 12-byte header
  * without rows or header CRC) from older builds are still read.
  *
+ *   seal record: the same framing with magic 'SHS1', rows 0, payload the JSON of a `SealMark`:
+ *   a block sealed into shared memory, which rows of its table it holds and the CRC of its
+ *   image, so crash recovery may map it instead of replaying those rows (disk-store.ts). It is
+ *   a hint: losing one only means replaying. A build before seal records reads one as damage.
+ *
  * Failure rules (docs/durability.md):
  * - A failed or short write is cut back to the last complete record before anything else is
  *   appended, so no torn record ever stands before an acknowledged one; the batch is refused
@@ -34,10 +39,12 @@ import { ShoalError } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import type { BodyFormat } from '../../query/storage/ingest-decoder.js';
 import type { IngestRecord } from '../../query/storage/leaf-store.js';
+import type { ColumnType } from '../../query/storage/types.js';
 import { realFs, writevAll, type DurableFs } from './durable-fs.js';
 
 export const WAL_MAGIC_V1 = 0x4c574853; // 'SHWL'
 export const WAL_MAGIC = 0x32574853; // 'SHW2'
+export const SEAL_MAGIC = 0x31534853; // 'SHS1'
 const PREFIX_V1_BYTES = 12;
 const PREFIX_BYTES = 20;
 /** A payload longer than this is not a record (the body bound plus its small header). */
@@ -78,6 +85,49 @@ export function encodeRecordHeader(rec: IngestRecord, rows: number): Buffer {
   return out;
 }
 
+/**
+ * A block sealed into shared memory since the log position `base` (the first segment of the
+ * checkpoint that was running or done when it was sealed): it holds rows
+ * [startRow, startRow + rows) of `table`, counted over the table's records from segment `base`
+ * on in log order, and its image in `segment` has `bytes` bytes with CRC-32C `crc`. `schema`
+ * is the table's schema when it was sealed (block columns do not carry logical types).
+ */
+export interface SealMark {
+  readonly base: number;
+  readonly table: string;
+  readonly startRow: number;
+  readonly rows: number;
+  readonly segment: string;
+  readonly bytes: number;
+  readonly crc: number;
+  readonly schema: readonly (readonly [string, ColumnType])[];
+}
+
+/** A logged batch, with the row count its header gives (null: a v1 record, which has none). */
+export interface LoggedRecord extends IngestRecord { readonly loggedRows: number | null }
+
+function encodeSealRecord(mark: SealMark): Buffer {
+  const payload = Buffer.from(JSON.stringify(mark));
+  const out = Buffer.allocUnsafe(PREFIX_BYTES + payload.length);
+  out.writeUInt32LE(SEAL_MAGIC, 0);
+  out.writeUInt32LE(payload.length, 4);
+  out.writeUInt32LE(0, 8);
+  out.writeUInt32LE(crc32c(payload) >>> 0, 12);
+  out.writeUInt32LE(crc32c(out.subarray(0, 16)) >>> 0, 16);
+  payload.copy(out, PREFIX_BYTES);
+  return out;
+}
+
+/** A seal record's payload, or null when it is not a well-formed mark (treated as absent). */
+function decodeSeal(payload: Buffer): SealMark | null {
+  let m: SealMark;
+  try { m = JSON.parse(payload.toString('utf8')) as SealMark; } catch { return null; }
+  const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (m === null || typeof m !== 'object' || typeof m.table !== 'string' || typeof m.segment !== 'string' || !Array.isArray(m.schema)) return null;
+  if (!int(m.base) || !int(m.startRow) || !int(m.rows) || !int(m.bytes) || !int(m.crc) || m.rows === 0) return null;
+  return m;
+}
+
 function decodePayload(payload: Buffer): IngestRecord {
   let p = 0;
   const format = FORMATS[payload.readUInt8(p)] ?? 'auto'; p += 1;
@@ -101,22 +151,27 @@ export interface DamagedRange {
 }
 
 export interface SegmentRead {
-  readonly records: IngestRecord[];
+  readonly records: LoggedRecord[];
+  /** Seal records, in log order (malformed ones left out). */
+  readonly seals: SealMark[];
+  /** Seal records whose header checks out but whose body does not: skipped, not a loss (a seal
+   * record is a hint; the rows it names are in the batch records). */
+  readonly badSeals: number;
   readonly totalBytes: number;
   /** Every damaged range, in order. The last one may run to the end of the file (a torn tail). */
   readonly damaged: DamagedRange[];
 }
 
 type Framed =
-  | { ok: true; next: number; payload: Buffer }
-  | { ok: false; headerOk: true; next: number; rows: number; reason: string }
+  | { ok: true; next: number; payload: Buffer; kind: 'batch' | 'seal'; rows: number | null }
+  | { ok: false; headerOk: true; next: number; kind: 'batch' | 'seal'; rows: number; reason: string }
   | { ok: false; headerOk: false; reason: string };
 
 /** The record at `at`, whether its header and payload check out. */
 function frameAt(buf: Buffer, at: number): Framed {
   if (buf.length - at < 4) return { ok: false, headerOk: false, reason: `torn record header at offset ${at}` };
   const magic = buf.readUInt32LE(at);
-  if (magic === WAL_MAGIC) {
+  if (magic === WAL_MAGIC || magic === SEAL_MAGIC) {
     if (buf.length - at < PREFIX_BYTES) return { ok: false, headerOk: false, reason: `torn record header at offset ${at}` };
     if ((crc32c(buf.subarray(at, at + 16)) >>> 0) !== buf.readUInt32LE(at + 16)) return { ok: false, headerOk: false, reason: `record header checksum mismatch at offset ${at}` };
     const len = buf.readUInt32LE(at + 4);
@@ -124,8 +179,8 @@ function frameAt(buf: Buffer, at: number): Framed {
     const next = at + PREFIX_BYTES + len;
     if (next > buf.length) return { ok: false, headerOk: false, reason: `torn record at offset ${at} (${len} payload bytes, ${buf.length - at - PREFIX_BYTES} present)` };
     const payload = buf.subarray(at + PREFIX_BYTES, next);
-    if ((crc32c(payload) >>> 0) !== buf.readUInt32LE(at + 12)) return { ok: false, headerOk: true, next, rows, reason: `record body checksum mismatch at offset ${at}` };
-    return { ok: true, next, payload };
+    if ((crc32c(payload) >>> 0) !== buf.readUInt32LE(at + 12)) return { ok: false, headerOk: true, next, kind: magic === SEAL_MAGIC ? 'seal' : 'batch', rows, reason: `record body checksum mismatch at offset ${at}` };
+    return { ok: true, next, payload, kind: magic === SEAL_MAGIC ? 'seal' : 'batch', rows };
   }
   if (magic === WAL_MAGIC_V1) {
     if (buf.length - at < PREFIX_V1_BYTES) return { ok: false, headerOk: false, reason: `torn record header at offset ${at}` };
@@ -134,12 +189,12 @@ function frameAt(buf: Buffer, at: number): Framed {
     if (len > PAYLOAD_BYTES_MAX || next > buf.length) return { ok: false, headerOk: false, reason: `torn or damaged v1 record at offset ${at}` };
     const payload = buf.subarray(at + PREFIX_V1_BYTES, next);
     if ((crc32c(payload) >>> 0) !== buf.readUInt32LE(at + 8)) return { ok: false, headerOk: false, reason: `v1 record checksum mismatch at offset ${at}` };
-    return { ok: true, next, payload };
+    return { ok: true, next, payload, kind: 'batch', rows: null };
   }
   return { ok: false, headerOk: false, reason: `bad magic at offset ${at}` };
 }
 
-const MAGIC_BYTES = [WAL_MAGIC, WAL_MAGIC_V1].map((m) => { const b = Buffer.alloc(4); b.writeUInt32LE(m, 0); return b; });
+const MAGIC_BYTES = [WAL_MAGIC, SEAL_MAGIC, WAL_MAGIC_V1].map((m) => { const b = Buffer.alloc(4); b.writeUInt32LE(m, 0); return b; });
 
 /** The offset of the next record after `from` that checks out completely, or -1. */
 function resync(buf: Buffer, from: number): number {
@@ -157,12 +212,20 @@ function resync(buf: Buffer, from: number): number {
 /** Every readable record of a segment, and every range that held none. */
 export function readSegment(file: string, io: DurableFs = realFs): SegmentRead {
   const buf = io.readFile(file);
-  const records: IngestRecord[] = [];
+  const records: LoggedRecord[] = [];
+  const seals: SealMark[] = [];
   const damaged: DamagedRange[] = [];
+  let badSeals = 0;
   let at = 0;
   while (at < buf.length) {
     const f = frameAt(buf, at);
-    if (f.ok) { records.push(decodePayload(f.payload)); at = f.next; continue; }
+    if (f.ok) {
+      if (f.kind === 'batch') records.push({ ...decodePayload(f.payload), loggedRows: f.rows });
+      else { const m = decodeSeal(f.payload); if (m !== null) seals.push(m); }
+      at = f.next;
+      continue;
+    }
+    if (f.headerOk && f.kind === 'seal') { badSeals++; at = f.next; continue; }
     // Damage: count what the range is known to hold, then find the next record that checks out.
     const start = at;
     let knownRecords = 0;
@@ -170,8 +233,8 @@ export function readSegment(file: string, io: DurableFs = realFs): SegmentRead {
     let g: Framed = f;
     let reason = f.reason;
     while (!g.ok && g.headerOk) {
-      knownRecords++;
-      knownRows! += g.rows;
+      if (g.kind === 'seal') badSeals++;
+      else { knownRecords++; knownRows! += g.rows; }
       at = g.next;
       if (at >= buf.length) break;
       g = frameAt(buf, at);
@@ -184,7 +247,7 @@ export function readSegment(file: string, io: DurableFs = realFs): SegmentRead {
     damaged.push({ start, end, records: knownRecords, rows: null, reason });
     at = end;
   }
-  return { records, totalBytes: buf.length, damaged };
+  return { records, seals, badSeals, totalBytes: buf.length, damaged };
 }
 
 /** Why the log does not take writes now. */
@@ -299,6 +362,30 @@ export class DiskLog {
       // The batch is logged: a rotation that fails only leaves this segment longer.
       try { this.rotate(); } catch { /* tried again after the next append */ }
     }
+  }
+
+  /**
+   * Appends a seal record. Never throws and never fsyncs by itself (the next batch's fsync, or
+   * the interval's, carries it): a seal record that does not make it only means its rows are
+   * replayed after a crash. A failed write is cut back like a batch's.
+   */
+  appendSeal(mark: SealMark): boolean {
+    if (this.failure?.kind === 'fsync' || (this.tornTail && !this.cutTail())) return false;
+    const rec = encodeSealRecord(mark);
+    try {
+      writevAll(this.io, this.fd, [rec]);
+    } catch (e) {
+      this.fail('write', e);
+      this.cutTail();
+      return false;
+    }
+    this.dirty = true;
+    this.segmentBytes += rec.length;
+    this.bytesSinceCheckpoint += rec.length;
+    if (this.segmentBytes >= WAL_SEGMENT_BYTES_MAX) {
+      try { this.rotate(); } catch { /* tried again after the next append */ }
+    }
+    return true;
   }
 
   /** Starts a new segment; returns its number. Records before it are in older segments. On

@@ -24,9 +24,9 @@ import { crc32c } from '../../native/shm.js';
 import { decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
 import { allocateBlockId, SealedBlock, Table } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
-import { DiskLog, listSegments, readSegment, segmentName, type LogFailure } from './disk-log.js';
+import { DiskLog, listSegments, readSegment, segmentName, type LogFailure, type SealMark, type SegmentRead } from './disk-log.js';
 import { realFs, writeFileDurable, type DurableFs } from './durable-fs.js';
-import type { ShmBlockHome } from './shm-blocks.js';
+import type { SegmentRef, ShmBlockHome } from './shm-blocks.js';
 import type { IngestRecord, LeafStore } from '../../query/storage/leaf-store.js';
 
 export const MANIFEST_VERSION = 1;
@@ -36,6 +36,18 @@ const BATCH_IDS_SAVED_MAX = 20_000;
  * hundred bytes; a leaf with more than this many separate damages has a disk to replace. */
 const LOSSES_KEPT_MAX = 256;
 /** Blocks whose shared-memory copy was refused that recovery logs one by one (the rest: a count). */
+/** Log bytes crash recovery's first pass keeps for the replay pass instead of reading them again
+ * (the log since a checkpoint is normally under checkpointBytes, 128 MiB). */
+const RECOVERY_READS_KEPT_BYTES = 256 * 1024 * 1024;
+
+/** Crash recovery's first pass over the log (see sealPlan). */
+interface SealPlan {
+  readonly seals: Map<string, SealMark[]>;
+  readonly logged: Map<string, number>;
+  readonly reads: Map<number, SegmentRead>;
+  readonly bytesRead: number;
+}
+
 const SHM_REFUSALS_LOGGED_MAX = 20;
 /** How soon a checkpoint is tried again while it is what lets writes back in (an fsync failure). */
 const FAILED_LOG_CHECKPOINT_RETRY_MS = 1_000;
@@ -90,7 +102,14 @@ export interface RecoveryResult {
   shmBlocks: number; shmBytes: number;
   /** Blocks whose segment was listed but not taken (gone, damaged, untrusted): read from disk. */
   shmRefused: number;
+  /** Of shmBlocks, those sealed after the checkpoint (found by their seal records), and the
+   * logged rows they held, which were not replayed. */
+  sealBlocks: number; sealRows: number;
 }
+
+/** Where seal records count rows from (docs/durability.md "Blocks sealed since the checkpoint"):
+ * the log position, and per table the rows logged from it on. Handed to a successor. */
+export interface SealState { base: number; rows: Record<string, number> }
 
 /** What status, health and metrics say of the disk. */
 export interface DiskHealth {
@@ -126,9 +145,12 @@ export class DiskStore {
   /** The next block file number. Never reused, not even after a checkpoint that failed before
    * its manifest was published: its files may be listed by the next one. */
   private nextFileNo = 1;
-  /** Where sealed blocks live in shared memory (null: all on the heap). Recovery reuses the
-   * segments the manifest names; checkpoints write a block's file straight from its segment. */
-  home: ShmBlockHome | null = null;
+  private home_: ShmBlockHome | null = null;
+  /** Seal records: the log position rows are counted from (null: none are written until the
+   * next checkpoint starts a count), and per table the offset that turns `Table.appendedRows`
+   * into rows logged from that position on. */
+  private sealBase: number | null = null;
+  private readonly sealOffset = new Map<string, number>();
   /** Blocks changed segments since the manifest was written (read back from disk at recovery):
    * the next checkpoint is due even with nothing logged. */
   private segmentsMoved = false;
@@ -136,6 +158,49 @@ export class DiskStore {
   constructor(readonly dataDir: string, readonly leafId: string, readonly store: LeafStore, readonly opts: DiskOptions, readonly log_: FastifyBaseLogger, readonly io: DurableFs = realFs) {
     this.blockDir = path.join(dataDir, 'blocks');
     this.manifest = { version: MANIFEST_VERSION, leafId, walStart: 1, nextFileNo: 1, tables: {}, batchIds: [] };
+  }
+
+  /** Where sealed blocks live in shared memory (null: all on the heap). Recovery reuses the
+   * segments the manifest and the seal records name; checkpoints write a block's file straight
+   * from its segment; every block placed at its seal gets a seal record in the log. */
+  get home(): ShmBlockHome | null { return this.home_; }
+  set home(home: ShmBlockHome | null) {
+    this.home_ = home;
+    if (home !== null) home.onPlaced = (table, block, ref) => this.logSeal(table, block, ref);
+  }
+
+  /** Rows of `table` logged since the seal base (null: not counted). */
+  private rowsSinceBase(table: Table): number | null {
+    return this.sealBase === null ? null : table.appendedRows + (this.sealOffset.get(table.name) ?? 0);
+  }
+
+  /** Logs that `block` (just sealed into `ref`'s segment, holding the last rows appended to
+   * `table`) exists, so crash recovery may map it instead of replaying its rows. */
+  private logSeal(table: Table, block: SealedBlock, ref: SegmentRef): void {
+    const end = this.rowsSinceBase(table);
+    // No log yet (recovery replaying), no count (after a recovery that lost rows), or the table
+    // is not the listed one (a restore building tables aside): nothing to record.
+    if (end === null || this.log === undefined || this.store.tables.get(table.name) !== table) return;
+    const mark: SealMark = { base: this.sealBase!, table: table.name, startRow: end - block.rowCount, rows: block.rowCount, segment: ref.segment, bytes: ref.bytes, crc: ref.crc, schema: table.schemaList().map((c) => [c.name, c.type]) };
+    this.log.appendSeal(mark);
+  }
+
+  /** Starts counting rows for seal records from log segment `base`, with `rows` logged from it on. */
+  private startSealCount(base: number | null, rows: Record<string, number> = {}): void {
+    this.sealBase = base;
+    this.sealOffset.clear();
+    if (base === null) return;
+    for (const t of this.store.tables.values()) this.sealOffset.set(t.name, (rows[t.name] ?? 0) - t.appendedRows);
+    for (const [name, n] of Object.entries(rows)) if (!this.sealOffset.has(name)) this.sealOffset.set(name, n);
+  }
+
+  /** What a successor needs to go on writing seal records (null: it writes none until its first
+   * checkpoint). Taken after the handoff sealed the open blocks. */
+  sealState(): SealState | null {
+    if (this.sealBase === null) return null;
+    const rows: Record<string, number> = {};
+    for (const t of this.store.tables.values()) rows[t.name] = this.rowsSinceBase(t)!;
+    return { base: this.sealBase, rows };
   }
 
   get walDir(): string { return path.join(this.dataDir, 'wal'); }
@@ -253,6 +318,42 @@ export class DiskStore {
     this.store.rememberBatchIds(this.manifest.batchIds);
     // Replay the log from walStart. Segments must run on without a gap.
     const segments = listSegments(this.walDir, this.io).filter((n) => n >= this.manifest.walStart);
+    // Blocks sealed since the checkpoint that are still in shared memory: the rows they hold
+    // are not replayed (each table's verified run of seal records from its first row on).
+    const covered = new Map<string, number>();
+    let sealBlocks = 0;
+    let sealRows = 0;
+    let sealRefused = 0;
+    const plan = this.home !== null ? this.sealPlan(segments) : null;
+    diskBytesRead += plan?.bytesRead ?? 0;
+    if (plan !== null) {
+      for (const [name, marks] of plan.seals) {
+        let expected = 0;
+        for (const m of marks) {
+          // A run with a gap, or a mark past the rows logged (never written so), ends the reuse.
+          if (m.startRow !== expected || m.startRow + m.rows > (plan.logged.get(name) ?? 0)) break;
+          const r = this.home!.reuse(m.segment, m.bytes, m.crc);
+          if (!('block' in r)) {
+            shmRefused++;
+            sealRefused++;
+            if (shmRefused <= SHM_REFUSALS_LOGGED_MAX) this.log_.warn({ table: name, segment: m.segment }, `a block of ${name} sealed after the checkpoint: not taken from shared memory (${r.reason}); replaying its rows from the log`);
+            break;
+          }
+          const table = this.tableFor(name, []);
+          table.mergeSchema(m.schema);
+          table.addSealed(r.block);
+          expected += m.rows;
+          sealBlocks++;
+          shmBlocks++;
+          shmBytes += m.bytes;
+        }
+        if (expected > 0) covered.set(name, expected);
+        sealRows += expected;
+      }
+    }
+    /** Rows of each table logged from walStart on (the seal records' count). */
+    const logged = new Map<string, number>();
+    let lostRecords = 0;
     let walRecords = 0;
     for (let i = 0; i < segments.length; i++) {
       const n = segments[i]!;
@@ -262,14 +363,26 @@ export class DiskStore {
         }
       }
       const file = path.join(this.walDir, segmentName(n));
-      const read = readSegment(file, this.io);
-      diskBytesRead += read.totalBytes;
+      let read = plan?.reads.get(n);
+      if (read !== undefined) plan!.reads.delete(n);
+      else { read = readSegment(file, this.io); diskBytesRead += read.totalBytes; }
+      if (read.badSeals > 0) notes.push(`log ${segmentName(n)}: ${read.badSeals} damaged seal ${read.badSeals === 1 ? 'record' : 'records'} skipped (a hint for crash recovery: no rows lost; their blocks' rows were replayed)`);
       for (const rec of read.records) {
+        const at = logged.get(rec.table) ?? 0;
+        const rows = rec.loggedRows;
+        if (rows !== null) logged.set(rec.table, at + rows);
+        const skip = covered.get(rec.table) ?? 0;
+        if (rows !== null && at + rows <= skip) {
+          // Every row is in a block taken from shared memory: only the batch id is kept.
+          if (rec.batchId !== null) this.store.rememberBatchIds([[rec.batchId, rows]]);
+          continue;
+        }
         try {
           const { batch } = this.store.decode(rec);
-          this.store.apply(rec, batch);
+          this.store.apply(rec, batch, rows !== null && at < skip ? skip - at : 0);
           walRecords++;
         } catch (e) {
+          lostRecords++;
           lose({ foundAtMs: Date.now(), kind: 'log', where: `wal/${segmentName(n)} batch ${rec.batchId ?? '(no id)'}`, batches: 1, rows: null, table: rec.table, reason: `a logged batch no longer decodes: ${(e as Error).message}`, keptAs: null });
         }
       }
@@ -288,15 +401,60 @@ export class DiskStore {
         lose({ foundAtMs: Date.now(), kind: 'log', where: `wal/${segmentName(n)} bytes ${d.start}-${d.end}`, batches: d.records > 0 ? d.records : null, rows: d.rows, table: null, reason: d.reason, keptAs: null });
       }
     }
+    if (sealBlocks > 0 || sealRefused > 0) {
+      notes.push(`${sealBlocks} blocks sealed after the checkpoint (${sealRows} rows) taken from shared memory after their checksums matched: their rows were not replayed` +
+        (sealRefused > 0 ? `; in ${sealRefused} ${sealRefused === 1 ? 'table' : 'tables'} a block was not (segment gone or damaged): the rows from it on were replayed` : ''));
+    }
     for (const l of found) notes.push(lossText(l));
     const last = Math.max(this.manifest.walStart - 1, ...segments, 0);
     this.openLog(last + 1);
-    return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords, diskBytesRead, notes, losses: found, shmBlocks, shmBytes, shmRefused };
+    // Seal records go on counting from walStart only when this replay counted every logged row
+    // as a later one will (no damage, no batch that failed to decode); else from the next checkpoint.
+    this.startSealCount(plan !== null && lostRecords === 0 ? this.manifest.walStart : null, Object.fromEntries(logged));
+    return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords, diskBytesRead, notes, losses: found, shmBlocks, shmBytes, shmRefused, sealBlocks, sealRows };
+  }
+
+  /**
+   * Pass one over the log from walStart: the seal records counting from walStart, by table in
+   * row order; null when rows cannot be counted as they were logged (a missing segment, damage
+   * other than the newest segment's torn tail, a v1 record without a row count).
+   */
+  private sealPlan(segments: readonly number[]): SealPlan | null {
+    const walStart = this.manifest.walStart;
+    const plan = new Map<string, SealMark[]>();
+    const logged = new Map<string, number>();
+    const reads = new Map<number, SegmentRead>();
+    let bytesRead = 0;
+    for (let i = 0; i < segments.length; i++) {
+      const n = segments[i]!;
+      if ((i === 0 && n !== walStart) || (i > 0 && n !== segments[i - 1]! + 1)) return null;
+      const read = readSegment(path.join(this.walDir, segmentName(n)), this.io);
+      bytesRead += read.totalBytes;
+      // Kept for the replay pass (read once) up to a bound; later segments are read again there.
+      if (bytesRead <= RECOVERY_READS_KEPT_BYTES) reads.set(n, read);
+      const last = i === segments.length - 1;
+      if (read.damaged.some((d) => !(last && d.end === read.totalBytes))) return null;
+      for (const r of read.records) {
+        if (r.loggedRows === null) return null;
+        logged.set(r.table, (logged.get(r.table) ?? 0) + r.loggedRows);
+      }
+      for (const m of read.seals) {
+        if (m.base !== walStart) continue;
+        const list = plan.get(m.table) ?? [];
+        list.push(m);
+        plan.set(m.table, list);
+      }
+    }
+    for (const list of plan.values()) list.sort((a, b) => a.startRow - b.startRow);
+    return { seals: plan, logged, reads, bytesRead };
   }
 
   /** After a shared-memory restore: take the disk state as handed over, without reading the disk. */
-  adopt(manifest: Manifest, walNext: number, files: Map<SealedBlock, BlockFile>): void {
+  adopt(manifest: Manifest, walNext: number, files: Map<SealedBlock, BlockFile>, seal: SealState | null = null): void {
     this.manifest = manifest;
+    const counted = seal !== null && seal.base === manifest.walStart && typeof seal.rows === 'object' && seal.rows !== null &&
+      Object.values(seal.rows).every((n) => Number.isSafeInteger(n) && n >= 0);
+    this.startSealCount(counted ? seal.base : null, counted ? seal.rows : {});
     this.nextFileNo = manifest.nextFileNo;
     this.losses = [...(manifest.losses ?? [])];
     this.lossesDropped = manifest.lossesDropped ?? 0;
@@ -359,10 +517,17 @@ export class DiskStore {
     const walStart = this.log.rotate();
     const bytesBefore = this.log.bytesSinceCheckpoint;
     this.log.bytesSinceCheckpoint = 0;
+    const sealBefore = { base: this.sealBase, offset: new Map(this.sealOffset) };
     try {
       await this.writeCheckpoint(walStart);
     } catch (e) {
       this.log.bytesSinceCheckpoint += bytesBefore; // still due
+      // The manifest still says the old walStart: seal records go on counting from there.
+      if (this.manifest.walStart !== walStart) {
+        this.sealBase = sealBefore.base;
+        this.sealOffset.clear();
+        for (const [k, v] of sealBefore.offset) this.sealOffset.set(k, v);
+      }
       throw e;
     }
   }
@@ -391,6 +556,9 @@ export class DiskStore {
       }
       tables[t.name] = { schema: t.schemaList().map((c) => [c.name, c.type]), blocks };
     }
+    // Every row logged before walStart is in a block sealed by now: seal records count from here
+    // (a recovery uses them once this checkpoint's manifest names walStart).
+    this.startSealCount(walStart);
     const batchIds = this.store.recentBatchIdList(BATCH_IDS_SAVED_MAX);
     // Asynchronous part: write the new block files, make their names durable, publish the manifest.
     for (const [block, bf] of toWrite) {

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as shm from '../../native/shm.js';
 import { decodeBlock, encodeBlock, type BlockImage } from '../../query/storage/block-codec.js';
-import { allocateBlockId, SealedBlock, type BlockHome } from '../../query/storage/table.js';
+import { allocateBlockId, SealedBlock, type BlockHome, type Table } from '../../query/storage/table.js';
 import { LIMITS } from '../../query/limits.js';
 import type { BlockData } from '../../query/storage/types.js';
 import { META_FLAG_LIVE, metaSegment, segmentNamePattern, segmentPrefix, writeMetaSegment } from './shm-segments.js';
@@ -86,16 +86,21 @@ export class ShmBlockHome implements BlockHome {
   private placeFailures = 0;
   private lastFailure: string | null = null;
 
+  /** Told of every block placed at its seal (the disk store logs a seal record for it). */
+  onPlaced: ((table: Table, block: SealedBlock, ref: SegmentRef) => void) | null = null;
+
   constructor(readonly leafId: string, private readonly warn: (message: string) => void = () => undefined) {}
 
   /** A fresh segment name of this leaf. */
   newSegmentName(): string { return `${segmentPrefix(this.leafId)}${this.gen}-${this.next++}`; }
 
-  place(_table: string, block: SealedBlock): SealedBlock {
+  place(table: Table, block: SealedBlock): SealedBlock {
     if (this.owned.size >= LIMITS.shmBlockSegmentsMax) return this.failed(block, `${this.owned.size} blocks are in shared memory, the limit (LIMITS.shmBlockSegmentsMax)`);
     const img = encodeBlock(block.data);
     const segment = this.newSegmentName();
     let created = false;
+    let placed: SealedBlock;
+    let ref: SegmentRef;
     try {
       shm.create(segment, img.byteSize);
       created = true;
@@ -103,13 +108,15 @@ export class ShmBlockHome implements BlockHome {
       const crc = crcOfImage(img);
       const sab = shm.mapShared(segment);
       const data = decodeBlock(sab, 0, img.byteSize, segment);
-      const placed = new SealedBlock({ ...data, id: block.id });
-      this.adopt(placed, { segment, bytes: img.byteSize, crc, image: new Uint8Array(sab, 0, img.byteSize) });
-      return placed;
+      placed = new SealedBlock({ ...data, id: block.id });
+      ref = { segment, bytes: img.byteSize, crc, image: new Uint8Array(sab, 0, img.byteSize) };
+      this.adopt(placed, ref);
     } catch (e) {
       if (created) { try { shm.unlink(segment); } catch { /* nothing more to do */ } }
       return this.failed(block, (e as Error).message);
     }
+    this.onPlaced?.(table, placed, ref);
+    return placed;
   }
 
   private failed<B extends SealedBlock | null>(block: B, why: string): B {

@@ -32,7 +32,7 @@ import { decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
 import { allocateBlockId, SealedBlock, type EvictedRange } from '../../query/storage/table.js';
 import { LIMITS } from '../../query/limits.js';
 import type { ColumnType } from '../../query/storage/types.js';
-import type { BlockFile, DiskStore, Manifest } from './disk-store.js';
+import type { BlockFile, DiskStore, Manifest, SealState } from './disk-store.js';
 import { listSegments } from './disk-log.js';
 import { realFs, removeFileDurable, writeSmallFileDurable, type DurableFs } from './durable-fs.js';
 import { BINDING_FILE, META_FLAG_LIVE, META_FLAG_VALID, META_FLAG_WRITING, META_MAGIC, META_PREFIX_BYTES, metaSegment, removeSegments, segmentPrefix, setMetaFlag, SHM_LAYOUT_VERSION, writeMetaSegment, type Binding } from './shm-segments.js';
@@ -73,6 +73,9 @@ interface Meta {
   expiresAtMs: number | null;
   walNext: number | null;
   manifest: Manifest | null;
+  /** Where the log's seal records count from (absent in handoffs of older builds, null: not
+   * counted): the successor goes on counting (disk-store.ts). */
+  seal?: SealState | null;
   /** evictionLog: optional, so a handoff written before it existed still restores. */
   tables: { name: string; schema: [string, ColumnType][]; evictedRows: number; evictedBlocks: number; evictionLog?: EvictedRange[]; blocks: BlockEntry[] }[];
   batchIds: [string, number][];
@@ -122,6 +125,7 @@ export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | nu
   // Seal first (that places the open blocks), then see which of this leaf's segments exist: one
   // directory read, not one open per block.
   for (const t of store.tables.values()) t.sealOpen();
+  if (disk !== null) meta.seal = disk.sealState();
   const present = new Set(shm.list(segmentPrefix(leafId)));
   for (const t of store.tables.values()) {
     const entry: Meta['tables'][number] = { name: t.name, schema: t.schemaList().map((c) => [c.name, c.type]), evictedRows: t.evictedRows, evictedBlocks: t.evictedBlocks, evictionLog: t.evictionLog, blocks: [] };
@@ -169,7 +173,7 @@ export function saveToShm(leafId: string, store: LeafStore, disk: DiskStore | nu
 export interface UnverifiedBlock { readonly table: string; readonly block: SealedBlock; readonly segment: string; readonly bytes: Uint8Array; readonly crc: number }
 
 export type RestoreOutcome =
-  | { ok: true; rows: number; bytes: number; blocks: number; walNext: number | null; manifest: Manifest | null; files: Map<SealedBlock, BlockFile>; unverified: UnverifiedBlock[] }
+  | { ok: true; rows: number; bytes: number; blocks: number; walNext: number | null; manifest: Manifest | null; seal: SealState | null; files: Map<SealedBlock, BlockFile>; unverified: UnverifiedBlock[] }
   | { ok: false; reason: string; keep: ReadonlySet<string> };
 
 /** Bytes checksummed between turns of the event loop while verifying a restore: ~3 ms of work. */
@@ -336,5 +340,5 @@ function takeHandoff(leafId: string, name: string, store: LeafStore, binding: Ha
   store.rememberBatchIds(meta.batchIds);
   // Only now, with every block taken, do the segments become this process's.
   for (const [block, u] of taken) home.adopt(block, { segment: u.segment, bytes: u.bytes.byteLength, crc: u.crc, image: u.bytes });
-  return { ok: true, rows, bytes, blocks, walNext: meta.walNext, manifest: meta.manifest, files, unverified };
+  return { ok: true, rows, bytes, blocks, walNext: meta.walNext, manifest: meta.manifest, seal: meta.seal ?? null, files, unverified };
 }

@@ -78,7 +78,7 @@ export function restoreLeaf(leaf: Leaf, logger: FastifyInstance['log']): Restore
     const r = restoreFromShm(leaf.leafId, leaf.store, handoffBinding(cfg), home);
     if (r.ok) {
       if (disk !== null) {
-        if (r.manifest !== null && r.walNext !== null) disk.adopt(r.manifest, r.walNext, r.files);
+        if (r.manifest !== null && r.walNext !== null) disk.adopt(r.manifest, r.walNext, r.files, r.seal);
         else disk.recoverEmptyLog();
       }
       leaf.restart = { source: 'shm', ms: Math.round(performance.now() - started), bytes: r.bytes, rows: r.rows, reason: null, diskBytesRead: 0, shmBytesReused: r.bytes };
