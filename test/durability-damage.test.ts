@@ -10,12 +10,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as shm from '../native/shm.js';
 import { crc32c } from '../native/shm.js';
 import { bindQuery, finish, planQuery, scanBlocks } from '../query/engine.js';
 import { LeafStore, type IngestRecord } from '../query/storage/leaf-store.js';
-import { readSegment, segmentName, WAL_MAGIC_V1 } from '../server/durability/disk-log.js';
+import { LIMITS } from '../query/limits.js';
+import { readSegment, segmentName, WAL_MAGIC, WAL_MAGIC_V1 } from '../server/durability/disk-log.js';
 import { DiskStore } from '../server/durability/disk-store.js';
+import { ShmBlockHome } from '../server/durability/shm-blocks.js';
+import { removeSegments } from '../server/durability/shm-handoff.js';
 
 const silent = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -231,5 +235,90 @@ describe('block file damage', () => {
     await again.disk.checkpoint();
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).losses).toHaveLength(1);
     await again.disk.close();
+  });
+});
+
+/**
+ * With shared memory, recovery first walks the record headers (log-index.ts) and maps the blocks
+ * sealed since the checkpoint: damage to a record whose rows are all in a mapped block loses
+ * nothing (its body is never read); damage to one it must replay loses that batch, named with
+ * its rows; damaged framing turns the walk off and the log is replayed as in the cases above.
+ */
+describe.runIf(shm.nativeAvailable())('log damage with blocks sealed since the checkpoint (the header walk)', () => {
+  const LEAF = `dmgseal${process.pid}`;
+  const BLOCK_ROWS = 32;
+  const limits = LIMITS as { blockRowsMax: number };
+  let blockRowsBefore = 0;
+  beforeEach(() => { blockRowsBefore = limits.blockRowsMax; limits.blockRowsMax = BLOCK_ROWS; });
+  afterEach(() => { limits.blockRowsMax = blockRowsBefore; removeSegments(LEAF); });
+
+  function openWithHome(dir: string): { store: LeafStore; disk: DiskStore } {
+    const store = new LeafStore(1 << 30);
+    const home = new ShmBlockHome(LEAF);
+    store.home = home;
+    const disk = new DiskStore(dir, LEAF, store, { fsync: 'always', fsyncIntervalMs: 200, checkpointBytes: 2 ** 40, checkpointIntervalMs: 2 ** 40 }, silent);
+    disk.home = home;
+    return { store, disk };
+  }
+
+  /** Batches 0..8 into one segment with blocks of 32 rows sealing as they go, then a "crash"
+   * (the log closed, nothing sealed or checkpointed, the segments left in shared memory). */
+  function crashedLog(): { dir: string; seg: string; batchAt: number[] } {
+    const dir = tmp();
+    const { store, disk } = openWithHome(dir);
+    disk.recover();
+    for (let k = 0; k < 9; k++) store.ingest(batch(k, rowsOf(k)), (r, rows) => disk.append(r, rows));
+    disk.log.close();
+    const seg = path.join(dir, 'wal', segmentName(1));
+    const buf = fs.readFileSync(seg);
+    return { dir, seg, batchAt: recordOffsets(seg).filter((at) => buf.readUInt32LE(at) === WAL_MAGIC) };
+  }
+  const all = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  let total = 0;
+  for (const k of all) total += rowsOf(k);
+  const sealedRows = Math.floor(total / BLOCK_ROWS) * BLOCK_ROWS;
+
+  it('maps the sealed blocks and replays only the rows after them', () => {
+    const { dir } = crashedLog();
+    const { store, disk } = openWithHome(dir);
+    const res = disk.recover();
+    expect(res).toMatchObject({ sealBlocks: sealedRows / BLOCK_ROWS, sealRows: sealedRows, losses: [] });
+    expect(seqs(store)).toEqual(expected(all, rowsOf));
+    disk.log.close();
+  });
+
+  it('a damaged body of a record whose rows are all in a mapped block loses nothing', () => {
+    const { dir, seg, batchAt } = crashedLog();
+    flip(seg, batchAt[0]! + 40); // batch 0: rows 0-9, in the first block
+    const { store, disk } = openWithHome(dir);
+    const res = disk.recover();
+    expect(res.losses).toEqual([]);
+    expect(res.sealBlocks).toBe(sealedRows / BLOCK_ROWS);
+    expect(seqs(store)).toEqual(expected(all, rowsOf));
+    disk.log.close();
+  });
+
+  it('a damaged body of a record it must replay loses exactly that batch, with its rows', () => {
+    const { dir, seg, batchAt } = crashedLog();
+    flip(seg, batchAt[8]! + 40); // batch 8: the last rows, after every sealed block
+    const { store, disk } = openWithHome(dir);
+    const res = disk.recover();
+    expect(res.sealBlocks).toBe(sealedRows / BLOCK_ROWS);
+    expect(res.losses).toHaveLength(1);
+    expect(res.losses[0]).toMatchObject({ kind: 'log', batches: 1, rows: rowsOf(8), where: `wal/${segmentName(1)} bytes ${batchAt[8]}-${fs.statSync(seg).size}` });
+    expect(seqs(store)).toEqual(expected(all.filter((k) => k !== 8), rowsOf));
+    disk.log.close();
+  });
+
+  it('damaged framing turns the header walk off: the log is replayed past it as without shared memory', () => {
+    const { dir, seg, batchAt } = crashedLog();
+    flip(seg, batchAt[2]!); // batch 2's magic
+    const { store, disk } = openWithHome(dir);
+    const res = disk.recover();
+    expect(res.sealBlocks).toBe(0);
+    expect(res.losses).toHaveLength(1);
+    expect(res.losses[0]).toMatchObject({ kind: 'log', rows: null });
+    expect(seqs(store)).toEqual(expected(all.filter((k) => k !== 2), rowsOf));
+    disk.log.close();
   });
 });

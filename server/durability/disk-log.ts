@@ -46,7 +46,7 @@ export const WAL_MAGIC_V1 = 0x4c574853; // 'SHWL'
 export const WAL_MAGIC = 0x32574853; // 'SHW2'
 export const SEAL_MAGIC = 0x31534853; // 'SHS1'
 const PREFIX_V1_BYTES = 12;
-const PREFIX_BYTES = 20;
+export const PREFIX_BYTES = 20;
 /** A payload longer than this is not a record (the body bound plus its small header). */
 const PAYLOAD_BYTES_MAX = LIMITS.bodyBytesMax + 1024;
 /** A segment is rotated past this size, bounding what one replay read holds in memory. */
@@ -119,7 +119,7 @@ function encodeSealRecord(mark: SealMark): Buffer {
 }
 
 /** A seal record's payload, or null when it is not a well-formed mark (treated as absent). */
-function decodeSeal(payload: Buffer): SealMark | null {
+export function decodeSeal(payload: Buffer): SealMark | null {
   let m: SealMark;
   try { m = JSON.parse(payload.toString('utf8')) as SealMark; } catch { return null; }
   const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -128,7 +128,7 @@ function decodeSeal(payload: Buffer): SealMark | null {
   return m;
 }
 
-function decodePayload(payload: Buffer): IngestRecord {
+export function decodePayload(payload: Buffer): IngestRecord {
   let p = 0;
   const format = FORMATS[payload.readUInt8(p)] ?? 'auto'; p += 1;
   const nowSeconds = payload.readDoubleLE(p); p += 8;
@@ -162,13 +162,13 @@ export interface SegmentRead {
   readonly damaged: DamagedRange[];
 }
 
-type Framed =
+export type Framed =
   | { ok: true; next: number; payload: Buffer; kind: 'batch' | 'seal'; rows: number | null }
   | { ok: false; headerOk: true; next: number; kind: 'batch' | 'seal'; rows: number; reason: string }
   | { ok: false; headerOk: false; reason: string };
 
 /** The record at `at`, whether its header and payload check out. */
-function frameAt(buf: Buffer, at: number): Framed {
+export function frameAt(buf: Buffer, at: number): Framed {
   if (buf.length - at < 4) return { ok: false, headerOk: false, reason: `torn record header at offset ${at}` };
   const magic = buf.readUInt32LE(at);
   if (magic === WAL_MAGIC || magic === SEAL_MAGIC) {

@@ -24,7 +24,8 @@ import { crc32c } from '../../native/shm.js';
 import { decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
 import { allocateBlockId, SealedBlock, Table } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
-import { DiskLog, listSegments, readSegment, segmentName, type LogFailure, type SealMark, type SegmentRead } from './disk-log.js';
+import { DiskLog, listSegments, readSegment, segmentName, type LoggedRecord, type LogFailure, type SealMark } from './disk-log.js';
+import { planSeals, readRecords, type IndexedRecord, type SealPlan } from './log-index.js';
 import { realFs, writeFileDurable, type DurableFs } from './durable-fs.js';
 import type { SegmentRef, ShmBlockHome } from './shm-blocks.js';
 import type { IngestRecord, LeafStore } from '../../query/storage/leaf-store.js';
@@ -36,17 +37,10 @@ const BATCH_IDS_SAVED_MAX = 20_000;
  * hundred bytes; a leaf with more than this many separate damages has a disk to replace. */
 const LOSSES_KEPT_MAX = 256;
 /** Blocks whose shared-memory copy was refused that recovery logs one by one (the rest: a count). */
-/** Log bytes crash recovery's first pass keeps for the replay pass instead of reading them again
- * (the log since a checkpoint is normally under checkpointBytes, 128 MiB). */
-const RECOVERY_READS_KEPT_BYTES = 256 * 1024 * 1024;
+/** Consecutive records replay reads at once (one read(2); a segment is at most 64 MiB). */
+const REPLAY_RUN_RECORDS_MAX = 4096;
 
-/** Crash recovery's first pass over the log (see sealPlan). */
-interface SealPlan {
-  readonly seals: Map<string, SealMark[]>;
-  readonly logged: Map<string, number>;
-  readonly reads: Map<number, SegmentRead>;
-  readonly bytesRead: number;
-}
+const badSealsNote = (n: number, count: number) => `log ${segmentName(n)}: ${count} damaged seal ${count === 1 ? 'record' : 'records'} skipped (a hint for crash recovery: no rows lost; their blocks' rows were replayed)`;
 
 const SHM_REFUSALS_LOGGED_MAX = 20;
 /** How soon a checkpoint is tried again while it is what lets writes back in (an fsync failure). */
@@ -318,43 +312,132 @@ export class DiskStore {
     this.store.rememberBatchIds(this.manifest.batchIds);
     // Replay the log from walStart. Segments must run on without a gap.
     const segments = listSegments(this.walDir, this.io).filter((n) => n >= this.manifest.walStart);
-    // Blocks sealed since the checkpoint that are still in shared memory: the rows they hold
-    // are not replayed (each table's verified run of seal records from its first row on).
-    const covered = new Map<string, number>();
-    let sealBlocks = 0;
-    let sealRows = 0;
-    let sealRefused = 0;
-    const plan = this.home !== null ? this.sealPlan(segments) : null;
-    diskBytesRead += plan?.bytesRead ?? 0;
-    if (plan !== null) {
-      for (const [name, marks] of plan.seals) {
-        let expected = 0;
-        for (const m of marks) {
-          // A run with a gap, or a mark past the rows logged (never written so), ends the reuse.
-          if (m.startRow !== expected || m.startRow + m.rows > (plan.logged.get(name) ?? 0)) break;
-          const r = this.home!.reuse(m.segment, m.bytes, m.crc);
-          if (!('block' in r)) {
-            shmRefused++;
-            sealRefused++;
-            if (shmRefused <= SHM_REFUSALS_LOGGED_MAX) this.log_.warn({ table: name, segment: m.segment }, `a block of ${name} sealed after the checkpoint: not taken from shared memory (${r.reason}); replaying its rows from the log`);
-            break;
-          }
-          const table = this.tableFor(name, []);
-          table.mergeSchema(m.schema);
-          table.addSealed(r.block);
-          expected += m.rows;
-          sealBlocks++;
-          shmBlocks++;
-          shmBytes += m.bytes;
-        }
-        if (expected > 0) covered.set(name, expected);
-        sealRows += expected;
-      }
+    // With shared memory, first walk the record headers (log-index.ts): blocks sealed since the
+    // checkpoint whose seal records run on from a table's first row are mapped, and the records
+    // they cover are neither read nor decoded. Without a plan, the whole log is read and replayed.
+    const plan = this.home !== null ? planSeals(this.walDir, segments, this.manifest.walStart, this.io) : null;
+    const seal = plan !== null ? this.reuseSealed(plan) : { covered: new Map<string, number>(), blocks: 0, rows: 0, bytes: 0, refused: 0 };
+    shmBlocks += seal.blocks;
+    shmBytes += seal.bytes;
+    shmRefused += seal.refused;
+    const replay = plan !== null ? this.replayIndexed(plan, seal.covered, lose, notes) : this.replaySegments(segments, lose, notes);
+    diskBytesRead += (plan?.bytesRead ?? 0) + replay.bytesRead;
+    if (seal.blocks > 0 || seal.refused > 0) {
+      notes.push(`${seal.blocks} blocks sealed after the checkpoint (${seal.rows} rows) taken from shared memory after their checksums matched: their rows were not replayed` +
+        (seal.refused > 0 ? `; in ${seal.refused} ${seal.refused === 1 ? 'table' : 'tables'} a block was not (segment gone or damaged): the rows from it on were replayed` : ''));
     }
-    /** Rows of each table logged from walStart on (the seal records' count). */
-    const logged = new Map<string, number>();
-    let lostRecords = 0;
+    for (const l of found) notes.push(lossText(l));
+    const last = Math.max(this.manifest.walStart - 1, ...segments, 0);
+    this.openLog(last + 1);
+    // Seal records go on counting from walStart only when this replay counted every logged row
+    // as a later one will (no damage, no batch that failed to decode); else from the next checkpoint.
+    this.startSealCount(plan !== null && replay.lostRecords === 0 ? this.manifest.walStart : null, Object.fromEntries(plan?.logged ?? []));
+    return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords: replay.walRecords, diskBytesRead, notes, losses: found, shmBlocks, shmBytes, shmRefused, sealBlocks: seal.blocks, sealRows: seal.rows };
+  }
+
+  /** Maps each table's run of blocks named by seal records (from its first row on, no gap, within
+   * the logged rows, every segment passing reuse's checks); returns the rows covered per table. */
+  private reuseSealed(plan: SealPlan): { covered: Map<string, number>; blocks: number; rows: number; bytes: number; refused: number } {
+    const out = { covered: new Map<string, number>(), blocks: 0, rows: 0, bytes: 0, refused: 0 };
+    for (const [name, marks] of plan.seals) {
+      let expected = 0;
+      for (const m of marks) {
+        // A run with a gap, or a mark past the rows logged (never acknowledged), ends the reuse.
+        if (m.startRow !== expected || m.startRow + m.rows > (plan.logged.get(name) ?? 0)) break;
+        const r = this.home!.reuse(m.segment, m.bytes, m.crc);
+        if (!('block' in r)) {
+          out.refused++;
+          if (out.refused <= SHM_REFUSALS_LOGGED_MAX) this.log_.warn({ table: name, segment: m.segment }, `a block of ${name} sealed after the checkpoint: not taken from shared memory (${r.reason}); replaying its rows from the log`);
+          break;
+        }
+        const table = this.tableFor(name, []);
+        table.mergeSchema(m.schema);
+        table.addSealed(r.block);
+        expected += m.rows;
+        out.blocks++;
+        out.bytes += m.bytes;
+      }
+      if (expected > 0) out.covered.set(name, expected);
+      out.rows += expected;
+    }
+    return out;
+  }
+
+  /** Replays one logged batch from row `start` on; a batch that no longer decodes is a loss. */
+  private replayRecord(rec: LoggedRecord, start: number, where: string, lose: (l: DataLoss) => void): boolean {
+    try {
+      const { batch } = this.store.decode(rec);
+      this.store.apply(rec, batch, start);
+      return true;
+    } catch (e) {
+      lose({ foundAtMs: Date.now(), kind: 'log', where: `${where} batch ${rec.batchId ?? '(no id)'}`, batches: 1, rows: null, table: rec.table, reason: `a logged batch no longer decodes: ${(e as Error).message}`, keptAs: null });
+      return false;
+    }
+  }
+
+  /** A torn tail of the newest segment is what a crash in the middle of a write leaves: that
+   * batch was never acknowledged (a failed write is cut back before the next). Cut and noted. */
+  private cutTornTail(n: number, file: string, start: number, end: number, reason: string, notes: string[]): void {
+    const note = `log ${segmentName(n)}: ${reason}; ${end - start} trailing bytes of an unfinished write dropped (never acknowledged)`;
+    notes.push(note);
+    this.log_.warn(note);
+    this.io.truncate(file, start);
+  }
+
+  /** The replay after a header walk: covered records keep only their batch ids; the rest are read
+   * in runs of consecutive records, checked, and applied (a straddling one from its first
+   * uncovered row). */
+  private replayIndexed(plan: SealPlan, covered: ReadonlyMap<string, number>, lose: (l: DataLoss) => void, notes: string[]): { walRecords: number; lostRecords: number; bytesRead: number } {
+    const at = new Map<string, number>();
     let walRecords = 0;
+    let lostRecords = 0;
+    let bytesRead = 0;
+    for (const [i, idx] of plan.indexes.entries()) {
+      const file = path.join(this.walDir, segmentName(idx.segment));
+      if (idx.badSeals > 0) notes.push(badSealsNote(idx.segment, idx.badSeals));
+      // Per record: the rows before it in its table, so the first row to apply.
+      let run: { rec: IndexedRecord; start: number }[] = [];
+      const flush = () => {
+        if (run.length === 0) return;
+        const starts = new Map(run.map((x) => [x.rec, x.start]));
+        const read = readRecords(file, run.map((x) => x.rec), this.io);
+        bytesRead += read.bytesRead;
+        for (const r of read.out) {
+          if (r.ok) {
+            if (this.replayRecord(r.logged, starts.get(r.rec)!, `wal/${segmentName(idx.segment)}`, lose)) walRecords++; else lostRecords++;
+            continue;
+          }
+          lostRecords++;
+          this.damagedSegments.add(idx.segment);
+          lose({ foundAtMs: Date.now(), kind: 'log', where: `wal/${segmentName(idx.segment)} bytes ${r.rec.offset}-${r.rec.offset + r.rec.bytes}`, batches: 1, rows: r.rec.rows, table: null, reason: r.reason, keptAs: null });
+        }
+        run = [];
+      };
+      for (const rec of idx.records) {
+        const before = at.get(rec.table) ?? 0;
+        at.set(rec.table, before + rec.rows);
+        const skip = covered.get(rec.table) ?? 0;
+        if (before + rec.rows <= skip) {
+          // Every row is in a block taken from shared memory: only the batch id is kept.
+          flush();
+          if (rec.batchId !== null) this.store.rememberBatchIds([[rec.batchId, rec.rows]]);
+          continue;
+        }
+        run.push({ rec, start: before < skip ? skip - before : 0 });
+        if (run.length >= REPLAY_RUN_RECORDS_MAX) flush();
+      }
+      flush();
+      if (idx.tornAt !== null && i === plan.indexes.length - 1) this.cutTornTail(idx.segment, file, idx.tornAt, idx.totalBytes, `torn record at offset ${idx.tornAt}`, notes);
+    }
+    return { walRecords, lostRecords, bytesRead };
+  }
+
+  /** The replay of every record of every segment (no header walk: no shared memory, or a log
+   * the walk could not step through), resyncing past damage. */
+  private replaySegments(segments: readonly number[], lose: (l: DataLoss) => void, notes: string[]): { walRecords: number; lostRecords: number; bytesRead: number } {
+    let walRecords = 0;
+    let lostRecords = 0;
+    let bytesRead = 0;
     for (let i = 0; i < segments.length; i++) {
       const n = segments[i]!;
       if (i > 0 && n !== segments[i - 1]! + 1) {
@@ -363,90 +446,20 @@ export class DiskStore {
         }
       }
       const file = path.join(this.walDir, segmentName(n));
-      let read = plan?.reads.get(n);
-      if (read !== undefined) plan!.reads.delete(n);
-      else { read = readSegment(file, this.io); diskBytesRead += read.totalBytes; }
-      if (read.badSeals > 0) notes.push(`log ${segmentName(n)}: ${read.badSeals} damaged seal ${read.badSeals === 1 ? 'record' : 'records'} skipped (a hint for crash recovery: no rows lost; their blocks' rows were replayed)`);
+      const read = readSegment(file, this.io);
+      bytesRead += read.totalBytes;
+      if (read.badSeals > 0) notes.push(badSealsNote(n, read.badSeals));
       for (const rec of read.records) {
-        const at = logged.get(rec.table) ?? 0;
-        const rows = rec.loggedRows;
-        if (rows !== null) logged.set(rec.table, at + rows);
-        const skip = covered.get(rec.table) ?? 0;
-        if (rows !== null && at + rows <= skip) {
-          // Every row is in a block taken from shared memory: only the batch id is kept.
-          if (rec.batchId !== null) this.store.rememberBatchIds([[rec.batchId, rows]]);
-          continue;
-        }
-        try {
-          const { batch } = this.store.decode(rec);
-          this.store.apply(rec, batch, rows !== null && at < skip ? skip - at : 0);
-          walRecords++;
-        } catch (e) {
-          lostRecords++;
-          lose({ foundAtMs: Date.now(), kind: 'log', where: `wal/${segmentName(n)} batch ${rec.batchId ?? '(no id)'}`, batches: 1, rows: null, table: rec.table, reason: `a logged batch no longer decodes: ${(e as Error).message}`, keptAs: null });
-        }
+        if (this.replayRecord(rec, 0, `wal/${segmentName(n)}`, lose)) walRecords++; else lostRecords++;
       }
       const last = i === segments.length - 1;
       for (const d of read.damaged) {
-        if (last && d.end === read.totalBytes) {
-          // A torn tail of the newest segment is what a crash in the middle of a write leaves:
-          // that batch was never acknowledged (a failed write is cut back before the next).
-          const note = `log ${segmentName(n)}: ${d.reason}; ${d.end - d.start} trailing bytes of an unfinished write dropped (never acknowledged)`;
-          notes.push(note);
-          this.log_.warn(note);
-          this.io.truncate(file, d.start);
-          continue;
-        }
+        if (last && d.end === read.totalBytes) { this.cutTornTail(n, file, d.start, d.end, d.reason, notes); continue; }
         this.damagedSegments.add(n);
         lose({ foundAtMs: Date.now(), kind: 'log', where: `wal/${segmentName(n)} bytes ${d.start}-${d.end}`, batches: d.records > 0 ? d.records : null, rows: d.rows, table: null, reason: d.reason, keptAs: null });
       }
     }
-    if (sealBlocks > 0 || sealRefused > 0) {
-      notes.push(`${sealBlocks} blocks sealed after the checkpoint (${sealRows} rows) taken from shared memory after their checksums matched: their rows were not replayed` +
-        (sealRefused > 0 ? `; in ${sealRefused} ${sealRefused === 1 ? 'table' : 'tables'} a block was not (segment gone or damaged): the rows from it on were replayed` : ''));
-    }
-    for (const l of found) notes.push(lossText(l));
-    const last = Math.max(this.manifest.walStart - 1, ...segments, 0);
-    this.openLog(last + 1);
-    // Seal records go on counting from walStart only when this replay counted every logged row
-    // as a later one will (no damage, no batch that failed to decode); else from the next checkpoint.
-    this.startSealCount(plan !== null && lostRecords === 0 ? this.manifest.walStart : null, Object.fromEntries(logged));
-    return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords, diskBytesRead, notes, losses: found, shmBlocks, shmBytes, shmRefused, sealBlocks, sealRows };
-  }
-
-  /**
-   * Pass one over the log from walStart: the seal records counting from walStart, by table in
-   * row order; null when rows cannot be counted as they were logged (a missing segment, damage
-   * other than the newest segment's torn tail, a v1 record without a row count).
-   */
-  private sealPlan(segments: readonly number[]): SealPlan | null {
-    const walStart = this.manifest.walStart;
-    const plan = new Map<string, SealMark[]>();
-    const logged = new Map<string, number>();
-    const reads = new Map<number, SegmentRead>();
-    let bytesRead = 0;
-    for (let i = 0; i < segments.length; i++) {
-      const n = segments[i]!;
-      if ((i === 0 && n !== walStart) || (i > 0 && n !== segments[i - 1]! + 1)) return null;
-      const read = readSegment(path.join(this.walDir, segmentName(n)), this.io);
-      bytesRead += read.totalBytes;
-      // Kept for the replay pass (read once) up to a bound; later segments are read again there.
-      if (bytesRead <= RECOVERY_READS_KEPT_BYTES) reads.set(n, read);
-      const last = i === segments.length - 1;
-      if (read.damaged.some((d) => !(last && d.end === read.totalBytes))) return null;
-      for (const r of read.records) {
-        if (r.loggedRows === null) return null;
-        logged.set(r.table, (logged.get(r.table) ?? 0) + r.loggedRows);
-      }
-      for (const m of read.seals) {
-        if (m.base !== walStart) continue;
-        const list = plan.get(m.table) ?? [];
-        list.push(m);
-        plan.set(m.table, list);
-      }
-    }
-    for (const list of plan.values()) list.sort((a, b) => a.startRow - b.startRow);
-    return { seals: plan, logged, reads, bytesRead };
+    return { walRecords, lostRecords, bytesRead };
   }
 
   /** After a shared-memory restore: take the disk state as handed over, without reading the disk. */
