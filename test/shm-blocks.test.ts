@@ -203,19 +203,23 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
   const bySealOrder = (names: string[]) => [...names].sort((a, b) => Number(a.slice(a.lastIndexOf('-') + 1)) - Number(b.slice(b.lastIndexOf('-') + 1)));
   const segmentBytes = (names: string[]) => names.reduce((sum, n) => sum + shm.size(n), 0);
   const BLOCK_ROWS = 65_536;
+  /** A leaf that never checkpoints while the test runs, and a way to start it again. */
+  function uncheckpointed(label: string): { id: string; dir: string; run: () => Promise<LeafProcess> } {
+    const id = leafId(label);
+    const dir = tempDir(label);
+    return { id, dir, run: () => start(id, dir, ['--checkpoint-interval', String(3_600_000)]) };
+  }
 
   it('after kill -9 the blocks sealed since the last checkpoint come back from shared memory too (their seal records): only the log after them is replayed; a damaged one ends the reuse', async () => {
-    const id = leafId('seal');
-    const dir = tempDir('seal');
-    const args = ['--checkpoint-interval', String(3_600_000)];
-    let leaf = await start(id, dir, args);
+    const { id, dir, run } = uncheckpointed('seal');
+    let leaf = await run();
     await ingest(leaf, 0, 400_000);
     expect(manifestBlocks(dir)).toEqual([]); // no checkpoint ran: every row is in the log alone
     const first = blockSegmentsOf(id);
     expect(first.length).toBe(Math.floor(400_000 / BLOCK_ROWS));
     await leaf.stop({ signal: 'SIGKILL' });
 
-    leaf = await start(id, dir, args);
+    leaf = await run();
     let r = (await status(leaf)).restart;
     expect(r.source).toBe('disk');
     expect(r.reason).toContain(`${first.length} blocks sealed after the checkpoint (${first.length * BLOCK_ROWS} rows) taken from shared memory`);
@@ -230,7 +234,7 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
     await leaf.stop({ signal: 'SIGKILL' });
     // A damaged block ends its table's reused run: it and every later block are replayed.
     flipByte(added[1]!, shm.size(added[1]!) - 5);
-    leaf = await start(id, dir, args);
+    leaf = await run();
     r = (await status(leaf)).restart;
     const kept = [...first, added[0]!];
     expect(r.reason).toContain(`${kept.length} blocks sealed after the checkpoint (${kept.length * BLOCK_ROWS} rows) taken from shared memory`);
@@ -244,18 +248,16 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
   });
 
   it('a leaf that took a handoff, then crashed, reuses the blocks its predecessor sealed too (the handoff carries the seal count)', async () => {
-    const id = leafId('sealho');
-    const dir = tempDir('sealho');
-    const args = ['--checkpoint-interval', String(3_600_000)];
-    let leaf = await start(id, dir, args);
+    const { id, run } = uncheckpointed('sealho');
+    let leaf = await run();
     await ingest(leaf, 0, 200_000);
     expect(await leaf.stop()).toEqual({ code: 0, signal: null }); // seals the open block, hands off
-    leaf = await start(id, dir, args);
+    leaf = await run();
     expect((await status(leaf)).restart.source).toBe('shm');
     await ingest(leaf, 200_000, 200_000);
     const sealed = blockSegmentsOf(id);
     await leaf.stop({ signal: 'SIGKILL' });
-    leaf = await start(id, dir, args);
+    leaf = await run();
     const r = (await status(leaf)).restart;
     // The predecessor's blocks (the last one short: sealed at the handoff) and the successor's full ones.
     const blocks = Math.ceil(200_000 / BLOCK_ROWS) + Math.floor(200_000 / BLOCK_ROWS);

@@ -267,7 +267,7 @@ export class Table {
   /** Columns added or widened by append() (the leaf's schemaVersion moves with it). */
   schemaChanges = 0;
   /** Rows ever passed to append() on this object, in order: the open block holds the last ones.
-   * Crash recovery's seal records count rows with it (server/durability/disk-store.ts). */
+   * Crash recovery's seal records count rows with it (server/durability/seal-count.ts). */
   appendedRows = 0;
   private sealedRowCount = 0;
   private sealedByteSize = 0;

@@ -103,9 +103,6 @@ export interface SealMark {
   readonly schema: readonly (readonly [string, ColumnType])[];
 }
 
-/** A logged batch, with the row count its header gives (null: a v1 record, which has none). */
-export interface LoggedRecord extends IngestRecord { readonly loggedRows: number | null }
-
 function encodeSealRecord(mark: SealMark): Buffer {
   const payload = Buffer.from(JSON.stringify(mark));
   const out = Buffer.allocUnsafe(PREFIX_BYTES + payload.length);
@@ -151,7 +148,7 @@ export interface DamagedRange {
 }
 
 export interface SegmentRead {
-  readonly records: LoggedRecord[];
+  readonly records: IngestRecord[];
   /** Seal records, in log order (malformed ones left out). */
   readonly seals: SealMark[];
   /** Seal records whose header checks out but whose body does not: skipped, not a loss (a seal
@@ -212,7 +209,7 @@ function resync(buf: Buffer, from: number): number {
 /** Every readable record of a segment, and every range that held none. */
 export function readSegment(file: string, io: DurableFs = realFs): SegmentRead {
   const buf = io.readFile(file);
-  const records: LoggedRecord[] = [];
+  const records: IngestRecord[] = [];
   const seals: SealMark[] = [];
   const damaged: DamagedRange[] = [];
   let badSeals = 0;
@@ -220,7 +217,7 @@ export function readSegment(file: string, io: DurableFs = realFs): SegmentRead {
   while (at < buf.length) {
     const f = frameAt(buf, at);
     if (f.ok) {
-      if (f.kind === 'batch') records.push({ ...decodePayload(f.payload), loggedRows: f.rows });
+      if (f.kind === 'batch') records.push(decodePayload(f.payload));
       else { const m = decodeSeal(f.payload); if (m !== null) seals.push(m); }
       at = f.next;
       continue;

@@ -24,8 +24,9 @@ import { crc32c } from '../../native/shm.js';
 import { decodeBlock, encodeBlock } from '../../query/storage/block-codec.js';
 import { allocateBlockId, SealedBlock, Table } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
-import { DiskLog, listSegments, readSegment, segmentName, type LoggedRecord, type LogFailure, type SealMark } from './disk-log.js';
+import { DiskLog, listSegments, readSegment, segmentName, type LogFailure } from './disk-log.js';
 import { planSeals, readRecords, type IndexedRecord, type SealPlan } from './log-index.js';
+import { SealCount, type SealState } from './seal-count.js';
 import { realFs, writeFileDurable, type DurableFs } from './durable-fs.js';
 import type { SegmentRef, ShmBlockHome } from './shm-blocks.js';
 import type { IngestRecord, LeafStore } from '../../query/storage/leaf-store.js';
@@ -101,10 +102,6 @@ export interface RecoveryResult {
   sealBlocks: number; sealRows: number;
 }
 
-/** Where seal records count rows from (docs/durability.md "Blocks sealed since the checkpoint"):
- * the log position, and per table the rows logged from it on. Handed to a successor. */
-export interface SealState { base: number; rows: Record<string, number> }
-
 /** What status, health and metrics say of the disk. */
 export interface DiskHealth {
   writable: boolean;
@@ -140,11 +137,8 @@ export class DiskStore {
    * its manifest was published: its files may be listed by the next one. */
   private nextFileNo = 1;
   private home_: ShmBlockHome | null = null;
-  /** Seal records: the log position rows are counted from (null: none are written until the
-   * next checkpoint starts a count), and per table the offset that turns `Table.appendedRows`
-   * into rows logged from that position on. */
-  private sealBase: number | null = null;
-  private readonly sealOffset = new Map<string, number>();
+  /** The row count seal records are written with (seal-count.ts). */
+  private readonly seals = new SealCount();
   /** Blocks changed segments since the manifest was written (read back from disk at recovery):
    * the next checkpoint is due even with nothing logged. */
   private segmentsMoved = false;
@@ -163,39 +157,19 @@ export class DiskStore {
     if (home !== null) home.onPlaced = (table, block, ref) => this.logSeal(table, block, ref);
   }
 
-  /** Rows of `table` logged since the seal base (null: not counted). */
-  private rowsSinceBase(table: Table): number | null {
-    return this.sealBase === null ? null : table.appendedRows + (this.sealOffset.get(table.name) ?? 0);
-  }
-
   /** Logs that `block` (just sealed into `ref`'s segment, holding the last rows appended to
-   * `table`) exists, so crash recovery may map it instead of replaying its rows. */
+   * `table`) exists, so crash recovery may map it instead of replaying its rows. No log yet
+   * (recovery replaying), no count (after a recovery that lost rows), or a table that is not the
+   * listed one (a restore building tables aside): nothing to record. */
   private logSeal(table: Table, block: SealedBlock, ref: SegmentRef): void {
-    const end = this.rowsSinceBase(table);
-    // No log yet (recovery replaying), no count (after a recovery that lost rows), or the table
-    // is not the listed one (a restore building tables aside): nothing to record.
-    if (end === null || this.log === undefined || this.store.tables.get(table.name) !== table) return;
-    const mark: SealMark = { base: this.sealBase!, table: table.name, startRow: end - block.rowCount, rows: block.rowCount, segment: ref.segment, bytes: ref.bytes, crc: ref.crc, schema: table.schemaList().map((c) => [c.name, c.type]) };
-    this.log.appendSeal(mark);
-  }
-
-  /** Starts counting rows for seal records from log segment `base`, with `rows` logged from it on. */
-  private startSealCount(base: number | null, rows: Record<string, number> = {}): void {
-    this.sealBase = base;
-    this.sealOffset.clear();
-    if (base === null) return;
-    for (const t of this.store.tables.values()) this.sealOffset.set(t.name, (rows[t.name] ?? 0) - t.appendedRows);
-    for (const [name, n] of Object.entries(rows)) if (!this.sealOffset.has(name)) this.sealOffset.set(name, n);
+    if (this.log === undefined || this.store.tables.get(table.name) !== table) return;
+    const mark = this.seals.markFor(table, block, ref);
+    if (mark !== null) this.log.appendSeal(mark);
   }
 
   /** What a successor needs to go on writing seal records (null: it writes none until its first
    * checkpoint). Taken after the handoff sealed the open blocks. */
-  sealState(): SealState | null {
-    if (this.sealBase === null) return null;
-    const rows: Record<string, number> = {};
-    for (const t of this.store.tables.values()) rows[t.name] = this.rowsSinceBase(t)!;
-    return { base: this.sealBase, rows };
-  }
+  sealState(): SealState | null { return this.seals.state(this.store.tables.values()); }
 
   get walDir(): string { return path.join(this.dataDir, 'wal'); }
   get manifestPath(): string { return path.join(this.dataDir, 'manifest.json'); }
@@ -331,7 +305,7 @@ export class DiskStore {
     this.openLog(last + 1);
     // Seal records go on counting from walStart only when this replay counted every logged row
     // as a later one will (no damage, no batch that failed to decode); else from the next checkpoint.
-    this.startSealCount(plan !== null && replay.lostRecords === 0 ? this.manifest.walStart : null, Object.fromEntries(plan?.logged ?? []));
+    this.seals.start(plan !== null && replay.lostRecords === 0 ? this.manifest.walStart : null, this.store.tables.values(), Object.fromEntries(plan?.logged ?? []));
     return { rows: this.store.rowCount(), bytes: this.store.byteSize(), blocks, walRecords: replay.walRecords, diskBytesRead, notes, losses: found, shmBlocks, shmBytes, shmRefused, sealBlocks: seal.blocks, sealRows: seal.rows };
   }
 
@@ -364,7 +338,7 @@ export class DiskStore {
   }
 
   /** Replays one logged batch from row `start` on; a batch that no longer decodes is a loss. */
-  private replayRecord(rec: LoggedRecord, start: number, where: string, lose: (l: DataLoss) => void): boolean {
+  private replayRecord(rec: IngestRecord, start: number, where: string, lose: (l: DataLoss) => void): boolean {
     try {
       const { batch } = this.store.decode(rec);
       this.store.apply(rec, batch, start);
@@ -399,12 +373,11 @@ export class DiskStore {
       let run: { rec: IndexedRecord; start: number }[] = [];
       const flush = () => {
         if (run.length === 0) return;
-        const starts = new Map(run.map((x) => [x.rec, x.start]));
         const read = readRecords(file, run.map((x) => x.rec), this.io);
         bytesRead += read.bytesRead;
-        for (const r of read.out) {
+        for (const [k, r] of read.out.entries()) {
           if (r.ok) {
-            if (this.replayRecord(r.logged, starts.get(r.rec)!, `wal/${segmentName(idx.segment)}`, lose)) walRecords++; else lostRecords++;
+            if (this.replayRecord(r.logged, run[k]!.start, `wal/${segmentName(idx.segment)}`, lose)) walRecords++; else lostRecords++;
             continue;
           }
           lostRecords++;
@@ -465,9 +438,7 @@ export class DiskStore {
   /** After a shared-memory restore: take the disk state as handed over, without reading the disk. */
   adopt(manifest: Manifest, walNext: number, files: Map<SealedBlock, BlockFile>, seal: SealState | null = null): void {
     this.manifest = manifest;
-    const counted = seal !== null && seal.base === manifest.walStart && typeof seal.rows === 'object' && seal.rows !== null &&
-      Object.values(seal.rows).every((n) => Number.isSafeInteger(n) && n >= 0);
-    this.startSealCount(counted ? seal.base : null, counted ? seal.rows : {});
+    this.seals.adopt(seal, manifest.walStart, this.store.tables.values());
     this.nextFileNo = manifest.nextFileNo;
     this.losses = [...(manifest.losses ?? [])];
     this.lossesDropped = manifest.lossesDropped ?? 0;
@@ -530,17 +501,13 @@ export class DiskStore {
     const walStart = this.log.rotate();
     const bytesBefore = this.log.bytesSinceCheckpoint;
     this.log.bytesSinceCheckpoint = 0;
-    const sealBefore = { base: this.sealBase, offset: new Map(this.sealOffset) };
+    const restoreSeals = this.seals.saved();
     try {
       await this.writeCheckpoint(walStart);
     } catch (e) {
       this.log.bytesSinceCheckpoint += bytesBefore; // still due
       // The manifest still says the old walStart: seal records go on counting from there.
-      if (this.manifest.walStart !== walStart) {
-        this.sealBase = sealBefore.base;
-        this.sealOffset.clear();
-        for (const [k, v] of sealBefore.offset) this.sealOffset.set(k, v);
-      }
+      if (this.manifest.walStart !== walStart) restoreSeals();
       throw e;
     }
   }
@@ -571,7 +538,7 @@ export class DiskStore {
     }
     // Every row logged before walStart is in a block sealed by now: seal records count from here
     // (a recovery uses them once this checkpoint's manifest names walStart).
-    this.startSealCount(walStart);
+    this.seals.start(walStart, this.store.tables.values());
     const batchIds = this.store.recentBatchIdList(BATCH_IDS_SAVED_MAX);
     // Asynchronous part: write the new block files, make their names durable, publish the manifest.
     for (const [block, bf] of toWrite) {

@@ -14,7 +14,8 @@
  */
 import path from 'node:path';
 import { crc32c } from '../../native/shm.js';
-import { decodeSeal, frameAt, PREFIX_BYTES, SEAL_MAGIC, segmentName, WAL_MAGIC, type LoggedRecord, decodePayload, type SealMark } from './disk-log.js';
+import type { IngestRecord } from '../../query/storage/leaf-store.js';
+import { decodePayload, decodeSeal, frameAt, PREFIX_BYTES, SEAL_MAGIC, segmentName, WAL_MAGIC, type SealMark } from './disk-log.js';
 import type { DurableFs } from './durable-fs.js';
 
 /** One batch record as the header walk saw it. */
@@ -149,9 +150,10 @@ export function planSeals(walDir: string, segments: readonly number[], walStart:
 }
 
 /** A record read back for replay: decoded, or why its body did not check out. */
-export type ReadBack = { readonly rec: IndexedRecord } & ({ readonly ok: true; readonly logged: LoggedRecord } | { readonly ok: false; readonly reason: string });
+export type ReadBack = { readonly rec: IndexedRecord } & ({ readonly ok: true; readonly logged: IngestRecord } | { readonly ok: false; readonly reason: string });
 
-/** Reads records `recs` (consecutive in the file: one read spans them) and checks each body. */
+/** Reads records `recs` (consecutive in the file: one read spans them) and checks each body;
+ * the answers are in the order of `recs`. */
 export function readRecords(file: string, recs: readonly IndexedRecord[], io: DurableFs): { out: ReadBack[]; bytesRead: number } {
   const first = recs[0]!.offset;
   const end = recs[recs.length - 1]!.offset + recs[recs.length - 1]!.bytes;
@@ -163,7 +165,7 @@ export function readRecords(file: string, recs: readonly IndexedRecord[], io: Du
   for (const rec of recs) {
     if (rec.offset + rec.bytes - first > got) { out.push({ rec, ok: false, reason: `record at offset ${rec.offset} is no longer there (the file is ${first + got} bytes)` }); continue; }
     const f = frameAt(buf.subarray(0, rec.offset + rec.bytes - first), rec.offset - first);
-    if (f.ok && f.kind === 'batch') out.push({ rec, ok: true, logged: { ...decodePayload(f.payload), loggedRows: rec.rows } });
+    if (f.ok && f.kind === 'batch') out.push({ rec, ok: true, logged: decodePayload(f.payload) });
     else out.push({ rec, ok: false, reason: f.ok ? `record at offset ${rec.offset} changed kind since it was indexed` : f.reason.replace(/offset \d+/, `offset ${rec.offset}`) });
   }
   return { out, bytesRead: got };
