@@ -30,7 +30,7 @@ import {
 } from '@duckdb/node-api';
 import { CSV_COLUMNS, CSV_EMPTY_SET, CONTENT_TYPE, generateColumns, renderBodies, writeCsv, type DataShape } from './data.js';
 import {
-  answerHash, formatBytes, formatTable, intFlag, machineInfo, median, newPool, parseFlags, postJson, processCpuMs, processMemory,
+  answerHash, formatBytes, formatTable, getJson, intFlag, machineInfo, median, newPool, parseFlags, postJson, processCpuMs, processMemory,
   round2, round3, sendBatches, startLeaf, tableInfo, warnIfBusy, type LeafProcess,
 } from './support.js';
 
@@ -454,6 +454,9 @@ async function main(): Promise<void> {
     }
     await conn.run('COMMIT');
     const memAfterQueries = processMemory(leaf.pid);
+    // The leaf's code maps made in the background (docs/engine.md, "Leaf codes"): what they cost.
+    const status = (await getJson(pool, '/v1/status')).body as { leafCodes?: { strings: number; mapsMade: number; busyMs: number }; scanCacheBytes?: number };
+    if (status.leafCodes !== undefined) log(`leaf codes: ${status.leafCodes.strings.toLocaleString('en-US')} strings, ${status.leafCodes.mapsMade} block maps made in ${status.leafCodes.busyMs} ms of the event loop; scan caches ${formatBytes(status.scanCacheBytes ?? 0)}`);
     const machineEnd = machineInfo();
 
     const out = {

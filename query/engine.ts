@@ -31,8 +31,8 @@ export function bindQuery(plan: LogicalPlan, schema: SchemaLike, nowSeconds: num
   return bind(plan, schema, nowSeconds, lenient);
 }
 
-export function scanBlocks(bound: BoundPlan, blocks: readonly ScanBlock[], tableFound = true): Partial {
-  return scan(bound, blocks, tableFound);
+export function scanBlocks(bound: BoundPlan, blocks: readonly ScanBlock[], tableFound = true, leafColumns: ReadonlySet<string> | null = null): Partial {
+  return scan(bound, blocks, tableFound, leafColumns);
 }
 
 /** A Partial for a table this process does not have: no rows, nothing unknown. */

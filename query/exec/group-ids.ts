@@ -11,12 +11,16 @@
  * - Other single keys (numbers, times, booleans, computed strings): through a map of values,
  *   skipping runs of equal values.
  *
+ * A key position may be *coded* (scan.ts decides, per scan): a string column whose groups are
+ * keyed by the leaf's string codes (string-codes.ts, `leafSpace`) rather than by strings, so the
+ * partial carries codes and the leaf merges them by index. Its keys are codes, or null.
+ *
  * Every new group is counted against LIMITS.queryGroupBytesMax (group-key.ts).
  */
 import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { Scalar } from '../plan/plan.js';
-import { threadCodes } from '../storage/string-codes.js';
+import { leafSpaceSize, threadCodes } from '../storage/string-codes.js';
 import { GroupBudget, singleKey } from './group-key.js';
 import { PairTable } from './pair-table.js';
 import { rowValue, type Vec } from './vector.js';
@@ -46,10 +50,14 @@ export class Groups {
   readonly stages: PairTable[];
   stageCounts: number[];
 
-  constructor(keyCount: number, aggCount: number, private readonly onNew: (count: number) => void) {
+  /** Key positions keyed by the leaf's string codes (see the file comment). */
+  readonly coded: readonly boolean[];
+
+  constructor(keyCount: number, aggCount: number, private readonly onNew: (count: number) => void, coded: readonly boolean[] = []) {
     this.budget = new GroupBudget(aggCount);
+    this.coded = Array.from({ length: keyCount }, (_, k) => coded[k] === true);
     this.keys = Array.from({ length: keyCount }, () => []);
-    this.keyIds = keyCount > 1 ? Array.from({ length: keyCount }, () => new KeyIds()) : [];
+    this.keyIds = keyCount > 1 ? Array.from({ length: keyCount }, (_, k) => new KeyIds(this.coded[k]!)) : [];
     this.stages = keyCount > 1 ? Array.from({ length: keyCount - 1 }, () => new PairTable()) : [];
     this.stageCounts = this.stages.map(() => 0);
   }
@@ -80,6 +88,8 @@ export class KeyIds {
   private readonly index = new Map<Scalar, number>();
   private byCode: Int32Array<ArrayBuffer> = new Int32Array(0);
   private nullId = -1;
+  /** Coded: ids by the leaf's code, and a value is the code. */
+  constructor(private readonly coded = false) {}
 
   private add(x: Scalar): number {
     const id = this.values.length;
@@ -98,18 +108,33 @@ export class KeyIds {
 
   /** Writes the id of each selected row's value into `out[row]`. */
   fill(v: Vec, sel: Int32Array, count: number, out: Int32Array): void {
+    if (this.coded && v.t === 'str') {
+      const lc = leafCodesOf(v);
+      this.byCode = growFilled(this.byCode, leafSpaceSize());
+      const byCode = this.byCode; const codes = v.codes; const nulls = v.nulls;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) { out[r] = this.ofValue(null); continue; }
+        const code = lc[codes[r]!]!;
+        let id = byCode[code]!;
+        if (id < 0) { id = this.add(code); byCode[code] = id; }
+        out[r] = id;
+      }
+      return;
+    }
+    if (this.coded) checkCodedConst(v);
     if (v.t === 'str' && v.gcodes !== null) {
       this.byCode = growFilled(this.byCode, threadCodes.size);
       const byCode = this.byCode; const gc = v.gcodes; const codes = v.codes; const nulls = v.nulls;
-      const all = threadCodes.strings;
       for (let i = 0; i < count; i++) {
         const r = sel[i]!;
         if (nulls !== null && nulls[r] === 1) { out[r] = this.ofValue(null); continue; }
         const code = gc[codes[r]!]!;
         let id = byCode[code]!;
         if (id < 0) {
-          id = this.index.get(all[code]!) ?? -1;
-          if (id < 0) { id = this.add(all[code]!); this.index.set(all[code]!, id); }
+          const s = threadCodes.stringAt(code);
+          id = this.index.get(s) ?? -1;
+          if (id < 0) { id = this.add(s); this.index.set(s, id); }
           byCode[code] = id;
         }
         out[r] = id;
@@ -126,6 +151,19 @@ export class KeyIds {
       out[r] = lastId;
     }
   }
+}
+
+/** The leaf's codes of a coded key's vector: on the leaf's main thread its own code map (its
+ * table is the leaf's), in a worker the map the task gave. */
+function leafCodesOf(v: Extract<Vec, { t: 'str' }>): Int32Array {
+  const lc = threadCodes.isLeafSpace ? v.gcodes : v.lcodes ?? null;
+  if (lc === null) throw new ShoalError('SHOAL_ERR_INTERNAL', 'a string key grouped by the leaf\'s codes has no code map in one block');
+  return lc;
+}
+
+/** A coded key position meets only its strings or, in a block without the column, NULL. */
+function checkCodedConst(v: Vec): void {
+  if (v.t !== 'const' || v.v !== null) throw new ShoalError('SHOAL_ERR_INTERNAL', `a string key grouped by the leaf's codes met a ${v.t} vector`);
 }
 
 /** Reused per-row buffers: a block has at most blockRowsMax rows. */
@@ -147,9 +185,15 @@ export function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, 
   const gids = buffer(rowCount);
   if (keys.length === 1) {
     const v = keys[0]!;
-    if (v.t === 'str' && v.gcodes !== null) {
-      groups.byCode = growFilled(groups.byCode, threadCodes.size);
-      const byCode = groups.byCode; const gc = v.gcodes; const codes = v.codes; const nulls = v.nulls;
+    const coded = groups.coded[0]!;
+    if (coded) checkCodedConst(v.t === 'str' ? { t: 'const', v: null } : v);
+    if (v.t === 'str' && (coded || v.gcodes !== null)) {
+      // Coded: the group's key is the leaf's code, else the thread's string.
+      // The map first: reading it may add codes (a column's map is made on first read).
+      const gc = coded ? leafCodesOf(v) : v.gcodes!;
+      groups.byCode = growFilled(groups.byCode, coded ? leafSpaceSize() : threadCodes.size);
+      const byCode = groups.byCode; const codes = v.codes; const nulls = v.nulls;
+      const keyOf = (code: number): Scalar => (coded ? code : threadCodes.stringAt(code));
       let nullG = -1;
       if (count === rowCount && nulls === null) {
         // Every row selected: every dictionary entry is some row's value, so map the entries to
@@ -158,7 +202,7 @@ export function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, 
         for (let d = 0; d < gc.length; d++) {
           const code = gc[d]!;
           let g = byCode[code]!;
-          if (g < 0) { g = groups.fresh([threadCodes.strings[code]!]); byCode[code] = g; }
+          if (g < 0) { g = groups.fresh([keyOf(code)]); byCode[code] = g; }
           local[d] = g;
         }
         for (let r = 0; r < rowCount; r++) gids[r] = local[codes[r]!]!;
@@ -169,7 +213,7 @@ export function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, 
         if (nulls !== null && nulls[r] === 1) { if (nullG < 0) nullG = groups.id([null]); gids[r] = nullG; continue; }
         const code = gc[codes[r]!]!;
         let g = byCode[code]!;
-        if (g < 0) { g = groups.fresh([threadCodes.strings[code]!]); byCode[code] = g; }
+        if (g < 0) { g = groups.fresh([keyOf(code)]); byCode[code] = g; }
         gids[r] = g;
       }
       return gids;

@@ -16,6 +16,7 @@ import { exprKey } from '../plan/expr-util.js';
 import { Groups, groupIds } from './group-ids.js';
 import { encScalar } from '../plan/wire.js';
 import { encodeKeys, type KeyColumn } from '../plan/utf8-keys.js';
+import { leafSpaceGeneration, threadCodes } from '../storage/string-codes.js';
 import { BlockContext, evalVec, fromValues, rowValue, type Vec } from './vector.js';
 import { refineSelection } from './selection.js';
 
@@ -112,11 +113,26 @@ function forEachBlock(plan: BoundPlan, blocks: readonly ScanBlock[], stats: Scan
   }
 }
 
-export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound: boolean): AggregatePartial {
+/**
+ * Which GROUP BY keys are keyed by the leaf's string codes (group-ids.ts, "coded"): a bare string
+ * column, in a worker when the task gave every block's map for it (`leafColumns`), on the leaf's
+ * main thread when every block holds it as strings (or not at all). Elsewhere none.
+ */
+function codedKeys(plan: BoundPlan, blocks: readonly ScanBlock[], leafColumns: ReadonlySet<string> | null): boolean[] {
+  return plan.keys.map((k, i) => {
+    if (k.k !== 'col' || plan.keyTypes[i] !== 'string') return false;
+    if (leafColumns !== null) return leafColumns.has(k.name);
+    if (!threadCodes.isLeafSpace) return false;
+    return blocks.every((b) => { const c = b.column(k.name); return c === undefined || c.kind === 'string'; });
+  });
+}
+
+export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound: boolean, leafColumns: ReadonlySet<string> | null = null): AggregatePartial {
   const stats: ScanStats = { rowsHeld: 0, rowsScanned: 0, rowsMatched: 0, blocksScanned: 0, blocksSkipped: 0 };
   const aggs: AggState[] = createAggStates(plan.logical.aggs.map((a, j) => ({ fn: a.fn, q: a.q, argKey: a.arg === null ? '*' : exprKey(a.arg), intArg: plan.aggArgs[j]?.type === 'int' })));
   const noKeys = plan.keys.length === 0;
-  const groups = new Groups(plan.keys.length, aggs.length, (n) => { for (const a of aggs) a.ensure(n); });
+  const coded = codedKeys(plan, blocks, leafColumns);
+  const groups = new Groups(plan.keys.length, aggs.length, (n) => { for (const a of aggs) a.ensure(n); }, coded);
   if (noKeys) groups.fresh([]);
   const unnestAt = plan.keys.findIndex((k) => k.k === 'fn' && k.name === 'unnest');
   forEachBlock(plan, blocks, stats, ({ ctx, sel, count }) => {
@@ -129,8 +145,12 @@ export function scanAggregate(plan: BoundPlan, blocks: readonly ScanBlock[], tab
   });
   // Only a float key can be non-finite (wire.ts); other keys go out as they are.
   // One string key goes out as UTF-8 bytes (utf8-keys.ts), not as JS strings.
-  const utf8 = groups.keys.length === 1 && plan.keyTypes[0] === 'string' ? encodeKeys(groups.keys[0]!) : null;
-  const keys: KeyColumn[] = utf8 !== null ? [utf8] : groups.keys.map((col, k) => (plan.keyTypes[k] === 'float' || plan.keyTypes[k] === 'any' ? col.map(encScalar) as Scalar[] : col));
+  // A coded key goes out as the leaf's codes (utf8-keys.ts, CodeKeys).
+  const utf8 = groups.keys.length === 1 && plan.keyTypes[0] === 'string' && !coded[0] ? encodeKeys(groups.keys[0]!) : null;
+  const generation = leafSpaceGeneration();
+  const keys: KeyColumn[] = utf8 !== null ? [utf8] : groups.keys.map((col, k) => (coded[k]
+    ? { coded: true, codes: Int32Array.from(col, (c) => (c === null ? -1 : c as number)), generation }
+    : plan.keyTypes[k] === 'float' || plan.keyTypes[k] === 'any' ? col.map(encScalar) as Scalar[] : col));
   const out = { count: groups.count, keys, states: aggs.map((a) => a.column(groups.count)) };
   return { mode: 'aggregate', tableFound, columns: plan.columns, groups: out, unknownColumns: plan.unknownColumns, stats };
 }
@@ -187,7 +207,7 @@ function gatherVec(v: Vec, rows: Int32Array, n: number): Vec {
       let nulls: Uint8Array | null = null;
       if (v.nulls !== null) { nulls = new Uint8Array(n); for (let i = 0; i < n; i++) nulls[i] = v.nulls[rows[i]!]!; }
       const dict = v.dict;
-      return { t: 'str', codes, gcodes: v.gcodes, nulls, get dict() { return dict; } };
+      return { t: 'str', codes, gcodes: v.gcodes, nulls, lcodes: v.lcodes, get dict() { return dict; } };
     }
     case 'bool': {
       const out = new Uint8Array(n);
@@ -241,6 +261,7 @@ export function scanRows(plan: BoundPlan, blocks: readonly ScanBlock[], tableFou
   return { mode: 'rows', tableFound, columns: plan.columns, rows, orderValues: orderValues.map((k) => k.map(encScalar) as Scalar[]), truncated, unknownColumns: plan.unknownColumns, stats };
 }
 
-export function scan(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound = true): Partial {
-  return plan.logical.mode === 'aggregate' ? scanAggregate(plan, blocks, tableFound) : scanRows(plan, blocks, tableFound);
+/** `leafColumns`: in a scan worker, the columns whose leaf code maps the task gave (string-codes.ts). */
+export function scan(plan: BoundPlan, blocks: readonly ScanBlock[], tableFound = true, leafColumns: ReadonlySet<string> | null = null): Partial {
+  return plan.logical.mode === 'aggregate' ? scanAggregate(plan, blocks, tableFound, leafColumns) : scanRows(plan, blocks, tableFound);
 }

@@ -15,8 +15,12 @@ export const TRUE = 2;
 export type Vec =
   | { readonly t: 'num'; readonly v: Float64Array | Int32Array; readonly nulls: Uint8Array | null }
   /** `gcodes`: dictionary entry -> this thread's string code (string-codes.ts), when the strings
-   * are a column's own; null for computed strings. `dict` may be built on first read. */
-  | { readonly t: 'str'; readonly codes: Uint8Array | Uint16Array | Int32Array; readonly dict: readonly string[]; readonly gcodes: Int32Array | null; readonly nulls: Uint8Array | null }
+   * are a column's own; null for computed strings. `dict` may be built on first read (and
+   * `gcodes`, for a column's strings).
+   * `lcodes`: dictionary entry -> the leaf's string code, in a scan worker that was given the
+   * block's map for this column (string-codes.ts, `leafSpace`); read by grouping and
+   * count(DISTINCT), which then make codes rather than strings. */
+  | { readonly t: 'str'; readonly codes: Uint8Array | Uint16Array | Int32Array; readonly dict: readonly string[]; readonly gcodes: Int32Array | null; readonly nulls: Uint8Array | null; readonly lcodes?: Int32Array }
   | { readonly t: 'bool'; readonly v: Uint8Array }
   | { readonly t: 'set'; readonly offsets: Int32Array; readonly codes: Int32Array; readonly dict: readonly string[]; readonly nulls: Uint8Array | null }
   | { readonly t: 'const'; readonly v: Scalar };

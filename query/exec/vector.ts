@@ -54,9 +54,14 @@ function columnVec(c: ColumnData, block: ScanBlock, name: string): Vec {
     case 'number': return { t: 'num', v: c.values, nulls: unpackNulls(c.validity, rowCount) };
     case 'string': {
       // Strings are looked up only when a kernel reads `dict` (grouping reads codes instead).
+      // The thread's code map too is made on first read: a scan that groups by the leaf's codes
+      // (`lcodes`) never maps the block into this thread's table.
       let dict: readonly string[] | null = null;
+      let gcodes: Int32Array | null | undefined;
+      const lcodes = block.leafCodes?.(name) ?? undefined;
       return {
-        t: 'str', codes: c.codes, gcodes: block.codeMap(name), nulls: unpackNulls(c.validity, rowCount),
+        t: 'str', codes: c.codes, nulls: unpackNulls(c.validity, rowCount), lcodes,
+        get gcodes() { return gcodes === undefined ? (gcodes = block.codeMap(name)) : gcodes; },
         get dict() { return (dict ??= block.strings(name)); },
       };
     }

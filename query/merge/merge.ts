@@ -7,7 +7,9 @@
  */
 import { createAggStates } from '../exec/aggregates.js';
 import { PairTable } from '../exec/pair-table.js';
-import { encodeKeys, isUtf8, keyAt, keyValues } from '../plan/utf8-keys.js';
+import { codedStrings, encodeKeys, isCoded, isUtf8, keyAt, keyValues, type KeyColumn } from '../plan/utf8-keys.js';
+import { decodeUtf8 } from '../storage/dictionary.js';
+import { threadCodes } from '../storage/string-codes.js';
 import { Utf8Table } from './utf8-table.js';
 import { ShoalError } from '../errors.js';
 import { exprKey } from '../plan/expr-util.js';
@@ -79,6 +81,7 @@ export function emptyGroups(plan: LogicalPlan): GroupTable {
 export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTable {
   const noKeys = plan.keys.length === 0;
   if (tables.length === 1 && (!noKeys || tables[0]!.count === 1)) return tables[0]!;
+  if (plan.keys.some((_, k) => tables.some((t) => isCoded(t.keys[k]!)))) return mergeCoded(plan, tables);
   const aggs = statesOf(plan);
   const keys: Scalar[][] = plan.keys.map(() => []);
   const single = plan.keys.length === 1;
@@ -149,6 +152,105 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
     for (let j = 0; j < aggs.length; j++) aggs[j]!.mergeColumn(t.states[j]!, into, t.count);
   });
   return { count, keys: utf8 !== null ? [utf8.keys()] : keys, states: aggs.map((a) => a.column(count)) };
+}
+
+/**
+ * A key column as the leaf's codes (-1: NULL), on the leaf's main thread: codes as they are,
+ * strings through the leaf's table (new strings get codes). Null when it holds anything else.
+ */
+function leafCodesOf(col: KeyColumn, count: number): Int32Array | null {
+  if (isCoded(col)) { codedStrings(col); return col.codes; }
+  const out = new Int32Array(count);
+  if (isUtf8(col)) {
+    for (let g = 0; g < count; g++) out[g] = g === col.nullAt ? -1 : threadCodes.codeOf(decodeUtf8(col.bytes, col.offsets[g]!, col.offsets[g + 1]!));
+    return out;
+  }
+  const values = col as readonly Scalar[];
+  for (let g = 0; g < count; g++) {
+    const v = values[g];
+    if (v === null) out[g] = -1;
+    else if (typeof v === 'string') out[g] = threadCodes.codeOf(v);
+    else return null;
+  }
+  return out;
+}
+
+/**
+ * Merges group tables of which some carry keys as the leaf's codes (utf8-keys.ts, CodeKeys: only
+ * on the leaf's main thread). Each such key position is merged by code: the merged groups' ids by
+ * array index for one key, pairwise through typed-array tables for several, and the merged keys
+ * stay codes. A position that also holds values other than strings is merged by value.
+ */
+function mergeCoded(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTable {
+  const aggs = statesOf(plan);
+  const budget = new GroupBudget(aggs.length);
+  const keyCount = plan.keys.length;
+  // Per table and key position: codes (coded positions) or values.
+  const cols: (Int32Array | Scalar[])[][] = tables.map(() => []);
+  const coded: boolean[] = [];
+  for (let k = 0; k < keyCount; k++) {
+    const asCodes = tables.map((t) => leafCodesOf(t.keys[k]!, t.count));
+    coded[k] = asCodes.every((c) => c !== null);
+    tables.forEach((t, ti) => { cols[ti]![k] = coded[k] ? asCodes[ti]! : keyValues(t.keys[k]!, t.count); });
+  }
+  const size = threadCodes.size;
+  const keyBytes = (k: number, x: number | Scalar) => (coded[k] ? ((x as number) < 0 ? 0 : threadCodes.byteLength(x as number)) : 0);
+  // Ids of each key position: a code's id by index, a value's through a map.
+  const byCode = coded.map((c) => (c ? new Int32Array(size).fill(-1) : null));
+  const nullIds = coded.map(() => -1);
+  const positions = coded.map(() => new ValueIds());
+  const values: (number | Scalar)[][] = coded.map(() => []);
+  const idOf = (k: number, x: number | Scalar): number => {
+    const table = byCode[k];
+    if (table === null) { const id = positions[k]!.idOf(x as Scalar); if (id === values[k]!.length) values[k]!.push(x); return id; }
+    const c = x as number;
+    if (c < 0) { if (nullIds[k]! < 0) { nullIds[k] = values[k]!.length; values[k]!.push(-1); } return nullIds[k]!; }
+    let id = table[c]!;
+    if (id < 0) { id = values[k]!.length; values[k]!.push(c); table[c] = id; }
+    return id;
+  };
+  const stages = coded.slice(1).map(() => new PairTable());
+  const stageCounts = stages.map(() => 0);
+  const keys: (number | Scalar)[][] = coded.map(() => []);
+  let count = 0;
+  const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
+  tables.forEach((t, ti) => {
+    const into = new Int32Array(t.count);
+    const tc = cols[ti]!;
+    for (let i = 0; i < t.count; i++) {
+      let cur = idOf(0, tc[0]![i]!);
+      if (keyCount === 1) {
+        if (cur === count) {
+          count++;
+          const x = tc[0]![i]!;
+          if (coded[0]) budget.addKeyBytes(keyBytes(0, x), count); else budget.addOne(x, count);
+          keys[0]!.push(x);
+        }
+        into[i] = cur;
+        continue;
+      }
+      for (let s = 0; s < keyCount - 1; s++) {
+        const id = idOf(s + 1, tc[s + 1]![i]!);
+        let next = stages[s]!.get(cur, id);
+        if (next < 0) {
+          if (s === keyCount - 2) {
+            next = count++;
+            const tuple = tc.map((col) => col[i]!);
+            budget.add(tuple.map((x, k) => (coded[k] ? ((x as number) < 0 ? null : threadCodes.stringAt(x as number)) : x)), count);
+            for (let k = 0; k < keyCount; k++) keys[k]!.push(tuple[k]!);
+          } else next = stageCounts[s]!++;
+          stages[s]!.insert(cur, id, next);
+        }
+        cur = next;
+      }
+      into[i] = cur;
+    }
+    ensure(count);
+    for (let j = 0; j < aggs.length; j++) aggs[j]!.mergeColumn(t.states[j]!, into, t.count);
+  });
+  const generation = threadCodes.generation;
+  const out: KeyColumn[] = keys.map((col, k) => (coded[k] ? { coded: true, codes: Int32Array.from(col as number[]), generation } : col as Scalar[]));
+  return { count, keys: out, states: aggs.map((a) => a.column(count)) };
 }
 
 function mergeRows(plan: LogicalPlan, parts: readonly RowsPartial[], tableFound: boolean, stats: AggregatePartial['stats'], unknownColumns: string[]): RowsPartial {

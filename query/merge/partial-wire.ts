@@ -5,10 +5,10 @@
  * they are. On the way in every column is checked before any merge: one entry per group, each
  * aggregate's state columns as STATE_FIELDS (aggregates.ts) names them.
  */
-import { STATE_FIELDS } from '../exec/aggregates.js';
+import { distinctToValues, STATE_FIELDS } from '../exec/aggregates.js';
 import { PLAN_VERSION } from '../plan/protocol.js';
 import { decFloat, encFloat, encScalar } from '../plan/wire.js';
-import { isUtf8, keyAt, type KeyColumn, type Utf8Keys } from '../plan/utf8-keys.js';
+import { codedToUtf8, isCoded, isUtf8, keyAt, keyValues, type KeyColumn, type Utf8Keys } from '../plan/utf8-keys.js';
 import type { GroupTable, Partial } from '../plan/partial.js';
 import type { LogicalPlan, Scalar } from '../plan/plan.js';
 type Typed = Float64Array | Uint8Array;
@@ -32,8 +32,9 @@ function typedFromWire(x: { $t: unknown; b: unknown }, count: number, where: str
 
 /** A partial as JSON can carry it (typed arrays as base64), in protocol `v` (3, or 2 for a
  * parent on older code: see legacyGroups). */
-export function partialToWire(p: Partial, plan: LogicalPlan, v: number = PLAN_VERSION): unknown {
-  if (p.mode === 'rows') return p;
+export function partialToWire(part: Partial, plan: LogicalPlan, v: number = PLAN_VERSION): unknown {
+  if (part.mode === 'rows') return part;
+  const p = { ...part, groups: withoutLeafCodes(part.groups) };
   if (v === 2) return { ...p, groups: legacyGroups(plan, p.groups) };
   const states = p.groups.states.map((col) => {
     const o: Record<string, unknown> = {};
@@ -44,6 +45,16 @@ export function partialToWire(p: Partial, plan: LogicalPlan, v: number = PLAN_VE
     ? { $utf8: { offsets: Buffer.from(col.offsets.buffer, col.offsets.byteOffset, col.offsets.byteLength).toString('base64'), bytes: Buffer.from(col.bytes.buffer, col.bytes.byteOffset, col.bytes.byteLength).toString('base64'), nullAt: col.nullAt } }
     : col));
   return { ...p, groups: { count: p.groups.count, keys, states } };
+}
+
+/** A group table as another process can read it: the leaf's string codes (keys, count(DISTINCT)
+ * marks) made strings, one string key as UTF-8 (utf8-keys.ts). */
+function withoutLeafCodes(t: GroupTable): GroupTable {
+  const coded = t.keys.some(isCoded);
+  const marks = t.states.some((col) => 'leafSeen' in col || 'leafSets' in col);
+  if (!coded && !marks) return t;
+  const keys = t.keys.map((col) => (!isCoded(col) ? col : (t.keys.length === 1 ? codedToUtf8(col) : null) ?? keyValues(col, t.count)));
+  return { count: t.count, keys, states: t.states.map((col) => distinctToValues(col, t.count)) };
 }
 
 /** A UTF-8 key column from the wire, checked: count + 1 offsets rising from 0 to the bytes'

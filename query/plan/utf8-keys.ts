@@ -6,7 +6,9 @@
  * leaf merges by bytes through its own hash table (merge.ts), decoding only the keys it answers
  * with. Between processes the two arrays travel as base64 (merge/partial-wire.ts).
  */
+import { ShoalError } from '../errors.js';
 import { decodeUtf8 } from '../storage/dictionary.js';
+import { leafSpaceGeneration, threadCodes } from '../storage/string-codes.js';
 import type { Scalar } from './plan.js';
 
 export interface Utf8Keys {
@@ -18,14 +20,37 @@ export interface Utf8Keys {
   readonly nullAt: number;
 }
 
-export type KeyColumn = readonly Scalar[] | Utf8Keys;
+/**
+ * A string key column as the leaf's string codes (storage/string-codes.ts, `leafSpace`), -1 for
+ * NULL: what scans on a leaf, in its workers and on its main thread, make of a GROUP BY on a
+ * string column, so the leaf merges groups by array index and makes strings only of the groups it
+ * answers with (docs/engine.md, "Leaf codes"). Only inside a leaf process: it is read with the
+ * leaf's table (`generation` must still be the table's), and partial-wire.ts sends UTF-8 keys.
+ */
+export interface CodeKeys {
+  readonly coded: true;
+  readonly codes: Int32Array;
+  readonly generation: number;
+}
+
+export type KeyColumn = readonly Scalar[] | Utf8Keys | CodeKeys;
 
 const encoder = new TextEncoder();
 
-export function isUtf8(col: KeyColumn): col is Utf8Keys { return !Array.isArray(col); }
+export function isUtf8(col: KeyColumn): col is Utf8Keys { return !Array.isArray(col) && 'utf8' in col; }
+export function isCoded(col: KeyColumn): col is CodeKeys { return !Array.isArray(col) && 'coded' in col; }
+
+/** Checks that a coded column's codes are this thread's table's: refused if the table started
+ * over since (never a string of another generation). */
+export function codedStrings(col: CodeKeys): void {
+  if (!threadCodes.isLeafSpace || col.generation !== leafSpaceGeneration()) {
+    throw new ShoalError('SHOAL_ERR_INTERNAL', `group keys are string codes of generation ${col.generation}, which this thread cannot read (its table is at ${threadCodes.generation}); retry the query`);
+  }
+}
 
 /** Group g's key. */
 export function keyAt(col: KeyColumn, g: number): Scalar {
+  if (isCoded(col)) { codedStrings(col); const c = col.codes[g]!; return c < 0 ? null : threadCodes.stringAt(c); }
   if (!isUtf8(col)) return (col as readonly Scalar[])[g]!;
   if (g === col.nullAt) return null;
   return decodeUtf8(col.bytes, col.offsets[g]!, col.offsets[g + 1]!);
@@ -33,14 +58,17 @@ export function keyAt(col: KeyColumn, g: number): Scalar {
 
 /** Every key of a column as values. */
 export function keyValues(col: KeyColumn, count: number): Scalar[] {
-  if (!isUtf8(col)) return col as Scalar[];
+  if (!isUtf8(col) && !isCoded(col)) return col as Scalar[];
   const out: Scalar[] = new Array(count);
   for (let g = 0; g < count; g++) out[g] = keyAt(col, g);
   return out;
 }
 
 /** Number of groups a key column holds. */
-export function keyCount(col: KeyColumn): number { return isUtf8(col) ? col.offsets.length - 1 : col.length; }
+export function keyCount(col: KeyColumn): number { return isCoded(col) ? col.codes.length : isUtf8(col) ? col.offsets.length - 1 : col.length; }
+
+/** A coded column as UTF-8 keys (for the wire), or null when it has more than one NULL group. */
+export function codedToUtf8(col: CodeKeys): Utf8Keys | null { return encodeKeys(keyValues(col, col.codes.length)); }
 
 /** Strings (and at most one NULL) as UTF-8 keys; null when the values are anything else. */
 export function encodeKeys(values: readonly Scalar[]): Utf8Keys | null {

@@ -83,6 +83,28 @@ export class ByteDict {
     return c;
   }
 
+  /** The code of bytes [s, e) with hash `h`, or -1 when absent (nothing is added). */
+  find(buf: Uint8Array, s: number, e: number, h: number): number {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    const len = e - s;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const c = slots[i]!;
+      if (c < 0) return -1;
+      if (this.hashes[c] !== h) continue;
+      const a = this.starts[c]!;
+      if (this.starts[c + 1]! - a !== len) continue;
+      const arena = this.arena;
+      let k = 0;
+      while (k < len && arena[a + k] === buf[s + k]) k++;
+      if (k === len) return c;
+    }
+  }
+
+  /** Entry c as a JS string (decoded now; strings() keeps them). */
+  entry(c: number): string { return decodeUtf8(this.arena, this.starts[c]!, this.starts[c + 1]!); }
+  entryLength(c: number): number { return this.starts[c + 1]! - this.starts[c]!; }
+
   private rehash(): void {
     const size = this.slots.length * 2;
     const slots = new Int32Array(size).fill(-1);

@@ -16,48 +16,83 @@
  * codes a scan groups by never change under it.
  */
 import { LIMITS } from '../limits.js';
-import { decodeUtf8 } from './dictionary.js';
+import { ByteDict, hashBytes } from './byte-dict.js';
 import type { DictData } from './types.js';
 
+/** Estimated bytes of one entry beside its UTF-8: its hash, offset and two hash slots. */
+const ENTRY_OVERHEAD_BYTES = 16;
+/** Estimated heap bytes of a decoded string beside its payload (made only when asked for). */
+const STRING_OVERHEAD_BYTES = 40;
 
-/** Estimated heap bytes of one entry: the string (header + UTF-16 or Latin-1 payload), its
- * Map entry, its slot in `strings` and its hash pair (aggregates.ts codeHashes). */
-const ENTRY_OVERHEAD_BYTES = 72;
+const encoder = new TextEncoder();
+let scratch = new Uint8Array(1024);
 
+/**
+ * A table of strings keyed by their UTF-8 bytes (a ByteDict: an arena, hashes and open
+ * addressing), so mapping a block's dictionary hashes and compares bytes and makes no JS string;
+ * a code's string is decoded when first asked for (`stringAt`) and kept.
+ */
 export class StringCodes {
-  strings: string[] = [];
-  private index = new Map<string, number>();
+  private dict = new ByteDict();
+  private decoded: (string | undefined)[] = [];
   /** Estimated bytes held by the table, and by the code maps built in this generation. */
   bytes = 0;
   mapBytes = 0;
   generation = 1;
+  /** True on the leaf's main thread: this table is the leaf's code space (see `leafSpace`), its
+   * code maps live in SharedArrayBuffers so scan workers can read them. */
+  isLeafSpace = false;
+  /** Scans in worker threads that group by this table's codes and have not come back yet: the
+   * table must not start over under them (trimStringCodes waits). */
+  leafScansInFlight = 0;
 
-  get size(): number { return this.strings.length; }
+  get size(): number { return this.dict.count; }
 
-  codeOf(s: string): number {
-    let c = this.index.get(s);
-    if (c === undefined) {
-      c = this.strings.length;
-      this.strings.push(s);
-      this.index.set(s, c);
-      this.bytes += ENTRY_OVERHEAD_BYTES + 2 * s.length;
-    }
+  private codeOfBytes(bytes: Uint8Array, start: number, end: number): number {
+    const before = this.dict.count;
+    const c = this.dict.code(bytes, start, end, hashBytes(bytes, start, end));
+    if (this.dict.count !== before) this.bytes += ENTRY_OVERHEAD_BYTES + (end - start);
     return c;
   }
 
-  /** Code of `s` if the table has it, else -1 (no entry is added). */
-  find(s: string): number { return this.index.get(s) ?? -1; }
+  private encode(s: string): number {
+    if (scratch.length < 3 * s.length) scratch = new Uint8Array(Math.max(3 * s.length, 2 * scratch.length));
+    return encoder.encodeInto(s, scratch).written;
+  }
 
-  /** Maps every entry of a block dictionary (UTF-8 bytes) to its code. */
+  codeOf(s: string): number {
+    const n = this.encode(s);
+    return this.codeOfBytes(scratch, 0, n);
+  }
+
+  /** Code of `s` if the table has it, else -1 (no entry is added). */
+  find(s: string): number {
+    const n = this.encode(s);
+    return this.dict.find(scratch, 0, n, hashBytes(scratch, 0, n));
+  }
+
+  /** The string of code `c` (decoded once, on first use). */
+  stringAt(c: number): string {
+    let s = this.decoded[c];
+    if (s === undefined) {
+      s = this.dict.entry(c);
+      while (this.decoded.length < c) this.decoded.push(undefined);
+      this.decoded[c] = s;
+      this.bytes += STRING_OVERHEAD_BYTES + 2 * s.length;
+    }
+    return s;
+  }
+
+  /** UTF-8 length of code `c`'s string. */
+  byteLength(c: number): number { return this.dict.entryLength(c); }
+
+  /** Maps every entry of a block dictionary (UTF-8 bytes) to its code: bytes in, no strings. */
   mapDict(dict: DictData): Int32Array {
-    const n = dict.offsets.length - 1;
-    const out = new Int32Array(Math.max(0, n));
+    const n = Math.max(0, dict.offsets.length - 1);
+    const out = this.isLeafSpace ? new Int32Array(new SharedArrayBuffer(4 * n)) : new Int32Array(n);
     const bytes = dict.bytes;
     const offsets = dict.offsets;
-    for (let i = 0; i < n; i++) {
-      const s = decodeUtf8(bytes, offsets[i]!, offsets[i + 1]!);
-      out[i] = this.codeOf(s);
-    }
+    for (let i = 0; i < n; i++) out[i] = this.codeOfBytes(bytes, offsets[i]!, offsets[i + 1]!);
     this.mapBytes += out.byteLength;
     return out;
   }
@@ -71,8 +106,8 @@ export class StringCodes {
 
   /** Drops every entry and starts a new generation (every older code map is stale). */
   reset(): void {
-    this.strings = [];
-    this.index = new Map();
+    this.dict = new ByteDict();
+    this.decoded = [];
     this.bytes = 0;
     this.mapBytes = 0;
     this.generation++;
@@ -82,9 +117,25 @@ export class StringCodes {
 /** This thread's table (a worker thread loads its own copy of this module). */
 export const threadCodes = new StringCodes();
 
-/** Called before a scan: past the bounds, start over (see the file comment). */
+/**
+ * The leaf's code space (docs/engine.md, "Leaf codes"). The leaf's main thread's table is the
+ * leaf's: its code maps are SharedArrayBuffers, and a scan task hands workers the maps of the
+ * columns it groups or counts distinct by, so workers group by the same codes the main thread
+ * does and send codes back instead of strings; the main thread merges them by array index and
+ * makes strings only of what it answers with. In a worker, `size` and `generation` are the main
+ * thread's as the current task gave them (the worker has no strings for these codes).
+ */
+export const leafSpace = { size: 0, generation: 0 };
+
+/** Size and generation of the leaf's code space as this thread sees it. */
+export function leafSpaceSize(): number { return threadCodes.isLeafSpace ? threadCodes.size : leafSpace.size; }
+export function leafSpaceGeneration(): number { return threadCodes.isLeafSpace ? threadCodes.generation : leafSpace.generation; }
+
+/** Called before a scan: past the bounds, start over (see the file comment). The leaf's table
+ * does not start over while worker scans use its codes (they would come back meaning nothing). */
 export function trimStringCodes(maxBytes: number = LIMITS.threadStringBytesMax, codes: StringCodes = threadCodes): boolean {
   if (codes.bytes + codes.mapBytes <= Math.min(maxBytes, LIMITS.threadStringBytesMax) && codes.size <= LIMITS.threadStringCodesMax) return false;
+  if (codes.leafScansInFlight > 0) return false;
   codes.reset();
   return true;
 }

@@ -44,6 +44,8 @@ export interface ScanBlock {
   strings(name: string): readonly string[];
   /** Dictionary entry -> this thread's string code (string-codes.ts), null for other columns. */
   codeMap(name: string): Int32Array | null;
+  /** Dictionary entry -> the leaf's string code, when a scan worker's task gave it (`leafSpace`). */
+  leafCodes?(name: string): Int32Array | null;
 }
 
 let nextBlockId = 1;
@@ -141,6 +143,16 @@ export class SealedBlock implements ScanBlock {
     return m;
   }
 
+  /** The code map of a column if this thread already made it in its table's generation (the
+   * leaf's main thread hands these to scan workers; none is made here). */
+  readyCodeMap(name: string): Int32Array | null {
+    return this.mapsGeneration === threadCodes.generation ? this.maps.get(name) ?? null : null;
+  }
+
+  /** In a scan worker, the leaf's code maps of the current task's columns (set per task). */
+  leafMaps: Readonly<Record<string, Int32Array>> | null = null;
+  leafCodes(name: string): Int32Array | null { return this.leafMaps?.[name] ?? null; }
+
   /** Lets go of this block's code maps, and takes their bytes off the thread's count. */
   forgetCodes(): void {
     if (this.mapsGeneration === threadCodes.generation) for (const m of this.maps.values()) threadCodes.mapBytes -= m.byteLength;
@@ -150,9 +162,8 @@ export class SealedBlock implements ScanBlock {
   strings(name: string): readonly string[] {
     const m = this.codeMap(name);
     if (m === null) return [];
-    const all = threadCodes.strings;
     const out: string[] = new Array(m.length);
-    for (let i = 0; i < m.length; i++) out[i] = all[m[i]!]!;
+    for (let i = 0; i < m.length; i++) out[i] = threadCodes.stringAt(m[i]!);
     return out;
   }
 }

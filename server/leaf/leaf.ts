@@ -22,7 +22,8 @@ import { LeafStore, checkTableName, deadlineError, parseIngestGuard, type Decode
 import type { ColumnType } from '../../query/storage/types.js';
 import { LIMITS } from '../../query/limits.js';
 import { createMetrics } from '../http/metrics.js';
-import { ScanPool } from './scan-pool.js';
+import { ScanPool, type LeafCodes } from './scan-pool.js';
+import { CodeMapper } from './code-mapper.js';
 import { IngestPool, type DecodeRunner } from './ingest-pool.js';
 import { BatchesInFlight } from './batches-in-flight.js';
 import { registerUi } from '../ui/ui-routes.js';
@@ -86,14 +87,25 @@ export class Leaf {
   constructor(readonly config: LeafConfig, readonly leafId: string, makeDecodeRunner?: (threads: number) => DecodeRunner) {
     this.store = new LeafStore(config.memoryBudgetBytes, config.retentionSeconds);
     this.ingestPool = config.ingestWorkers > 0 ? new IngestPool(config.ingestWorkers, config.ingestQueueMax, makeDecodeRunner) : null;
-    // Each thread's string codes (query/storage/string-codes.ts) may take 1/8 of the budget
-    // shared by all threads, between 8 MiB and LIMITS.threadStringBytesMax.
-    this.codesBytesMax = Math.max(8 * 2 ** 20, Math.min(LIMITS.threadStringBytesMax, Math.floor(config.memoryBudgetBytes / 8 / (config.workers + 1))));
-    this.pool = new ScanPool(config.workers, this.codesBytesMax);
+    // The string codes (query/storage/string-codes.ts) may take 1/8 of the budget: half for the
+    // main thread's table, which is the leaf's code space (docs/engine.md, "Leaf codes"), half
+    // shared by the workers' own tables; each between 8 MiB and LIMITS.threadStringBytesMax.
+    const share = (bytes: number) => Math.max(8 * 2 ** 20, Math.min(LIMITS.threadStringBytesMax, Math.floor(bytes)));
+    this.codesBytesMax = share(config.memoryBudgetBytes / 16);
+    this.pool = new ScanPool(config.workers, share(config.memoryBudgetBytes / 16 / Math.max(1, config.workers)));
     this.store.cacheBytes = () => this.pool.cacheBytes + threadCodes.bytes + threadCodes.mapBytes;
+    threadCodes.isLeafSpace = true;
+    // The background maps fill the table only to 1/16 of the budget (no 8 MiB floor: on a small
+    // budget they would crowd out the data they map).
+    this.codeMapper = new CodeMapper(this.store, Math.min(this.codesBytesMax, Math.floor(config.memoryBudgetBytes / 16)));
+    this.codeMapper.start();
   }
 
+  /** The main thread's string-code bound (the leaf's code space). */
   readonly codesBytesMax: number;
+  readonly codeMapper: CodeMapper;
+  /** Queries whose worker scans grouped or counted distinct by the leaf's codes. */
+  leafCodedScans = 0;
 
   /** Refuses a write when this leaf takes none now (not serving, or at its memory budget). */
   private checkTakesWrites(): void {
@@ -172,6 +184,7 @@ export class Leaf {
 
   /** Ends the worker threads (scan and ingest). */
   async closePools(): Promise<void> {
+    this.codeMapper.stop();
     await Promise.all([this.pool.close(), this.ingestPool?.close()]);
   }
 
@@ -202,6 +215,7 @@ export class Leaf {
     const timeoutMs = Math.min(req.timeoutMs ?? this.config.queryTimeoutMs, this.config.queryTimeoutMsMax);
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
+    let holdsCodes = false;
     try {
       // Snapshot: the open block is scanned now, synchronously; sealed blocks never change.
       trimStringCodes(this.codesBytesMax);
@@ -233,7 +247,15 @@ export class Leaf {
       }
       if (rest.length > 0) {
         const schema = [...table.schema.values()].map((c) => [c.name, c.type] as [string, typeof c.type]);
-        parts.push(...await this.pool.scan(plan, nowSeconds, schema, req.partial, rest, abort.signal));
+        const leafCodes = this.leafCodesFor(bound, rest);
+        if (leafCodes !== null) {
+          // The table must not start over while workers hold its codes: released a turn after
+          // the merge, once the caller has made strings of what it answers with.
+          threadCodes.leafScansInFlight++;
+          holdsCodes = true;
+          this.leafCodedScans++;
+        }
+        parts.push(...await this.pool.scan(plan, nowSeconds, schema, req.partial, rest, abort.signal, leafCodes));
       }
       const merged = mergePartials(plan, [openPart, ...parts]);
       merged.stats.rowsHeld = table.rowCount;
@@ -243,7 +265,34 @@ export class Leaf {
     } finally {
       clearTimeout(timer);
       this.running.delete(id);
+      if (holdsCodes) setImmediate(() => { threadCodes.leafScansInFlight--; });
     }
+  }
+
+  /**
+   * The leaf's code maps a worker scan can group or count distinct by (docs/engine.md, "Leaf
+   * codes"): the bare string columns among the GROUP BY keys and count(DISTINCT) arguments whose
+   * map every block holding them already has. A column some block lacks a map for is left to the
+   * workers' own tables this time, and the background mapper is asked to catch up.
+   */
+  private leafCodesFor(bound: ReturnType<typeof bindQuery>, blocks: readonly SealedBlock[]): LeafCodes | null {
+    const wanted = new Set<string>();
+    bound.keys.forEach((k, i) => { if (k.k === 'col' && bound.keyTypes[i] === 'string') wanted.add(k.name); });
+    bound.logical.aggs.forEach((a, j) => {
+      const arg = bound.aggArgs[j];
+      if (a.fn === 'count_distinct' && arg !== null && arg !== undefined && arg.k === 'col' && arg.type === 'string') wanted.add(arg.name);
+    });
+    if (wanted.size === 0) return null;
+    const columns = [...wanted].filter((name) => blocks.every((b) => {
+      const c = b.column(name);
+      return c === undefined || (c.kind === 'string' && b.readyCodeMap(name) !== null);
+    }));
+    if (columns.length < wanted.size) this.codeMapper.kick(true);
+    if (columns.length === 0) return null;
+    return {
+      columns, size: threadCodes.size, generation: threadCodes.generation,
+      mapsOf: (b) => { const out: Record<string, Int32Array> = {}; for (const name of columns) { const m = b.readyCodeMap(name); if (m !== null) out[name] = m; } return out; },
+    };
   }
 
   /** The disk's state for status and health: whether writes are logged, why not, data lost. */
@@ -288,6 +337,8 @@ export class Leaf {
       memoryFreeBytes: Math.max(0, this.store.memoryBudgetBytes - bytes - this.store.cacheBytes()),
       /** Scans' string codes and code maps, all threads (in the budget beside `bytes`). */
       scanCacheBytes: this.store.cacheBytes(),
+      /** The leaf's code maps made in the background (docs/engine.md, "Leaf codes"). */
+      leafCodes: { strings: threadCodes.size, mapsMade: this.codeMapper.mapsMade, queries: this.leafCodedScans, busyMs: Math.round(this.codeMapper.busyMs) },
       /** Times a scan thread's string codes started over at their bound (docs/engine.md). */
       scanCacheResets: this.pool.cacheResets + threadCodes.generation - 1,
       evicted: { ...this.store.evicted },

@@ -11,7 +11,7 @@ import { Piscina } from 'piscina';
 import { ShoalError, type ErrorCode } from '../../query/errors.js';
 import type { LogicalPlan } from '../../query/plan/plan.js';
 import type { Partial } from '../../query/plan/partial.js';
-import type { ScanOutcome, ScanTask } from './scan-worker.js';
+import type { LeafCodesTask, ScanOutcome, ScanTask } from './scan-worker.js';
 import { dropLog, type SealedBlock } from '../../query/storage/table.js';
 import type { ColumnType } from '../../query/storage/types.js';
 
@@ -28,6 +28,14 @@ export function builtWorkerFile(name: string): string {
     dir = path.dirname(dir);
   }
   throw new Error(`worker ${name} not built: run \`npm run build\``);
+}
+
+/** What a scan's tasks get of the leaf's code maps (LeafCodesTask, per block). */
+export interface LeafCodes {
+  readonly columns: string[];
+  readonly size: number;
+  readonly generation: number;
+  mapsOf(block: SealedBlock): Record<string, Int32Array>;
 }
 
 export class ScanPool {
@@ -51,8 +59,9 @@ export class ScanPool {
   }
 
   /** Scans the blocks in tasks of roughly equal row counts; resolves to one Partial per task. */
+  /** `leaf`: the leaf's code maps of some columns, for every block (see LeafCodesTask). */
   async scan(plan: LogicalPlan, nowSeconds: number, schema: [string, ColumnType][], lenient: boolean,
-    blocks: readonly SealedBlock[], signal: AbortSignal): Promise<Partial[]> {
+    blocks: readonly SealedBlock[], signal: AbortSignal, leaf: LeafCodes | null = null): Promise<Partial[]> {
     if (blocks.length === 0) return [];
     // One task per thread: each task's Partial holds every group it saw, so more tasks than
     // threads multiply the groups to send back and merge (a 100k-group query pays for it
@@ -64,6 +73,7 @@ export class ScanPool {
     const runs = groups.map((g) => {
       const task: ScanTask = {
         plan, nowSeconds, schema, lenient, blocks: g.map((b) => b.data), codesBytesMax: this.codesBytesMax, dropped: dropLog.ids, dropSeq: dropLog.seq,
+        leaf: leaf === null ? null : { columns: leaf.columns, size: leaf.size, generation: leaf.generation, maps: g.map(leaf.mapsOf) },
       };
       return this.pool.run(task, { signal }) as Promise<ScanOutcome>;
     });

@@ -5,13 +5,15 @@
  * Blocks are SharedArrayBuffer-backed, so posting them shares memory instead of copying. A worker
  * keeps each block it has seen (by id: ids are never reused within a process) with its string
  * code maps (query/storage/string-codes.ts), until the block is dropped by its table (the task
- * lists recent drops), pushed out by CACHE_BLOCKS_MAX, or the code table starts over.
+ * lists recent drops), pushed out by CACHE_BLOCKS_MAX, or the code table starts over. A task may
+ * also carry the leaf's code maps for some columns (LeafCodesTask): those the worker groups by
+ * without its own table.
  */
 import { threadId } from 'node:worker_threads';
 import { bindQuery, scanBlocks, type Partial } from '../../query/engine.js';
 import type { LogicalPlan } from '../../query/plan/plan.js';
 import { isShoalError } from '../../query/errors.js';
-import { threadCodes, trimStringCodes } from '../../query/storage/string-codes.js';
+import { leafSpace, threadCodes, trimStringCodes } from '../../query/storage/string-codes.js';
 import { SealedBlock } from '../../query/storage/table.js';
 import type { BlockData, ColumnType } from '../../query/storage/types.js';
 
@@ -26,6 +28,17 @@ export interface ScanTask {
   /** Blocks the leaf's tables dropped: the last ids of its drop log, and how many ever. */
   dropped: number[];
   dropSeq: number;
+  /** The leaf's code maps (string-codes.ts, `leafSpace`) of the columns this scan groups or
+   * counts distinct by, one record per block (shared memory: posting does not copy), with the
+   * size and generation of the main thread's table when they were handed out. */
+  leaf: LeafCodesTask | null;
+}
+
+export interface LeafCodesTask {
+  columns: string[];
+  size: number;
+  generation: number;
+  maps: Record<string, Int32Array>[];
 }
 
 /** Blocks known to this worker (a code map is 4 bytes per dictionary entry; the data is shared). */
@@ -71,7 +84,18 @@ export default function runScan(task: ScanTask): ScanOutcome {
   try {
     const schema = new Map(task.schema.map(([name, type]) => [name, { type }]));
     const bound = bindQuery(task.plan, schema, task.nowSeconds, task.lenient);
-    return { ok: scanBlocks(bound, task.blocks.map(blockOf)), ...codes() };
+    const blocks = task.blocks.map(blockOf);
+    const leaf = task.leaf;
+    if (leaf === null) return { ok: scanBlocks(bound, blocks), ...codes() };
+    leafSpace.size = leaf.size;
+    leafSpace.generation = leaf.generation;
+    blocks.forEach((b, i) => { b.leafMaps = leaf.maps[i]!; });
+    try {
+      return { ok: scanBlocks(bound, blocks, true, new Set(leaf.columns)), ...codes() };
+    } finally {
+      // The maps belong to this task's generation: never read by a later task.
+      for (const b of blocks) b.leafMaps = null;
+    }
   } catch (e) {
     if (isShoalError(e)) return { error: { code: e.code, message: e.message, where: e.where }, ...codes() };
     return { error: { code: 'SHOAL_ERR_INTERNAL', message: `scan worker: ${(e as Error).stack ?? String(e)}` }, ...codes() };
