@@ -78,7 +78,7 @@ class CountStar implements AggState {
   }
   column(n: number): StateColumn { return { n: copyF64(this.counts, n) }; }
   mergeColumn(col: StateColumn, into: Int32Array, n: number): void { const c = this.counts; const x = f64(col, 'n'); for (let i = 0; i < n; i++) c[into[i]!]! += x[i]!; }
-  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
+  adopt(col: StateColumn, n: number): void { this.counts = copyF64(f64(col, 'n'), n); }
   final(g: number): Scalar { return this.counts[g]!; }
 }
 
@@ -107,7 +107,7 @@ class Count implements AggState {
   }
   column(n: number): StateColumn { return { n: copyF64(this.counts, n) }; }
   mergeColumn(col: StateColumn, into: Int32Array, n: number): void { const c = this.counts; const x = f64(col, 'n'); for (let i = 0; i < n; i++) c[into[i]!]! += x[i]!; }
-  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
+  adopt(col: StateColumn, n: number): void { this.counts = copyF64(f64(col, 'n'), n); }
   final(g: number): Scalar { return this.counts[g]!; }
 }
 
@@ -239,7 +239,13 @@ class Sum implements AggState {
     if (Math.abs(h) < 1048576 && Math.abs(l) < TWO32) return h * TWO32 + l;
     return intResult(BigInt(h) * 4294967296n + BigInt(l));
   }
-  adopt(col: StateColumn, n: number): void { adoptByMerge(this, col, n); }
+  /** The columns as they are (a merge's, exact words): finish reads them, nothing is added. */
+  adopt(col: StateColumn, n: number): void {
+    this.hi = copyF64(f64(col, 'hi'), n); this.lo = copyF64(f64(col, 'lo'), n); this.f = copyF64(f64(col, 'f'), n);
+    this.counts = copyF64(f64(col, 'n'), n); this.sawFloat = copyU8(u8(col, 'sawFloat'), n);
+    // Unknown bounds on lo: any later update normalizes first.
+    this.loBound = EXACT; this.small = false;
+  }
   final(g: number): Scalar {
     if (this.counts[g] === 0) return null;
     const whole = this.exact(g);

@@ -214,6 +214,32 @@ function mergeCoded(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTabl
   const keys: (number | Scalar)[][] = coded.map(() => []);
   let count = 0;
   const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
+  const generation = threadCodes.generation;
+  if (keyCount === 1 && coded[0]) {
+    // One coded key (the common case): a group per code, found by index.
+    const byC = byCode[0]!;
+    const out: number[] = [];
+    let nullG = -1;
+    tables.forEach((t, ti) => {
+      const codes = cols[ti]![0] as Int32Array;
+      const into = new Int32Array(t.count);
+      for (let i = 0; i < t.count; i++) {
+        const c = codes[i]!;
+        let g: number;
+        if (c < 0) {
+          if (nullG < 0) { nullG = count++; budget.addKeyBytes(0, count); out.push(-1); }
+          g = nullG;
+        } else {
+          g = byC[c]!;
+          if (g < 0) { g = count++; byC[c] = g; budget.addKeyBytes(threadCodes.byteLength(c), count); out.push(c); }
+        }
+        into[i] = g;
+      }
+      ensure(count);
+      for (let j = 0; j < aggs.length; j++) aggs[j]!.mergeColumn(t.states[j]!, into, t.count);
+    });
+    return { count, keys: [{ coded: true, codes: Int32Array.from(out), generation }], states: aggs.map((a) => a.column(count)) };
+  }
   tables.forEach((t, ti) => {
     const into = new Int32Array(t.count);
     const tc = cols[ti]!;
@@ -248,7 +274,6 @@ function mergeCoded(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTabl
     ensure(count);
     for (let j = 0; j < aggs.length; j++) aggs[j]!.mergeColumn(t.states[j]!, into, t.count);
   });
-  const generation = threadCodes.generation;
   const out: KeyColumn[] = keys.map((col, k) => (coded[k] ? { coded: true, codes: Int32Array.from(col as number[]), generation } : col as Scalar[]));
   return { count, keys: out, states: aggs.map((a) => a.column(count)) };
 }
@@ -339,7 +364,13 @@ export function finish(plan: LogicalPlan, part: Partial): QueryResult {
   };
   if (direct !== null && direct.every((f) => f !== null)) {
     const terms = direct as ((g: number) => Scalar)[];
-    for (let g = 0; g < t.count; g++) offer({ out: [], order: terms.map((f) => f(g)), g });
+    const first = terms[0]!;
+    const o0 = plan.orderBy[0]!;
+    for (let g = 0; g < t.count; g++) {
+      // Once n are kept, a group worse on the first term than the n-th is out (a tie is not).
+      if (rows.length === limit && compareForOrder(first(g), rows[limit - 1]!.order[0]!, o0.desc, o0.nullsFirst === true) > 0) continue;
+      offer({ out: [], order: terms.map((f) => f(g)), g });
+    }
     rows = rows.map((r) => rowOf(r.g));
   } else {
     for (let g = 0; g < t.count; g++) {
