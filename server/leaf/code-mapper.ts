@@ -5,8 +5,9 @@
  * leaf's codes only for blocks whose map (dictionary entry -> leaf code) the main thread already
  * made. Making a map decodes each dictionary entry once (~40k a block for a user-id column, a few
  * ms), so it is done here, in slices of at most SLICE_MS on the event loop, never inside a
- * query: for every string column of every sealed block, after blocks are sealed, restored, or the
- * table started over. A query whose blocks are not all mapped yet uses the workers' own tables
+ * query: for the string columns queries asked for (`want`: a GROUP BY key or count(DISTINCT)
+ * argument that had no maps), in every sealed block, after blocks are sealed, restored, or the
+ * table started over. Columns no query needs are never mapped (they would cost ingest CPU). A query whose blocks are not all mapped yet uses the workers' own tables
  * for that column (as before leaf codes), so nothing waits for this.
  *
  * Bounded: no map is made once the table holds its bound (`bytesMax`); the table then starts
@@ -15,11 +16,14 @@
 import type { LeafStore } from '../../query/storage/leaf-store.js';
 import { threadCodes } from '../../query/storage/string-codes.js';
 
-/** The longest a slice of mapping holds the event loop, and the pause after one: mapping takes
- * at most a quarter of the event loop, so a load at full speed slows by no more than that (it is
- * work the first queries would otherwise repeat in every worker). */
+/** The longest a slice of mapping holds the event loop, and the pause after one while the event
+ * loop has other work (more than IDLE_SHARE of the pause was busy): mapping then takes at most a
+ * quarter of it. While the loop is idle the next slice follows at once. */
 const SLICE_MS = 4;
 const PAUSE_MS = 12;
+const IDLE_SHARE = 0.2;
+/** Columns asked for at most (the oldest ask is forgotten first). */
+const WANTED_MAX = 64;
 /** How often the sweep looks for new sealed blocks. */
 const POLL_MS = 500;
 
@@ -33,6 +37,9 @@ export class CodeMapper {
   slices = 0;
   busyMs = 0;
   private readonly failed = new WeakSet<object>();
+  /** Columns queries asked maps for ("table\u0000column"): only these are mapped, so columns no
+   * query groups or counts distinct by cost ingest nothing. */
+  private readonly wanted = new Set<string>();
 
   constructor(private readonly store: LeafStore, private readonly bytesMax: number) {}
 
@@ -52,6 +59,22 @@ export class CodeMapper {
     let n = 0;
     for (const t of this.store.tables.values()) n += t.sealed.length;
     return n;
+  }
+
+  /** Whether a sweep is under way (maps are being made). */
+  get mapping(): boolean { return this.running; }
+
+  /** A query would have used the maps of these columns: map them from now on. */
+  want(table: string, columns: readonly string[]): void {
+    let added = false;
+    for (const c of columns) {
+      const k = `${table}\u0000${c}`;
+      if (this.wanted.has(k)) continue;
+      this.wanted.add(k);
+      added = true;
+      if (this.wanted.size > WANTED_MAX) this.wanted.delete(this.wanted.values().next().value!);
+    }
+    if (added) this.kick(true);
   }
 
   /** Starts a sweep unless one is running or nothing changed since the last one. */
@@ -75,7 +98,7 @@ export class CodeMapper {
     const blocks = this.sealedCount();
     this.slices++;
     for (const table of this.store.tables.values()) {
-      const columns = [...table.schema.values()].filter((c) => c.type === 'string').map((c) => c.name);
+      const columns = [...table.schema.values()].filter((c) => c.type === 'string' && this.wanted.has(`${table.name}\u0000${c.name}`)).map((c) => c.name);
       if (columns.length === 0) continue;
       for (const block of table.sealed) {
         for (const name of columns) {
@@ -87,11 +110,22 @@ export class CodeMapper {
           // caught yet) is left to the workers' own tables; never a thrown error here.
           if (this.failed.has(block)) continue;
           try { block.codeMap(name); this.mapsMade++; } catch { this.failed.add(block); }
-          if (performance.now() > deadline) { setTimeout(() => this.sweep(), PAUSE_MS).unref(); return; }
+          if (performance.now() > deadline) { this.pause(); return; }
         }
       }
     }
     this.finish(blocks, generation);
+  }
+
+  /** The next slice: at once while the event loop is idle, after PAUSE_MS while it is busy. */
+  private elu = performance.eventLoopUtilization();
+  private pause(): void {
+    const since = performance.eventLoopUtilization(this.elu);
+    this.elu = performance.eventLoopUtilization();
+    // The share of the time since the last pause that the loop was busy, this slice excluded.
+    const busyOther = since.utilization - SLICE_MS / Math.max(SLICE_MS, since.idle + since.active);
+    if (busyOther < IDLE_SHARE) setImmediate(() => this.sweep());
+    else setTimeout(() => this.sweep(), PAUSE_MS).unref();
   }
 
   private finish(blocks: number, generation: number): void {

@@ -247,7 +247,7 @@ export class Leaf {
       }
       if (rest.length > 0) {
         const schema = [...table.schema.values()].map((c) => [c.name, c.type] as [string, typeof c.type]);
-        const leafCodes = this.leafCodesFor(bound, rest);
+        const leafCodes = this.leafCodesFor(plan.table, bound, rest);
         if (leafCodes !== null) {
           // The table must not start over while workers hold its codes: released a turn after
           // the merge, once the caller has made strings of what it answers with.
@@ -275,7 +275,7 @@ export class Leaf {
    * map every block holding them already has. A column some block lacks a map for is left to the
    * workers' own tables this time, and the background mapper is asked to catch up.
    */
-  private leafCodesFor(bound: ReturnType<typeof bindQuery>, blocks: readonly SealedBlock[]): LeafCodes | null {
+  private leafCodesFor(table: string, bound: ReturnType<typeof bindQuery>, blocks: readonly SealedBlock[]): LeafCodes | null {
     const wanted = new Set<string>();
     bound.keys.forEach((k, i) => { if (k.k === 'col' && bound.keyTypes[i] === 'string') wanted.add(k.name); });
     bound.logical.aggs.forEach((a, j) => {
@@ -287,7 +287,7 @@ export class Leaf {
       const c = b.column(name);
       return c === undefined || (c.kind === 'string' && b.readyCodeMap(name) !== null);
     }));
-    if (columns.length < wanted.size) this.codeMapper.kick(true);
+    if (columns.length < wanted.size) this.codeMapper.want(table, [...wanted].filter((c) => !columns.includes(c)));
     if (columns.length === 0) return null;
     return {
       columns, size: threadCodes.size, generation: threadCodes.generation,
@@ -338,7 +338,7 @@ export class Leaf {
       /** Scans' string codes and code maps, all threads (in the budget beside `bytes`). */
       scanCacheBytes: this.store.cacheBytes(),
       /** The leaf's code maps made in the background (docs/engine.md, "Leaf codes"). */
-      leafCodes: { strings: threadCodes.size, mapsMade: this.codeMapper.mapsMade, queries: this.leafCodedScans, busyMs: Math.round(this.codeMapper.busyMs) },
+      leafCodes: { strings: threadCodes.size, mapping: this.codeMapper.mapping, mapsMade: this.codeMapper.mapsMade, queries: this.leafCodedScans, busyMs: Math.round(this.codeMapper.busyMs) },
       /** Times a scan thread's string codes started over at their bound (docs/engine.md). */
       scanCacheResets: this.pool.cacheResets + threadCodes.generation - 1,
       evicted: { ...this.store.evicted },
