@@ -473,8 +473,8 @@ async function main(): Promise<void> {
     await conn.run('COMMIT');
     const memAfterQueries = processMemory(leaf.pid);
     // The leaf's code maps made in the background (docs/engine.md, "Leaf codes"): what they cost.
-    const status = (await getJson(pool, '/v1/status')).body as { leafCodes?: { strings: number; mapsMade: number; busyMs: number }; scanCacheBytes?: number };
-    if (status.leafCodes !== undefined) log(`leaf codes: ${status.leafCodes.strings.toLocaleString('en-US')} strings, ${status.leafCodes.mapsMade} block maps made in ${status.leafCodes.busyMs} ms of the event loop; scan caches ${formatBytes(status.scanCacheBytes ?? 0)}`);
+    const status = (await getJson(pool, '/v1/status')).body as { leafCodes?: { strings: number; mapsMade: number; busyMs: number }; scanCacheBytes?: number; scanCacheResets?: number };
+    if (status.leafCodes !== undefined) log(`leaf codes: ${status.leafCodes.strings.toLocaleString('en-US')} strings, ${status.leafCodes.mapsMade} block maps made in ${status.leafCodes.busyMs} ms of the event loop; scan caches ${formatBytes(status.scanCacheBytes ?? 0)}, restarted ${status.scanCacheResets ?? 0} times`);
     const machineEnd = machineInfo();
 
     const out = {

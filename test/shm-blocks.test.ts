@@ -157,10 +157,12 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
     const args = ['--checkpoint-interval', '200'];
     let leaf = await start(id, dir, args);
     await ingest(leaf, 0, 400_000);
-    const blocks = await waitFor('a checkpoint of every sealed block', async () => manifestBlocks(dir), (b) => b.filter((x) => x.segment !== undefined).length >= 6);
-    const inShm = blocks.filter((b) => b.segment !== undefined);
+    await waitFor('a checkpoint of every sealed block', async () => manifestBlocks(dir), (b) => b.filter((x) => x.segment !== undefined).length >= 6);
     await ingest(leaf, 400_000, 30_000); // logged, not yet checkpointed: replayed from the log
     await leaf.stop({ signal: 'SIGKILL' });
+    // The last checkpoint's blocks (a checkpoint may have run during the second ingest and
+    // sealed the open block).
+    const inShm = manifestBlocks(dir).filter((b) => b.segment !== undefined);
     expect(metaOf(id).flag).toBe(2); // the live claim a crash leaves behind
     expect(listed(id)).toMatchObject({ state: 'crashed', takeable: true });
 
@@ -175,7 +177,8 @@ describe.runIf(runnable)('sealed blocks born in shared memory', () => {
     expect(r.reason).toContain(`${inShm.length - 3} checkpointed blocks`);
     expect(r.reason).toContain('3 read from disk instead');
     const reusedBytes = inShm.slice(3).reduce((sum, b) => sum + b.bytes, 0);
-    expect(r.shmBytesReused).toBe(reusedBytes);
+    // Blocks sealed after that checkpoint come back through their seal records too.
+    expect(r.shmBytesReused).toBeGreaterThanOrEqual(reusedBytes);
     // The three refused blocks were read from their files (and the log replayed), not from memory.
     expect(r.diskBytesRead).toBeGreaterThanOrEqual(tampered.bytes + untrusted.bytes + removed.bytes);
     expect(await totals(leaf)).toEqual(expectedTotals(0, 430_000));
