@@ -31,3 +31,11 @@ export function adoptByMerge(state: AggState, col: StateColumn, count: number): 
   state.mergeColumn(col, identityIds, count);
 }
 
+
+/** `a` with room for `n` entries (grown at least twofold, zero-filled). */
+export function growU8(a: Uint8Array, n: number): Uint8Array {
+  if (a.length >= n) return a;
+  const b = new Uint8Array(Math.max(n, a.length * 2, 16));
+  b.set(a);
+  return b;
+}
