@@ -81,7 +81,7 @@ export function emptyGroups(plan: LogicalPlan): GroupTable {
 export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTable {
   const noKeys = plan.keys.length === 0;
   if (tables.length === 1 && (!noKeys || tables[0]!.count === 1)) return tables[0]!;
-  if (plan.keys.some((_, k) => tables.some((t) => isCoded(t.keys[k]!)))) return mergeCoded(plan, tables);
+  if (plan.keys.length > 1 || plan.keys.some((_, k) => tables.some((t) => isCoded(t.keys[k]!)))) return mergeByIds(plan, tables);
   const aggs = statesOf(plan);
   const keys: Scalar[][] = plan.keys.map(() => []);
   const single = plan.keys.length === 1;
@@ -91,9 +91,6 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
   const byBytes = single && utf8Cols.every((c) => c !== null);
   const utf8 = byBytes ? new Utf8Table() : null;
   const index = new Map<Scalar | string, number>();
-  const positions = plan.keys.length > 1 ? plan.keys.map(() => new ValueIds()) : [];
-  const stages = positions.slice(1).map(() => new PairTable());
-  const stageCounts = stages.map(() => 0);
   const budget = new GroupBudget(aggs.length);
   let count = 0;
   const ensure = (n: number) => { for (const a of aggs) a.ensure(n); };
@@ -124,29 +121,6 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
         }
         into[i] = g;
       }
-    } else if (!noKeys) {
-      // Several keys: an id per distinct value of each key position, combined pairwise into one
-      // number (as a scan does, group-ids.ts), so no tuple text is built per group.
-      const last = t.keys.length - 1;
-      const cols = t.keys.map((c) => keyValues(c, t.count));
-      for (let i = 0; i < t.count; i++) {
-        let cur = positions[0]!.idOf(cols[0]![i]!);
-        for (let s = 0; s < last; s++) {
-          const id = positions[s + 1]!.idOf(cols[s + 1]![i]!);
-          let next = stages[s]!.get(cur, id);
-          if (next < 0) {
-            if (s === last - 1) {
-              next = count++;
-              const values = cols.map((col) => col[i]!);
-              budget.add(values, count);
-              for (let j = 0; j < values.length; j++) keys[j]!.push(values[j]!);
-            } else next = stageCounts[s]!++;
-            stages[s]!.insert(cur, id, next);
-          }
-          cur = next;
-        }
-        into[i] = cur;
-      }
     }
     ensure(count);
     for (let j = 0; j < aggs.length; j++) aggs[j]!.mergeColumn(t.states[j]!, into, t.count);
@@ -160,6 +134,7 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
  */
 function leafCodesOf(col: KeyColumn, count: number): Int32Array | null {
   if (isCoded(col)) { codedStrings(col); return col.codes; }
+  if (!threadCodes.isLeafSpace) return null;
   const out = new Int32Array(count);
   if (isUtf8(col)) {
     for (let g = 0; g < count; g++) out[g] = g === col.nullAt ? -1 : threadCodes.codeOf(decodeUtf8(col.bytes, col.offsets[g]!, col.offsets[g + 1]!));
@@ -176,12 +151,13 @@ function leafCodesOf(col: KeyColumn, count: number): Int32Array | null {
 }
 
 /**
- * Merges group tables of which some carry keys as the leaf's codes (utf8-keys.ts, CodeKeys: only
- * on the leaf's main thread). Each such key position is merged by code: the merged groups' ids by
- * array index for one key, pairwise through typed-array tables for several, and the merged keys
- * stay codes. A position that also holds values other than strings is merged by value.
+ * Merges group tables by ids per key position, combined pairwise through typed-array tables when
+ * there are several keys (as a scan does, group-ids.ts), so no tuple text is built per group. A
+ * position whose keys are the leaf's codes (utf8-keys.ts, CodeKeys: only on the leaf's main
+ * thread) or strings there is merged by code, by array index, and its merged keys stay codes;
+ * any other position by value.
  */
-function mergeCoded(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTable {
+function mergeByIds(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTable {
   const aggs = statesOf(plan);
   const budget = new GroupBudget(aggs.length);
   const keyCount = plan.keys.length;
@@ -189,7 +165,8 @@ function mergeCoded(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTabl
   const cols: (Int32Array | Scalar[])[][] = tables.map(() => []);
   const coded: boolean[] = [];
   for (let k = 0; k < keyCount; k++) {
-    const asCodes = tables.map((t) => leafCodesOf(t.keys[k]!, t.count));
+    // By code only where some table has codes (other strings are not added to the leaf's table).
+    const asCodes = tables.some((t) => isCoded(t.keys[k]!)) ? tables.map((t) => leafCodesOf(t.keys[k]!, t.count)) : [null];
     coded[k] = asCodes.every((c) => c !== null);
     tables.forEach((t, ti) => { cols[ti]![k] = coded[k] ? asCodes[ti]! : keyValues(t.keys[k]!, t.count); });
   }
