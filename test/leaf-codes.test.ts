@@ -7,6 +7,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { finish, partialFromWire, planQuery } from '../query/engine.js';
+import { Hll } from '../query/functions/hll.js';
 import { keyAt } from '../query/plan/utf8-keys.js';
 import { threadCodes, trimStringCodes } from '../query/storage/string-codes.js';
 import { defaultLeafConfig } from '../server/leaf/config.js';
@@ -52,7 +53,7 @@ describe('leaf codes: worker scans group by the leaf\'s string codes', () => {
       expect(q.statusCode, q.body).toBe(200);
       return q.json() as Answer & { partial?: unknown };
     };
-    const status = async () => ((await app.inject({ method: 'GET', url: '/v1/status' })).json() as { leafCodes: { strings: number; mapsMade: number; queries: number } }).leafCodes;
+    const status = async () => ((await app.inject({ method: 'GET', url: '/v1/status' })).json() as { leafCodes: { strings: number; hashed: number; mapsMade: number; queries: number } }).leafCodes;
 
     const expected = { byUser: new Map<string, number>(), multi: new Map<string, number>(), distinct: new Set<unknown>(), perH: new Map<number, Set<unknown>>() };
     for (const r of rows) {
@@ -65,6 +66,10 @@ describe('leaf codes: worker scans group by the leaf\'s string codes', () => {
       if (u !== null) s.add(u);
       expected.perH.set(r.h as number, s);
     }
+    // approx_count_distinct is deterministic for a set of strings: the sketch of the rows' values.
+    const sketchOf = (values: Iterable<unknown>) => { const h = new Hll(); for (const v of values) h.addString(v as string); return Math.round(h.estimate()); };
+    const approx = sketchOf(expected.distinct);
+    const approxByH = [...expected.perH.entries()].sort((a, b) => a[0] - b[0]).map(([h, s]) => [h, sketchOf(s)]);
     const top = [...expected.byUser.entries()].map(([k, n]) => [JSON.parse(k)[0], n] as [string | null, number])
       .sort((a, b) => b[1] - a[1] || (a[0] === null ? 1 : b[0] === null ? -1 : a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, 9);
 
@@ -77,6 +82,8 @@ describe('leaf codes: worker scans group by the leaf\'s string codes', () => {
       const perH = await query('SELECT h, count(DISTINCT u) FROM t GROUP BY h ORDER BY h');
       expect(perH.rows, label).toEqual([...expected.perH.entries()].sort((a, b) => a[0] - b[0]).map(([h, s]) => [h, s.size]));
       expect((await query('SELECT u, count(*) AS n FROM t GROUP BY u ORDER BY n DESC, u LIMIT 9')).rows, label).toEqual(top);
+      expect((await query('SELECT approx_count_distinct(u) FROM t')).rows, label).toEqual([[approx]]);
+      expect((await query('SELECT h, approx_count_distinct(u) FROM t GROUP BY h ORDER BY h')).rows, label).toEqual(approxByH);
       // As a partial for an aggregator: strings on the wire, merged and finished elsewhere.
       for (const sql of ['SELECT u, count(*) AS n FROM t GROUP BY u ORDER BY n DESC, u LIMIT 9', 'SELECT count(DISTINCT u) FROM t']) {
         const wire = JSON.parse(JSON.stringify((await query(sql, true)).partial));
@@ -96,8 +103,11 @@ describe('leaf codes: worker scans group by the leaf\'s string codes', () => {
     const before = (await status()).queries;
     for (let i = 0; i < 200 && (await status()).mapsMade < maps; i++) await new Promise((r) => setTimeout(r, 25));
     expect((await status()).mapsMade).toBe(maps);
+    // And every code's hash, for approx_count_distinct.
+    for (let i = 0; i < 200 && (await status()).hashed < (await status()).strings; i++) await new Promise((r) => setTimeout(r, 25));
+    expect((await status()).hashed).toBe((await status()).strings);
     await check('with leaf codes');
-    expect((await status()).queries - before).toBeGreaterThanOrEqual(6);
+    expect((await status()).queries - before).toBeGreaterThanOrEqual(8);
     // The table starts over (a new generation): every map is stale, the answers stay.
     // (The last scan's hold on the table is let go a turn of the event loop after its answer.)
     await new Promise((r) => setImmediate(r));
@@ -106,8 +116,9 @@ describe('leaf codes: worker scans group by the leaf\'s string codes', () => {
     await check('after the table started over');
     for (let i = 0; i < 200 && (await status()).mapsMade < 2 * maps; i++) await new Promise((r) => setTimeout(r, 25));
     const again = (await status()).queries;
+    for (let i = 0; i < 200 && (await status()).hashed < (await status()).strings; i++) await new Promise((r) => setTimeout(r, 25));
     await check('with the new generation\'s maps');
-    expect((await status()).queries - again).toBeGreaterThanOrEqual(6);
+    expect((await status()).queries - again).toBeGreaterThanOrEqual(8);
   });
 
   it('codes of another generation are refused, never read as other strings; the table waits for scans in flight', async () => {

@@ -9,7 +9,7 @@
  * error sketch, quantile.ts) merge without losing accuracy beyond their stated bounds.
  */
 import { hashNumber, hashOut, hashString, hashStrings } from '../functions/hash.js';
-import { threadCodes } from '../storage/string-codes.js';
+import { leafSpace, threadCodes } from '../storage/string-codes.js';
 import { Hll } from '../functions/hll.js';
 import type { AggFn, Scalar } from '../plan/plan.js';
 import { compareValues } from '../plan/scalar.js';
@@ -339,6 +339,17 @@ class ApproxDistinct implements AggState {
   private at(g: number): Hll { return (this.sketches[g] ??= new Hll()); }
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
     if (v === null || v.t === 'const') { if (v !== null && v.v !== null) for (let i = 0; i < count; i++) this.addScalar(gids === null ? 0 : gids[sel[i]!]!, v.v); return; }
+    if (v.t === 'str' && v.lcodes !== undefined && leafSpace.hashes !== null && !threadCodes.isLeafSpace) {
+      // The leaf's codes and their hashes, made once on the leaf's main thread.
+      const pairs = leafSpace.hashes; const lc = v.lcodes; const codes = v.codes; const nulls = v.nulls;
+      for (let i = 0; i < count; i++) {
+        const r = sel[i]!;
+        if (nulls !== null && nulls[r] === 1) continue;
+        const c = lc[codes[r]!]!;
+        this.at(gids === null ? 0 : gids[r]!).addHash(pairs[2 * c]!, pairs[2 * c + 1]!);
+      }
+      return;
+    }
     if (v.t === 'str') {
       const pairs = v.gcodes !== null ? codeHashes(v.gcodes) : new Int32Array(v.dict.length * 2);
       if (v.gcodes === null) hashStrings(v.dict, pairs);

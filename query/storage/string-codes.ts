@@ -15,6 +15,7 @@
  * every block's map from an older generation is then rebuilt on use. Never during a scan, so the
  * codes a scan groups by never change under it.
  */
+import { hashOut, hashString } from '../functions/hash.js';
 import { LIMITS } from '../limits.js';
 import { ByteDict, hashBytes } from './byte-dict.js';
 import type { DictData } from './types.js';
@@ -104,8 +105,37 @@ export class StringCodes {
     return out;
   }
 
+  /** On the leaf's main thread: each code's approx_count_distinct hash (two words, hash.ts),
+   * for codes below `hashedCount`, in a SharedArrayBuffer the workers read (docs/engine.md). */
+  hashPairs: Int32Array = new Int32Array(0);
+  hashedCount = 0;
+
+  /** Hashes codes from `hashedCount` on until `deadline` (performance.now()); true when every
+   * code has its hash. Decodes each string once without keeping it. */
+  hashCodes(deadline: number): boolean {
+    const size = this.size;
+    if (this.hashPairs.length < 2 * size) {
+      const next = new Int32Array(new SharedArrayBuffer(8 * Math.max(size, this.hashPairs.length, 1024)));
+      next.set(this.hashPairs.subarray(0, 2 * this.hashedCount));
+      this.mapBytes += next.byteLength - this.hashPairs.byteLength;
+      this.hashPairs = next;
+    }
+    const pairs = this.hashPairs;
+    let c = this.hashedCount;
+    while (c < size) {
+      hashString(this.decoded[c] ?? this.dict.entry(c));
+      pairs[2 * c] = hashOut[0]!; pairs[2 * c + 1] = hashOut[1]!;
+      c++;
+      if ((c & 1023) === 0 && performance.now() > deadline) break;
+    }
+    this.hashedCount = c;
+    return c >= size;
+  }
+
   /** Drops every entry and starts a new generation (every older code map is stale). */
   reset(): void {
+    this.hashPairs = new Int32Array(0);
+    this.hashedCount = 0;
     this.dict = new ByteDict();
     this.decoded = [];
     this.bytes = 0;
@@ -125,7 +155,7 @@ export const threadCodes = new StringCodes();
  * makes strings only of what it answers with. In a worker, `size` and `generation` are the main
  * thread's as the current task gave them (the worker has no strings for these codes).
  */
-export const leafSpace = { size: 0, generation: 0 };
+export const leafSpace: { size: number; generation: number; hashes: Int32Array | null } = { size: 0, generation: 0, hashes: null };
 
 /** Size and generation of the leaf's code space as this thread sees it. */
 export function leafSpaceSize(): number { return threadCodes.isLeafSpace ? threadCodes.size : leafSpace.size; }

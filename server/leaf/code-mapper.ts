@@ -61,6 +61,11 @@ export class CodeMapper {
     return n;
   }
 
+  /** A query asked for approx_count_distinct over the leaf's codes: hash every code too. */
+  private hashWanted = false;
+  wantHashes(): void { this.hashWanted = true; this.kick(true); }
+  private hashesBehind(): boolean { return this.hashWanted && threadCodes.hashedCount < threadCodes.size; }
+
   /** Whether a sweep is under way (maps are being made). */
   get mapping(): boolean { return this.running; }
 
@@ -80,7 +85,7 @@ export class CodeMapper {
   /** Starts a sweep unless one is running or nothing changed since the last one. */
   kick(force = false): void {
     if (this.running) return;
-    if (!force && this.seen.blocks === this.sealedCount() && this.seen.generation === threadCodes.generation) return;
+    if (!force && this.seen.blocks === this.sealedCount() && this.seen.generation === threadCodes.generation && !this.hashesBehind()) return;
     this.running = true;
     setImmediate(() => this.sweep());
   }
@@ -114,6 +119,8 @@ export class CodeMapper {
         }
       }
     }
+    // Then the codes' hashes, when approx_count_distinct asked for them.
+    if (this.hashesBehind() && !threadCodes.hashCodes(deadline)) { this.pause(); return; }
     this.finish(blocks, generation);
   }
 

@@ -278,10 +278,17 @@ export class Leaf {
   private leafCodesFor(table: string, bound: ReturnType<typeof bindQuery>, blocks: readonly SealedBlock[]): LeafCodes | null {
     const wanted = new Set<string>();
     bound.keys.forEach((k, i) => { if (k.k === 'col' && bound.keyTypes[i] === 'string') wanted.add(k.name); });
+    // approx_count_distinct reads each code's hash (string-codes.ts, hashCodes): only once every
+    // code has one.
+    const hashed = threadCodes.hashedCount >= threadCodes.size;
+    let hashesWanted = false;
     bound.logical.aggs.forEach((a, j) => {
       const arg = bound.aggArgs[j];
-      if (a.fn === 'count_distinct' && arg !== null && arg !== undefined && arg.k === 'col' && arg.type === 'string') wanted.add(arg.name);
+      if (arg === null || arg === undefined || arg.k !== 'col' || arg.type !== 'string') return;
+      if (a.fn === 'count_distinct') wanted.add(arg.name);
+      if (a.fn === 'approx_count_distinct') { hashesWanted = true; if (hashed) wanted.add(arg.name); }
     });
+    if (hashesWanted && !hashed) this.codeMapper.wantHashes();
     if (wanted.size === 0) return null;
     const columns = [...wanted].filter((name) => blocks.every((b) => {
       const c = b.column(name);
@@ -290,7 +297,7 @@ export class Leaf {
     if (columns.length < wanted.size) this.codeMapper.want(table, [...wanted].filter((c) => !columns.includes(c)));
     if (columns.length === 0) return null;
     return {
-      columns, size: threadCodes.size, generation: threadCodes.generation,
+      columns, size: threadCodes.size, generation: threadCodes.generation, hashes: hashed ? threadCodes.hashPairs : null,
       mapsOf: (b) => { const out: Record<string, Int32Array> = {}; for (const name of columns) { const m = b.readyCodeMap(name); if (m !== null) out[name] = m; } return out; },
     };
   }
@@ -338,7 +345,7 @@ export class Leaf {
       /** Scans' string codes and code maps, all threads (in the budget beside `bytes`). */
       scanCacheBytes: this.store.cacheBytes(),
       /** The leaf's code maps made in the background (docs/engine.md, "Leaf codes"). */
-      leafCodes: { strings: threadCodes.size, mapping: this.codeMapper.mapping, mapsMade: this.codeMapper.mapsMade, queries: this.leafCodedScans, busyMs: Math.round(this.codeMapper.busyMs) },
+      leafCodes: { strings: threadCodes.size, hashed: threadCodes.hashedCount, mapping: this.codeMapper.mapping, mapsMade: this.codeMapper.mapsMade, queries: this.leafCodedScans, busyMs: Math.round(this.codeMapper.busyMs) },
       /** Times a scan thread's string codes started over at their bound (docs/engine.md). */
       scanCacheResets: this.pool.cacheResets + threadCodes.generation - 1,
       evicted: { ...this.store.evicted },

@@ -35,6 +35,8 @@ export interface LeafCodes {
   readonly columns: string[];
   readonly size: number;
   readonly generation: number;
+  /** Each code's approx_count_distinct hash pair, when every code has one. */
+  readonly hashes: Int32Array | null;
   mapsOf(block: SealedBlock): Record<string, Int32Array>;
 }
 
@@ -73,7 +75,7 @@ export class ScanPool {
     const runs = groups.map((g) => {
       const task: ScanTask = {
         plan, nowSeconds, schema, lenient, blocks: g.map((b) => b.data), codesBytesMax: this.codesBytesMax, dropped: dropLog.ids, dropSeq: dropLog.seq,
-        leaf: leaf === null ? null : { columns: leaf.columns, size: leaf.size, generation: leaf.generation, maps: g.map(leaf.mapsOf) },
+        leaf: leaf === null ? null : { columns: leaf.columns, size: leaf.size, generation: leaf.generation, hashes: leaf.hashes, maps: g.map(leaf.mapsOf) },
       };
       return this.pool.run(task, { signal }) as Promise<ScanOutcome>;
     });

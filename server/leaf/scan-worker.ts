@@ -38,6 +38,8 @@ export interface LeafCodesTask {
   columns: string[];
   size: number;
   generation: number;
+  /** Each leaf code's approx_count_distinct hash pair (shared), or null. */
+  hashes: Int32Array | null;
   maps: Record<string, Int32Array>[];
 }
 
@@ -89,6 +91,7 @@ export default function runScan(task: ScanTask): ScanOutcome {
     if (leaf === null) return { ok: scanBlocks(bound, blocks), ...codes() };
     leafSpace.size = leaf.size;
     leafSpace.generation = leaf.generation;
+    leafSpace.hashes = leaf.hashes;
     blocks.forEach((b, i) => { b.leafMaps = leaf.maps[i]!; });
     try {
       return { ok: scanBlocks(bound, blocks, true, new Set(leaf.columns)), ...codes() };
