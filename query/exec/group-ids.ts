@@ -186,7 +186,7 @@ export function groupIds(keys: readonly Vec[], groups: Groups, sel: Int32Array, 
   if (keys.length === 1) {
     const v = keys[0]!;
     const coded = groups.coded[0]!;
-    if (coded) checkCodedConst(v.t === 'str' ? { t: 'const', v: null } : v);
+    if (coded && v.t !== 'str') checkCodedConst(v);
     if (v.t === 'str' && (coded || v.gcodes !== null)) {
       // Coded: the group's key is the leaf's code, else the thread's string.
       // The map first: reading it may add codes (a column's map is made on first read).

@@ -3,18 +3,20 @@
  *
  * The leaf's main thread's string table is the leaf's code space: a scan worker can group by the
  * leaf's codes only for blocks whose map (dictionary entry -> leaf code) the main thread already
- * made. Making a map decodes each dictionary entry once (~40k a block for a user-id column, a few
- * ms), so it is done here, in slices of at most SLICE_MS on the event loop, never inside a
- * query: for the string columns queries asked for (`want`: a GROUP BY key or count(DISTINCT)
- * argument that had no maps), in every sealed block, after blocks are sealed, restored, or the
- * table started over. Columns no query needs are never mapped (they would cost ingest CPU). A query whose blocks are not all mapped yet uses the workers' own tables
- * for that column (as before leaf codes), so nothing waits for this.
+ * made. Making a map hashes and looks up each dictionary entry's bytes once (~40k a block for a
+ * user-id column, several ms), so it is done here, in slices of at most SLICE_MS on the event
+ * loop, never inside a query: for the string columns queries asked for (`want`: a GROUP BY key,
+ * count(DISTINCT) or approx_count_distinct argument that had no maps), in every sealed block,
+ * after blocks are sealed, restored, or the table started over. Columns no query needs are never
+ * mapped (they would cost ingest CPU). A query whose blocks are not all mapped yet uses the
+ * workers' own tables for that column (as before leaf codes), so nothing waits for this.
  *
  * Bounded: no map is made once the table holds its bound (`bytesMax`); the table then starts
  * over at the next query (trimStringCodes), and the sweep begins again.
  */
 import type { LeafStore } from '../../query/storage/leaf-store.js';
 import { threadCodes } from '../../query/storage/string-codes.js';
+import { dropLog } from '../../query/storage/table.js';
 
 /** The longest a slice of mapping holds the event loop, and the pause after one while the event
  * loop has other work (more than IDLE_SHARE of the pause was busy): mapping then takes at most a
@@ -32,9 +34,8 @@ export class CodeMapper {
   private timer: NodeJS.Timeout | null = null;
   /** What the last finished sweep saw: nothing to do while it is unchanged. */
   private seen = { blocks: -1, generation: -1 };
-  /** Maps made (block columns) and slices run, for status. */
+  /** Maps made (block columns) and the event-loop time spent, for status. */
   mapsMade = 0;
-  slices = 0;
   busyMs = 0;
   private readonly failed = new WeakSet<object>();
   /** Columns queries asked maps for ("table\u0000column"): only these are mapped, so columns no
@@ -55,8 +56,9 @@ export class CodeMapper {
     this.timer = null;
   }
 
+  /** Changes when a block is sealed or dropped (a drop and a seal together leave the count). */
   private sealedCount(): number {
-    let n = 0;
+    let n = dropLog.seq;
     for (const t of this.store.tables.values()) n += t.sealed.length;
     return n;
   }
@@ -101,7 +103,6 @@ export class CodeMapper {
   private slice(deadline: number): void {
     const generation = threadCodes.generation;
     const blocks = this.sealedCount();
-    this.slices++;
     for (const table of this.store.tables.values()) {
       const columns = [...table.schema.values()].filter((c) => c.type === 'string' && this.wanted.has(`${table.name}\u0000${c.name}`)).map((c) => c.name);
       if (columns.length === 0) continue;
