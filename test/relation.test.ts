@@ -43,3 +43,26 @@ describe('a subquery cut by the result-row limit', () => {
     expect(subqueryRelation({ ...cut, truncated: false }).rows).toEqual([[1]]);
   });
 });
+
+describe('a DATE column of a subquery', () => {
+  // Two days at UTC midnight, and the text of the second at 09:30 that day.
+  const day1 = 1_763_769_600;
+  const day2 = day1 + 86_400;
+  const iso = (s: number) => new Date(s * 1000).toISOString().slice(0, 10);
+  const over = async (sql: string, rows: unknown[][]) => (await runNested(planQuery(sql, 1_800_000_000), 1_800_000_000,
+    async (p) => ({ result: { columns: p.outputs.length > 0 ? p.outputs.map((o) => ({ name: o.name, type: 'time' as const })) : p.projections.map((o) => ({ name: o.name, type: 'time' as const })), rows: rows as never, truncated: false }, extra: null }),
+    async () => ({ tables: TABLES, extra: null }))).result;
+
+  it('reads text compared with it as a DATE, and prints as one (DuckDB casts so)', async () => {
+    const text = `'${iso(day2)}T09:30:00'`;
+    // Grouped by a DATE key, and by an output that casts one (a plain rows subquery is flattened
+    // into one table plan, flatten.ts, and compares on the leaf).
+    for (const inner of ['SELECT time::DATE AS d FROM events GROUP BY d', 'SELECT CAST(max(time) AS DATE) AS d FROM events GROUP BY ok']) {
+      const r = await over(`SELECT d, d::VARCHAR AS s FROM (${inner}) WHERE d >= ${text} ORDER BY d`, [[day1], [day2]]);
+      expect(r.rows, inner).toEqual([[day2, iso(day2)]]);
+    }
+    // A timestamp is not a date: midnight is before 09:30.
+    const t = await over(`SELECT t FROM (SELECT max(time) AS t FROM events GROUP BY ok) WHERE t >= ${text}`, [[day1], [day2]]);
+    expect(t.rows).toEqual([]);
+  });
+});

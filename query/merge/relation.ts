@@ -13,7 +13,7 @@ import { LIMITS } from '../limits.js';
 import { bind, type SchemaLike } from '../plan/bind.js';
 import { createAggStates } from '../exec/aggregates.js';
 import { fromValues } from '../exec/vector.js';
-import { exprKey } from '../plan/expr-util.js';
+import { exprKey, isDate } from '../plan/expr-util.js';
 import { tupleText } from '../exec/group-key.js';
 import type { ColumnInfo, Partial } from '../plan/partial.js';
 import type { LogicalPlan, Scalar, ValueType } from '../plan/plan.js';
@@ -21,7 +21,8 @@ import { evalScalar, type ScalarEnv } from '../plan/scalar.js';
 import type { ColumnType } from '../storage/types.js';
 import { finish, finishRows, type QueryResult } from './merge.js';
 
-export interface Relation { readonly columns: readonly ColumnInfo[]; readonly rows: readonly (readonly Scalar[])[] }
+/** `dates[i]`: column i holds DATE values (a subquery's `x::DATE`), compared as dates outside. */
+export interface Relation { readonly columns: readonly ColumnInfo[]; readonly rows: readonly (readonly Scalar[])[]; readonly dates?: readonly boolean[] }
 
 /** A table as the catalog shows it. */
 export interface CatalogTable { readonly name: string; readonly columns: readonly { readonly name: string; readonly type: string }[] }
@@ -53,7 +54,7 @@ export function runOverRelation(plan: LogicalPlan, source: Relation, nowSeconds:
   const at = new Map<string, number>();
   source.columns.forEach((c, i) => { if (!at.has(c.name)) at.set(c.name, i); });
   const schema: SchemaLike = {
-    get: (name: string) => { const i = at.get(name); return i === undefined ? undefined : { type: relationType(source.columns[i]!.type) }; },
+    get: (name: string) => { const i = at.get(name); return i === undefined ? undefined : { type: relationType(source.columns[i]!.type), date: source.dates?.[i] === true }; },
     keys: () => at.keys(),
   };
   const bound = bind(plan, schema, nowSeconds, false);
@@ -110,11 +111,24 @@ function relationType(t: ValueType): ColumnType {
 }
 
 /** A subquery's answer as a relation: refused when LIMITS.resultRowsMax cut it. */
-export function subqueryRelation(result: QueryResult): Relation {
+export function subqueryRelation(result: QueryResult, plan?: LogicalPlan): Relation {
   if (result.truncated) {
     throw new ShoalError('SHOAL_ERR_QUERY_LIMIT', `a subquery returned more than ${LIMITS.resultRowsMax} rows, the most an outer query reads; aggregate further or add a LIMIT inside`);
   }
-  return { columns: result.columns, rows: result.rows };
+  return { columns: result.columns, rows: result.rows, ...(plan !== undefined ? { dates: dateColumns(plan, result.columns.length) } : {}) };
+}
+
+/**
+ * Which of a plan's output columns are DATEs, from the plan (the values are times at midnight
+ * either way): `x::DATE` or `DATE '...'` in the select list, or a key that is one. Outside, a
+ * DATE compared with text reads the text as a DATE, as DuckDB does ('2025-11-22T09:30' is the
+ * 22nd), and prints as a date.
+ */
+function dateColumns(plan: LogicalPlan, count: number): boolean[] {
+  const astDate = (e: LogicalPlan['keys'][number]): boolean => e.kind === 'cast' && e.to === 'date';
+  if (plan.mode === 'aggregate') return plan.outputs.map((o) => isDate(o.expr) || (o.expr.k === 'key' && plan.keys[o.expr.index] !== undefined && astDate(plan.keys[o.expr.index]!)));
+  if (plan.star) return new Array<boolean>(count).fill(false);
+  return plan.projections.map((p) => astDate(p.expr));
 }
 
 /**
@@ -129,5 +143,5 @@ export async function runNested<C>(plan: LogicalPlan, nowSeconds: number, runTab
     return { result: runOverRelation(plan, catalogRelation(plan.source.relation, c.tables), nowSeconds), extra: c.extra };
   }
   const inner = await runNested(plan.source.plan, nowSeconds, runTable, catalog);
-  return { result: runOverRelation(plan, subqueryRelation(inner.result), nowSeconds), extra: inner.extra };
+  return { result: runOverRelation(plan, subqueryRelation(inner.result, plan.source.plan), nowSeconds), extra: inner.extra };
 }

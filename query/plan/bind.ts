@@ -35,7 +35,7 @@ export interface BoundPlan {
   readonly rowQualify?: BExpr | null;
 }
 
-export interface SchemaLike { get(name: string): { type: ColumnType } | undefined; keys(): IterableIterator<string> }
+export interface SchemaLike { get(name: string): { type: ColumnType; date?: boolean } | undefined; keys(): IterableIterator<string> }
 
 export function bind(plan: LogicalPlan, schema: SchemaLike, nowSeconds: number, lenient: boolean): BoundPlan {
   const unknown = new Set<string>();
@@ -59,7 +59,7 @@ export function bind(plan: LogicalPlan, schema: SchemaLike, nowSeconds: number, 
         if (lenient) { unknown.add(e.name); return { k: 'const', value: null, type: 'null' }; }
         throw unknownColumnError(e.name, e.quoted, names, plan.source === undefined ? `table "${plan.table}"` : 'the subquery', e.pos);
       }
-      return { k: 'col', name, type: col.type };
+      return col.date === true ? { k: 'col', name, type: col.type, date: true } : { k: 'col', name, type: col.type };
     }
     if (e.kind === 'call' && isAggName(e.name)) {
       throw new ShoalError('SHOAL_ERR_QUERY_SEMANTIC', `aggregate ${e.name}() is not allowed here`, { position: e.pos });

@@ -121,7 +121,7 @@ function coerceConst(target: ValueType, c: BExpr, pos: number, date = false): BE
 }
 
 /** A DATE value (CAST(... AS DATE), DATE '...'): a time at a UTC midnight. */
-const isDate = (b: BExpr): boolean => (b.k === 'cast' && b.to === 'DATE') || (b.k === 'const' && b.date === true);
+export const isDate = (b: BExpr): boolean => (b.k === 'cast' && b.to === 'DATE') || ((b.k === 'const' || b.k === 'col') && b.date === true);
 
 function checkComparable(l: ValueType, r: ValueType, op: string, pos: number): void {
   if (l === 'any' || r === 'any' || l === 'null' || r === 'null') return;

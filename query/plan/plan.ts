@@ -16,7 +16,8 @@ export type CmpOp = '=' | '!=' | '<' | '<=' | '>' | '>=';
 export type ArithOp = '+' | '-' | '*' | '/' | '%';
 
 export type BExpr =
-  | { readonly k: 'col'; readonly name: string; readonly type: ValueType }
+  /** `date`: a subquery's column of DATE values (relation.ts), compared and printed as dates. */
+  | { readonly k: 'col'; readonly name: string; readonly type: ValueType; readonly date?: true }
   /** `date`: a DATE constant (a time at a UTC midnight that prints as a date). */
   | { readonly k: 'const'; readonly value: Scalar; readonly type: ValueType; readonly date?: true }
   | { readonly k: 'key'; readonly index: number; readonly type: ValueType }

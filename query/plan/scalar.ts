@@ -218,7 +218,7 @@ export function evalScalar(e: BExpr, env: ScalarEnv): Scalar {
 
 /** The type a value prints as: a DATE cast is a time printed as a date. */
 export function textType(b: BExpr): string {
-  return (b.k === 'cast' && b.to === 'DATE') || (b.k === 'const' && b.date === true) ? 'date' : b.type;
+  return (b.k === 'cast' && b.to === 'DATE') || ((b.k === 'const' || b.k === 'col') && b.date === true) ? 'date' : b.type;
 }
 
 /** A value's type for text conversion when the plan could not tell ('any'). */
