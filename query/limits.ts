@@ -101,6 +101,14 @@ export const LIMITS = {
    * beyond it queue in undici; that queue is bounded by the aggregator's own in-flight limits
    * (queries, ingest requests, one health check per member). */
   memberConnectionsMax: 64,
+  /** A top-n pushed down to the leaves (query/merge/top-cut.ts): each leaf sends at most
+   * max(topCutGroupsMin, topCutGroupsPerRow x (LIMIT + OFFSET)) groups and a bound. 1,024 groups
+   * of a few states are ~30 KB on the wire, and on skewed data the k-th count is far above the
+   * 1,024th of a leaf, so the first answer is nearly always exact. Past topCutRowsMax rows the
+   * answer needs most groups anyway and every group is sent. */
+  topCutGroupsMin: 1_024,
+  topCutGroupsPerRow: 8,
+  topCutRowsMax: 10_000,
   /** Bytes of one member's answer to a query (its partial states or sample rows). A partial of
    * a large grouping with sketches can be large; past this the member counts as failed rather
    * than exhausting the aggregator's heap. Ceiling: V8's string limit (~512 MiB). */

@@ -80,6 +80,12 @@ describe(`differential: random SQL against shoal and DuckDB (${REPLAY})`, () => 
       // A different query stream from the in-process run: more of the subset gets covered.
       const summary = await runDifferential(new QueryGenerator(SEED + 1, ROWS), CLUSTER_QUERIES, duck!, loaded!.target);
       const ingestFailures = report(loaded!.target.label, loaded!, summary);
+      // The top-n shapes reach the push-down (the aggregator asks for max(4, 8 x LIMIT) groups).
+      const metrics = await (await fetch(loaded!.target.metricsUrl!)).text();
+      const pushed = (outcome: string) => Number(/shoal_topn_pushdown_total\{[^}]*outcome="(\w+)"[^}]*\} (\d+)/g.exec(metrics.split('\n').find((l) => l.includes(`outcome="${outcome}"`)) ?? '')?.[2] ?? 0);
+      const topnQueries = Object.entries(summary.shapes).filter(([shape]) => shape.includes('+topn')).reduce((n, [, c]) => n + c, 0);
+      console.log(`  top-n push-downs: ${pushed('exact')} exact, ${pushed('refetched')} refetched, of ${topnQueries} top-n queries drawn`);
+      if (topnQueries >= 5) expect(pushed('exact') + pushed('refetched'), 'some drawn top-n query was cut on a leaf').toBeGreaterThan(0);
       expect(ingestFailures, `seed ${REPLAY}`).toEqual([]);
       if (summary.mismatches.length > 0) expect.fail(`${loaded!.target.label}: ${describeMismatches(summary.mismatches, REPLAY)}`);
     }, 120_000);

@@ -35,7 +35,8 @@ function mergeColumns(parts: readonly Partial[]): ColumnInfo[] {
   return base.map((c, i) => ({ name: c.name, type: found.reduce((t, p) => widenType(t, p.columns[i]?.type ?? 'null'), c.type) }));
 }
 
-export function mergePartials(plan: LogicalPlan, parts: readonly Partial[]): Partial {
+/** `maps`, when given, gets for each part the merged group of each of its groups (top-cut.ts). */
+export function mergePartials(plan: LogicalPlan, parts: readonly Partial[], maps?: Int32Array[]): Partial {
   const tableFound = parts.some((p) => p.tableFound);
   const stats = parts.reduce((s, p) => addStats(s, p.stats), emptyStats());
   // A column is unknown only if every part that has the table lacks it.
@@ -44,7 +45,7 @@ export function mergePartials(plan: LogicalPlan, parts: readonly Partial[]): Par
     withTable[0]!.unknownColumns.filter((c) => withTable.every((p) => p.unknownColumns.includes(c)));
   if (plan.mode === 'rows') return mergeRows(plan, parts as RowsPartial[], tableFound, stats, unknownColumns);
 
-  const groups = mergeGroups(plan, (parts as AggregatePartial[]).map((p) => p.groups));
+  const groups = mergeGroups(plan, (parts as AggregatePartial[]).map((p) => p.groups), maps);
   return { mode: 'aggregate', tableFound, columns: mergeColumns(parts), groups, unknownColumns, stats };
 }
 
@@ -78,10 +79,13 @@ export function emptyGroups(plan: LogicalPlan): GroupTable {
  * (group-key.ts); then each aggregate merges a whole state column through the group map. One
  * table is returned as it is (a leaf's own answer, an aggregator with one member).
  */
-export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTable {
+export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[], maps?: Int32Array[]): GroupTable {
   const noKeys = plan.keys.length === 0;
-  if (tables.length === 1 && (!noKeys || tables[0]!.count === 1)) return tables[0]!;
-  if (plan.keys.length > 1 || plan.keys.some((_, k) => tables.some((t) => isCoded(t.keys[k]!)))) return mergeByIds(plan, tables);
+  if (tables.length === 1 && (!noKeys || tables[0]!.count === 1)) {
+    if (maps !== undefined) maps[0] = Int32Array.from({ length: tables[0]!.count }, (_, i) => i);
+    return tables[0]!;
+  }
+  if (plan.keys.length > 1 || plan.keys.some((_, k) => tables.some((t) => isCoded(t.keys[k]!)))) return mergeByIds(plan, tables, maps);
   const aggs = statesOf(plan);
   const keys: Scalar[][] = plan.keys.map(() => []);
   const single = plan.keys.length === 1;
@@ -97,6 +101,7 @@ export function mergeGroups(plan: LogicalPlan, tables: readonly GroupTable[]): G
   if (noKeys) { count = 1; ensure(1); }
   tables.forEach((t, ti) => {
     const into = new Int32Array(t.count);
+    if (maps !== undefined) maps[ti] = into;
     if (utf8 !== null) {
       const col = utf8Cols[ti]!;
       for (let i = 0; i < t.count; i++) {
@@ -157,7 +162,7 @@ function leafCodesOf(col: KeyColumn, count: number): Int32Array | null {
  * thread) or strings there is merged by code, by array index, and its merged keys stay codes;
  * any other position by value.
  */
-function mergeByIds(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTable {
+function mergeByIds(plan: LogicalPlan, tables: readonly GroupTable[], maps?: Int32Array[]): GroupTable {
   const aggs = statesOf(plan);
   const budget = new GroupBudget(aggs.length);
   const keyCount = plan.keys.length;
@@ -200,6 +205,7 @@ function mergeByIds(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTabl
     tables.forEach((t, ti) => {
       const codes = cols[ti]![0] as Int32Array;
       const into = new Int32Array(t.count);
+      if (maps !== undefined) maps[ti] = into;
       for (let i = 0; i < t.count; i++) {
         const c = codes[i]!;
         let g: number;
@@ -219,6 +225,7 @@ function mergeByIds(plan: LogicalPlan, tables: readonly GroupTable[]): GroupTabl
   }
   tables.forEach((t, ti) => {
     const into = new Int32Array(t.count);
+    if (maps !== undefined) maps[ti] = into;
     const tc = cols[ti]!;
     for (let i = 0; i < t.count; i++) {
       let cur = idOf(0, tc[0]![i]!);

@@ -118,6 +118,11 @@ export function partialFromWire(raw: unknown, plan: LogicalPlan, v: number = PLA
       }
       return o;
     });
+    const cut = (p as { cut?: unknown }).cut;
+    if (cut !== undefined) {
+      const c = cut as { bound?: unknown; of?: unknown };
+      if (cut === null || typeof cut !== 'object' || typeof c.bound !== 'number' || !Number.isFinite(c.bound) || c.bound < 0 || typeof c.of !== 'number' || !Number.isInteger(c.of) || c.of < count) throw new Error('a cut partial has no bound or group count');
+    }
     return { ok: { ...p, groups: { count, keys, states } } satisfies Partial & { groups: GroupTable } };
   } catch (e) {
     return { error: `aggregate partial: ${(e as Error).message}` };

@@ -49,6 +49,9 @@ export interface AggregatePartial {
   readonly groups: GroupTable;
   readonly unknownColumns: readonly string[];
   readonly stats: ScanStats;
+  /** Set by a leaf that sent only its best groups for a pushed-down top-n (merge/top-cut.ts):
+   * the smallest count it sent, and how many groups it had. Absent: every group is here. */
+  readonly cut?: { readonly bound: number; readonly of: number };
 }
 
 export interface RowsPartial {

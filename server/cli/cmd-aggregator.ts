@@ -25,6 +25,7 @@ export function registerAggregator(program: Command): void {
     .option('--port <port>', 'TCP port (0 = any free port)', String(d.port))
     .option('--id <id>', 'name of this aggregator (in status, and in a parent aggregator\'s failures)', d.id)
     .option('--leaf-timeout <ms>', 'wait this long for a leaf\'s answer to a query', String(d.leafTimeoutMs))
+    .option('--top-n-groups <n>', 'groups each leaf sends for ORDER BY count(...) DESC LIMIT k: at least n (8 x k if more); 0 sends every group', String(d.topNGroups))
     .option('--ingest-timeout <ms>', 'wait this long for a leaf to acknowledge a batch', String(d.ingestTimeoutMs))
     .option('--token <token>', 'bearer token for ingest and query (or SHOAL_TOKEN); also sent to the leaves', process.env.SHOAL_TOKEN)
     .option('--log-level <level>', 'fatal, error, warn, info, debug', d.logLevel)
@@ -52,7 +53,7 @@ Members can come from all three at once (docs/cluster.md, "Membership").`)
         config = validateAggregatorConfig({
           ...d,
           host: String(o.host), port: Number(o.port), id: String(o.id), clusterFile,
-          leafTimeoutMs: Number(o.leafTimeout), ingestTimeoutMs: Number(o.ingestTimeout),
+          leafTimeoutMs: Number(o.leafTimeout), ingestTimeoutMs: Number(o.ingestTimeout), topNGroups: Number(o.topNGroups),
           token: o.token ?? null, memberToken: o.token ?? null, logLevel: String(o.logLevel),
           leavesDns, dnsIntervalMs: Number(o.dnsInterval), dnsGraceMs: Number(o.dnsGrace),
         });

@@ -44,6 +44,9 @@ export interface AggregatorConfig {
   healthIntervalMs: number;
   healthTimeoutMs: number;
   healthFailuresMax: number;
+  /** Groups each leaf sends for `ORDER BY count(...) DESC LIMIT k`: max(this, 8 x k), with a
+   * bound that proves the answer or asks again (query/merge/top-cut.ts); 0 sends every group. */
+  topNGroups: number;
   /** Queries running at once; more get 503 SHOAL_ERR_QUERY_OVERLOADED. */
   queriesMax: number;
   /** Ingest requests being forwarded at once (each holds its body, up to 64 MiB); more get 503. */
@@ -64,7 +67,7 @@ export function defaultAggregatorConfig(): AggregatorConfig {
     host: '127.0.0.1', port: 7000, id: 'aggregator', clusterFile: null,
     leafTimeoutMs: 5_000, queryTimeoutMsMax: 600_000, ingestTimeoutMs: 10_000,
     healthIntervalMs: 250, healthTimeoutMs: 1_000, healthFailuresMax: 2,
-    queriesMax: 64, ingestInFlightMax: 64, token: null, memberToken: null, logLevel: 'info',
+    topNGroups: LIMITS.topCutGroupsMin, queriesMax: 64, ingestInFlightMax: 64, token: null, memberToken: null, logLevel: 'info',
     leavesDns: null, dnsIntervalMs: 5_000, dnsGraceMs: 60_000,
   };
 }
@@ -80,6 +83,7 @@ export function validateAggregatorConfig(c: AggregatorConfig): AggregatorConfig 
   check(c.healthIntervalMs >= 50 && c.healthIntervalMs <= 60_000, 'healthIntervalMs', 'must be 50..60000 ms');
   check(c.healthTimeoutMs >= 10 && c.healthTimeoutMs <= 60_000, 'healthTimeoutMs', 'must be 10..60000 ms');
   check(Number.isInteger(c.healthFailuresMax) && c.healthFailuresMax >= 1 && c.healthFailuresMax <= 100, 'healthFailuresMax', 'must be 1..100');
+  check(Number.isInteger(c.topNGroups) && c.topNGroups >= 0 && c.topNGroups <= 1_000_000, '--top-n-groups', 'must be 0..1000000 (0: every group)');
   check(Number.isInteger(c.queriesMax) && c.queriesMax >= 1 && c.queriesMax <= 10_000, 'queriesMax', 'must be 1..10000');
   check(Number.isInteger(c.ingestInFlightMax) && c.ingestInFlightMax >= 1 && c.ingestInFlightMax <= 10_000, 'ingestInFlightMax', 'must be 1..10000');
   check(Number.isInteger(c.dnsIntervalMs) && c.dnsIntervalMs >= 100 && c.dnsIntervalMs <= 3_600_000, '--dns-interval', 'must be 100..3600000 ms');
@@ -97,6 +101,10 @@ export class Aggregator {
   });
   readonly membersGauge = new client.Gauge({
     name: 'shoal_members', help: 'Members by health state', labelNames: ['state'], registers: [this.metrics.registry],
+  });
+  readonly topCuts = new client.Counter({
+    name: 'shoal_topn_pushdown_total', help: 'Queries whose top-n the leaves cut, by outcome: exact (answered from the cut groups) or refetched (asked again for every group)',
+    labelNames: ['outcome'], registers: [this.metrics.registry],
   });
   readonly ingestTries = new client.Histogram({
     name: 'shoal_ingest_route_tries', help: 'Members tried per routed batch', buckets: [1, 2, 3, 4, 6], registers: [this.metrics.registry],
@@ -136,7 +144,7 @@ export class Aggregator {
 
   get queryContext(): ClusterQueryContext {
     const c = this.config;
-    return { membership: this.membership, agent: this.agent, leafTimeoutMs: c.leafTimeoutMs, queryTimeoutMsMax: c.queryTimeoutMsMax, memberToken: c.memberToken };
+    return { membership: this.membership, agent: this.agent, leafTimeoutMs: c.leafTimeoutMs, queryTimeoutMsMax: c.queryTimeoutMsMax, memberToken: c.memberToken, topNGroups: c.topNGroups };
   }
 
   /** `knownSchemaVersion`: as on a leaf, the cluster's column types are listed per table only
@@ -260,6 +268,7 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
         if (plan.source !== undefined) {
           const { result, extra } = await runNested(plan, nowSeconds, async (p) => {
             const answer = await runClusterQuery(agg.queryContext, { ...q, plan: sealPlan(p, nowSeconds, q.sql), nowSeconds });
+            if (answer.topCut) agg.topCuts.inc({ outcome: answer.topCut });
             return { result: finishClusterAnswer(answer, q.minCoverage), extra: { coverage: answer.coverage, stats: answer.partial.stats } };
           }, async () => agg.catalog(q.minCoverage));
           agg.metrics.queries.inc({ outcome: 'ok' });
@@ -276,6 +285,7 @@ export function buildAggregatorApp(agg: Aggregator): FastifyInstance {
       const { coverage } = answer;
       agg.metrics.queryCoverage.observe(coverage.percent);
       if (coverage.failures.length > 0) agg.memberFailures.inc({ request: 'query' }, coverage.failures.length);
+      if (answer.topCut) agg.topCuts.inc({ outcome: answer.topCut });
       if (q.partial) {
         agg.metrics.queries.inc({ outcome: 'ok' });
         const v = q.plan?.v ?? PLAN_VERSION;

@@ -17,11 +17,11 @@
  * Not here: HTTP routes (aggregator.ts), transport (fanout.ts).
  */
 import type { Dispatcher } from 'undici';
-import { emptyPartial, envelopeJson, finish, mergePartials, partialFromWire, planQuery, PLAN_VERSIONS, planMinVersion, resealPlan, sealPlan, type Partial, type QueryResult } from '../../query/engine.js';
+import { cutIsExact, emptyPartial, envelopeJson, finish, mergePartials, partialFromWire, planQuery, PLAN_VERSIONS, planMinVersion, resealPlan, sealPlan, topCutRows, topCutSpec, type PlanEnvelope, type Partial, type QueryResult } from '../../query/engine.js';
 import { ERRORS, ShoalError, type ErrorCode } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import type { LogicalPlan } from '../../query/plan/plan.js';
-import { evictedRowsNote } from '../../query/plan/partial.js';
+import { evictedRowsNote, type AggregatePartial } from '../../query/plan/partial.js';
 import { unknownColumnError } from '../../query/plan/bind.js';
 import { mapBounded, memberRequest, outcomeError, outcomeJson, outcomeReason } from './fanout.js';
 import { findSchemaConflict } from './schema-check.js';
@@ -58,6 +58,8 @@ export interface ClusterQueryContext {
   readonly leafTimeoutMs: number;
   readonly queryTimeoutMsMax: number;
   readonly memberToken: string | null;
+  /** The least groups a leaf is asked for in a pushed-down top-n; 0: none is (AggregatorConfig). */
+  readonly topNGroups?: number;
 }
 
 export interface ClusterAnswer {
@@ -66,6 +68,9 @@ export interface ClusterAnswer {
   readonly coverage: Coverage;
   /** The table's column names as the members' statuses last said (for an unknown column's hint). */
   readonly columnNames?: readonly string[];
+  /** A top-n pushed down to the leaves (query/merge/top-cut.ts): their cut answers were exact,
+   * or some were asked again for every group; null when nobody cut. */
+  readonly topCut?: 'exact' | 'refetched' | null;
 }
 
 interface Answered { member: Member; partial: Partial; coverage: Coverage; schemaVersion: string | null }
@@ -150,7 +155,10 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
   // A member on older code gets the plan in its version only if that version expresses it.
   const minVersion = planMinVersion(plan);
   const waitMs = req.timeoutMs !== null ? Math.min(req.timeoutMs, ctx.queryTimeoutMsMax) : ctx.leafTimeoutMs;
-  const payload = `{"partial":true,"timeoutMs":${childTimeoutMs(waitMs)},"plan":${envelopeJson(env)}}`;
+  const started = performance.now();
+  // A top-n is pushed down only at the top: a child aggregator's answer is merged again above it.
+  const spec = req.partial ? null : topCutSpec(plan, ctx.topNGroups);
+  const topn = spec === null ? '' : `"topn":{"agg":${spec.agg},"groups":${spec.groups}},`;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (ctx.memberToken !== null) headers.authorization = `Bearer ${ctx.memberToken}`;
 
@@ -158,17 +166,16 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
   const failed: { member: Member; reason: string }[] = [];
   const queryErrors: { member: Member; status: number; error: { code: string; message: string; [k: string]: unknown } }[] = [];
   const members = ctx.membership.members;
-  await mapBounded(members, LIMITS.fanoutInFlightMax, async (m) => {
-    if (m.health === 'unhealthy') { failed.push({ member: m, reason: `unhealthy: ${m.lastError ?? 'failed its health check'}` }); return; }
-    let o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body: payload, timeoutMs: waitMs, bytesMax: LIMITS.memberAnswerBytesMax });
+  const ask = async (m: Member, wait: number, cutAsked: string): Promise<void> => {
+    const bodyFor = (e: PlanEnvelope) => `{"partial":true,"timeoutMs":${childTimeoutMs(wait)},${cutAsked}"plan":${envelopeJson(e)}}`;
+    let o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body: bodyFor(env), timeoutMs: wait, bytesMax: LIMITS.memberAnswerBytesMax });
     let v = env.v;
     // A member on older code that executes an older version this code also speaks (it says
     // which in its refusal) is asked once more in that version: a roll keeps its coverage.
     const older = olderVersion(o, env.v, minVersion);
     if (older !== null) {
       v = older;
-      const body = `{"partial":true,"timeoutMs":${childTimeoutMs(waitMs)},"plan":${envelopeJson(resealPlan(env, older))}}`;
-      o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body, timeoutMs: waitMs, bytesMax: LIMITS.memberAnswerBytesMax });
+      o = await memberRequest(ctx.agent, `${m.url}/v1/query`, { method: 'POST', headers, body: bodyFor(resealPlan(env, older)), timeoutMs: wait, bytesMax: LIMITS.memberAnswerBytesMax });
     }
     if (o.kind === 'http' && o.status === 200) {
       const body = outcomeJson(o) as { partial?: unknown; coverage?: unknown; protocol?: unknown } | undefined;
@@ -179,6 +186,7 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
       const decoded = partialFromWire(body!.partial, plan, v);
       if ('error' in decoded) { failed.push({ member: m, reason: `bad answer: ${decoded.error}` }); return; }
       const p = decoded.ok;
+      if (cutAsked === '' && p.mode === 'aggregate' && p.cut !== undefined) { failed.push({ member: m, reason: 'bad answer: it cut its groups unasked' }); return; }
       let cov: Coverage;
       if (body!.coverage !== undefined) {
         if (!isCoverage(body!.coverage)) { failed.push({ member: m, reason: 'bad answer: malformed coverage' }); return; }
@@ -203,6 +211,10 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
     }
     if (o.kind === 'refused') m.noteFailure(o.reason, true, 1);
     failed.push({ member: m, reason: outcomeReason(o) });
+  };
+  await mapBounded(members, LIMITS.fanoutInFlightMax, async (m) => {
+    if (m.health === 'unhealthy') { failed.push({ member: m, reason: `unhealthy: ${m.lastError ?? 'failed its health check'}` }); return; }
+    await ask(m, waitMs, topn);
   });
 
   // One schema per cluster: a column the query uses with two types across members is the
@@ -212,13 +224,16 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
     const { position, row, column, line, ...extra } = rest as { position?: number; row?: number; column?: string; line?: number };
     return new ShoalError(code as ErrorCode, message, { position, row, column, line }, Object.keys(extra).length > 0 ? extra : undefined);
   };
-  const childConflict = queryErrors.find((q) => q.error.code === 'SHOAL_ERR_QUERY_SCHEMA_CONFLICT');
-  if (childConflict !== undefined) throw relay(childConflict.error);
-  const conflict = await findSchemaConflict(ctx.membership, plan, [
-    ...answered.filter((a) => a.partial.tableFound).map((a) => ({ member: a.member, answerSchemaVersion: a.schemaVersion })),
-    ...queryErrors.map((q) => ({ member: q.member, answerSchemaVersion: null })),
-  ]);
-  if (conflict !== null) throw conflict;
+  const checkSchemas = async () => {
+    const childConflict = queryErrors.find((q) => q.error.code === 'SHOAL_ERR_QUERY_SCHEMA_CONFLICT');
+    if (childConflict !== undefined) throw relay(childConflict.error);
+    const conflict = await findSchemaConflict(ctx.membership, plan, [
+      ...answered.filter((a) => a.partial.tableFound).map((a) => ({ member: a.member, answerSchemaVersion: a.schemaVersion })),
+      ...queryErrors.map((q) => ({ member: q.member, answerSchemaVersion: null })),
+    ]);
+    if (conflict !== null) throw conflict;
+  };
+  await checkSchemas();
 
   // A query error every answering member reports alike is the query's error, not an outage.
   if (answered.length === 0 && queryErrors.length > 0 && queryErrors.every((q) => q.error.code === queryErrors[0]!.error.code)) {
@@ -231,19 +246,49 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
 
   // Stable order (the members' order) so the merge, and float sums, do not depend on timing.
   const order = new Map(members.map((m, i) => [m, i]));
-  answered.sort((a, b) => order.get(a.member)! - order.get(b.member)!);
-  failed.sort((a, b) => order.get(a.member)! - order.get(b.member)!);
-  const coverage = combineCoverage(answered.map((a) => a.coverage), failed, plan.table);
-  let partial: Partial;
-  try {
-    partial = mergePartials(plan, answered.length > 0 ? answered.map((a) => a.partial) : [emptyPartial(plan)]);
-  } catch (e) {
-    if (e instanceof ShoalError) throw e;
-    throw new ShoalError('SHOAL_ERR_INTERNAL', `merging the members' answers failed: ${(e as Error).message}`);
+  const sortAnswers = () => {
+    answered.sort((a, b) => order.get(a.member)! - order.get(b.member)!);
+    failed.sort((a, b) => order.get(a.member)! - order.get(b.member)!);
+  };
+  sortAnswers();
+  const merge = (maps?: Int32Array[]): Partial => {
+    try {
+      return mergePartials(plan, answered.length > 0 ? answered.map((a) => a.partial) : [emptyPartial(plan)], maps);
+    } catch (e) {
+      if (e instanceof ShoalError) throw e;
+      throw new ShoalError('SHOAL_ERR_INTERNAL', `merging the members' answers failed: ${(e as Error).message}`);
+    }
+  };
+  let partial: Partial | null = null;
+  let topCut: ClusterAnswer['topCut'] = null;
+  const cutOf = (a: Answered) => (a.partial.mode === 'aggregate' ? a.partial.cut ?? null : null);
+  if (spec !== null && answered.some((a) => cutOf(a) !== null)) {
+    // Some leaves sent only their best groups (query/merge/top-cut.ts): the merge is the answer
+    // only if their bounds prove it; otherwise those leaves are asked for every group.
+    const maps: Int32Array[] = [];
+    const merged = merge(maps);
+    const tables = answered.map((a) => (a.partial as AggregatePartial).groups);
+    if (merged.mode === 'aggregate' && cutIsExact(spec, topCutRows(plan)!, merged.groups, tables, maps, answered.map(cutOf))) {
+      partial = merged;
+      topCut = 'exact';
+    } else {
+      topCut = 'refetched';
+      const cutMembers = answered.filter((a) => cutOf(a) !== null).map((a) => a.member);
+      answered.splice(0, answered.length, ...answered.filter((a) => cutOf(a) === null));
+      await mapBounded(cutMembers, LIMITS.fanoutInFlightMax, async (m) => {
+        const left = Math.floor(waitMs - (performance.now() - started));
+        if (left < 1) { failed.push({ member: m, reason: `timed out after ${waitMs} ms (asked again for every group after a top-n cut)` }); return; }
+        await ask(m, left, '');
+      });
+      await checkSchemas();
+      sortAnswers();
+    }
   }
+  partial ??= merge();
+  const coverage = combineCoverage(answered.map((a) => a.coverage), failed, plan.table);
   const columnNames = new Set<string>();
   for (const m of members) for (const c of m.tableSchema(plan.table)?.keys() ?? []) columnNames.add(c);
-  return { plan, partial, coverage, columnNames: [...columnNames] };
+  return { plan, partial, coverage, columnNames: [...columnNames], topCut };
 }
 
 /**

@@ -142,7 +142,9 @@ export function bodyFormat(contentType: string | undefined): 'json' | 'ndjson' |
 }
 
 /** A query: its SQL (from a user) or its plan (from an aggregator, query/plan/protocol.ts). */
-export interface QueryRequest { sql: string; plan: PlanEnvelope | null; minCoverage: number | null; timeoutMs: number | null; partial: boolean; nowSeconds: number | null }
+/** `topn`: an aggregator's top-n push-down, as sent (query/merge/top-cut.ts reads it against
+ * the plan; a leaf that cannot use it sends every group). */
+export interface QueryRequest { sql: string; plan: PlanEnvelope | null; minCoverage: number | null; timeoutMs: number | null; partial: boolean; nowSeconds: number | null; topn?: unknown }
 
 export function parseQueryRequest(body: unknown): QueryRequest {
   const b = jsonBody(body);
@@ -167,5 +169,6 @@ export function parseQueryRequest(body: unknown): QueryRequest {
     timeoutMs: (t as number | undefined) ?? null,
     partial: b.partial === true,
     nowSeconds: (now as number | undefined) ?? null,
+    topn: b.topn,
   };
 }

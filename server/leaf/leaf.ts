@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { apiRows, bindQuery, emptyPartial, finish, mergePartials, partialToWire, planQuery, runNested, scanBlocks, sealPlan, type CatalogTable, type Partial, type PlanEnvelope } from '../../query/engine.js';
+import { apiRows, bindQuery, cutForRequest, emptyPartial, finish, mergePartials, partialToWire, planQuery, runNested, scanBlocks, sealPlan, type CatalogTable, type Partial, type PlanEnvelope } from '../../query/engine.js';
 import { ShoalError } from '../../query/errors.js';
 import { timeRangeOf } from '../../query/exec/scan.js';
 import { evictedRowsNote } from '../../query/plan/partial.js';
@@ -522,8 +522,8 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
       const part = await leaf.queryPartial(q, env);
       leaf.metrics.queries.inc({ outcome: 'ok' });
       leaf.metrics.queryLatency.observe((performance.now() - started) / 1000);
-      // schemaVersion: the aggregator re-reads this leaf's column types when its copy is older.
-      if (q.partial) return reply.send({ partial: partialToWire(part, env.plan, env.v), protocol: env.v, planHash: env.hash, schemaVersion: leaf.store.schemaVersion });
+      // schemaVersion: the aggregator re-reads its column types when older; topn: merge/top-cut.ts.
+      if (q.partial) return reply.send({ partial: partialToWire(cutForRequest(part, q.topn, env.plan, env.v), env.plan, env.v), protocol: env.v, planHash: env.hash, schemaVersion: leaf.store.schemaVersion });
       const result = finish(env.plan, part);
       const s = part.stats;
       return reply.send({

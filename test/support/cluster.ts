@@ -180,7 +180,7 @@ export interface TempCluster {
  * Starts `count` leaves (ids `${prefix}0`..) with `leafArgs` and an aggregator over them, under a
  * fresh temp directory that close() removes. On a failed start everything started is stopped.
  */
-export async function startTempCluster(prefix: string, count: number, leafArgs: readonly string[]): Promise<TempCluster> {
+export async function startTempCluster(prefix: string, count: number, leafArgs: readonly string[], aggregatorArgs: readonly string[] = []): Promise<TempCluster> {
   const dir = mkdtempSync(join(tmpdir(), `shoal-${prefix}-`));
   const leaves: LeafProcess[] = [];
   let aggregator: ShoalProcess | null = null;
@@ -193,7 +193,7 @@ export async function startTempCluster(prefix: string, count: number, leafArgs: 
     for (let index = 0; index < count; index++) {
       leaves.push(await startLeaf({ dataDir: join(dir, `leaf${index}`), args: ['--id', `${prefix}${index}`, '--workers', '1', '--no-shm', '--log-level', 'warn', '--fsync', 'never', ...leafArgs] }));
     }
-    aggregator = await startAggregator(writeClusterFile(dir, 'cluster.json', leaves.map((leaf, index) => ({ id: `${prefix}${index}`, url: leaf.url }))));
+    aggregator = await startAggregator(writeClusterFile(dir, 'cluster.json', leaves.map((leaf, index) => ({ id: `${prefix}${index}`, url: leaf.url }))), aggregatorArgs);
     return { leaves, aggregator, close };
   } catch (error) {
     await close();

@@ -36,6 +36,8 @@ export interface ShoalTarget {
   readonly label: string;
   query(sql: string): Promise<QueryAnswer>;
   close(): Promise<void>;
+  /** An aggregator's GET /metrics, for what its run did (the top-n push-downs). */
+  readonly metricsUrl?: string;
 }
 
 export interface Refusal { readonly id: unknown; readonly code: string; readonly message: string; readonly documented: boolean }
@@ -127,7 +129,9 @@ const CHECKPOINT_WAIT_MS = 700;
 
 export async function clusterTarget(events: readonly DiffEvent[], seed: number, leafCount = 3): Promise<Loaded> {
   // The environment (TZ among it) is inherited: the leaves run in the test's time zone.
-  const cluster = await startTempCluster('diff', leafCount, ['--checkpoint-interval', '100']);
+  // --top-n-groups 4: a leaf sends max(4, 8 x LIMIT) groups for a top-n by count, so over this
+  // small data most such queries are cut on some leaf, and both outcomes of top-cut.ts are met.
+  const cluster = await startTempCluster('diff', leafCount, ['--checkpoint-interval', '100'], ['--top-n-groups', '4']);
   const leaves = cluster.leaves;
   const stopAll = cluster.close;
   try {
@@ -152,7 +156,7 @@ export async function clusterTarget(events: readonly DiffEvent[], seed: number, 
     }
     accepted.sort((a, b) => (a.id as number) - (b.id as number));
     const url = cluster.aggregator.url;
-    const target: ShoalTarget = { label: `aggregator over ${leafCount} leaves (random split)`, query: (sql) => queryShoal(url, sql), close: stopAll };
+    const target: ShoalTarget = { label: `aggregator over ${leafCount} leaves (random split)`, query: (sql) => queryShoal(url, sql), close: stopAll, metricsUrl: `${url}/metrics` };
     return { target, accepted, refusals };
   } catch (error) {
     await stopAll();

@@ -454,12 +454,14 @@ export class QueryGenerator implements SqlDraw {
     const features = `${windows.length > 0 ? '+window' : ''}${qualify ? '+qualify' : ''}${groupAll ? '+all' : ''}`;
     const inner = (select: string) => `SELECT ${select} FROM events${where} GROUP BY ${groupTerms.join(', ')}${having}${qualify}`;
     if (wrapped) return this.wrappedGroupBy(aliased, allKeysSelected, inner(selectS), inner(selectD), errQuery(items, (extra) => inner(`${selectD}${extra}`)).errSql, features);
-    const order = this.orderBy(aliased, r.chance(0.5), allKeysSelected);
+    // The top groups by a count: what an aggregator pushes down to its leaves (top-cut.ts).
+    const topN = allKeysSelected && windows.length === 0 && qualify === '' && having === '' && this.construct(0.6) ? this.topNOrder(aliased) : null;
+    const order = topN ?? this.orderBy(aliased, r.chance(0.5), allKeysSelected);
     const base = (select: string) => `${inner(select)}${order.text}`;
     return {
       sql: base(selectS), duckSql: base(selectD), ...errQuery(items, (extra) => base(`${selectD}${extra}`)), ordered: order.keys.length > 0,
       ...(order.keys.length > 0 ? { orderKeys: order.keys } : {}),
-      tolerances: tolerancesOf(items), star: false, shape: `group-by/${keyCount}${features}`,
+      tolerances: tolerancesOf(items), star: false, shape: `group-by/${keyCount}${features}${topN !== null ? '+topn' : ''}`,
     };
   }
 
@@ -509,6 +511,25 @@ export class QueryGenerator implements SqlDraw {
       return `${spelled}${r.pick(['', ' ASC', ' DESC'])}${nullsOrder(r)}`;
     });
     return { text: ` ORDER BY ${terms.join(', ')}${limit ? ` LIMIT ${r.pick([1, 3, 10, 50, 1000])}${offsetClause(r)}` : ''}`, keys: chosen };
+  }
+
+  /**
+   * `ORDER BY <a count> DESC, <every other column> LIMIT n`: null when no output is a plain
+   * count(*) or count(column), or some output cannot be sorted on (then the order is not total).
+   */
+  private topNOrder(aliased: readonly { item: Ex; alias: string | null }[]): { text: string; keys: number[] } | null {
+    const r = this.rng;
+    const counts = aliased.map((a, index) => index).filter((index) => /^count\((\*|[a-z_]+)\)$/.test(aliased[index]!.item.s));
+    if (counts.length === 0 || aliased.some((a) => a.item.approx === true || a.item.type === 'set')) return null;
+    const first = r.pick(counts);
+    const keys = [first, ...shuffle(r, aliased.map((a, index) => index).filter((index) => index !== first))];
+    const terms = keys.map((index, at) => {
+      const { item, alias } = aliased[index]!;
+      const choice = r.next();
+      const spelled = alias && choice < 0.4 ? alias : choice < 0.7 ? String(index + 1) : item.s;
+      return `${spelled}${at === 0 ? ' DESC' : r.pick(['', ' DESC'])}`;
+    });
+    return { text: ` ORDER BY ${terms.join(', ')} LIMIT ${r.pick([1, 3, 10, 50])}${offsetClause(r)}`, keys };
   }
 
   private rows(): Drawn {
