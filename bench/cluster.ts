@@ -200,6 +200,13 @@ async function main(): Promise<void> {
       log(`  ${q.name}: p50 ${cluster.p50} ms over ${LEAVES} leaves, ${one.p50} ms on one leaf`);
     }
 
+    // How the aggregator answered the top-n by count (query/merge/top-cut.ts): from the leaves'
+    // cut groups, or by asking them again for every group.
+    const metricsText = await (await fetch(`${agg.url}/metrics`)).text();
+    const pushed = (outcome: string) => Number(metricsText.split('\n').find((l) => l.startsWith('shoal_topn_pushdown_total{') && l.includes(`outcome="${outcome}"`))?.split(' ').pop() ?? 0);
+    const topCut = { exact: pushed('exact'), refetched: pushed('refetched') };
+    log(`  top-n push-downs over ${LEAVES} leaves: ${topCut.exact} exact, ${topCut.refetched} refetched`);
+
     const ingestDirect = Math.max(...direct);
     const ingestRouted = Math.max(...routed);
     const result = {
@@ -208,7 +215,7 @@ async function main(): Promise<void> {
         directRowsPerS: Math.round(ingestDirect), routedRowsPerS: Math.round(ingestRouted), ratio: round2(ingestRouted / ingestDirect),
         routerCpuMsPerBatch: round2(routerCpuMs / routedBatches), leavesCpuMsPerBatch: round2(leavesCpuMs / routedBatches),
       },
-      queries,
+      queries, topCut,
     };
     const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
     const plus = (a: number, b: number) => `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(2)} ms`;
