@@ -41,6 +41,9 @@ const QUERIES = [
   { name: 'p99 + distinct', sql: 'SELECT endpoint, p99(latency_ms) AS p, count(DISTINCT user_id) AS u FROM bench GROUP BY endpoint ORDER BY endpoint' },
   // Issue 14: every leaf sends all of its ~100k user groups; the partials must be compact.
   { name: 'top users (high card)', sql: 'SELECT user_id, count(*) AS n, sum(bytes) AS b FROM bench GROUP BY user_id ORDER BY n DESC, user_id LIMIT 10' },
+  // The push-down's fall-back: counts per second are alike (a few rows each), so the leaves'
+  // bounds cannot prove the top 10 and the aggregator asks them again for every group.
+  { name: 'top seconds (flat counts)', sql: 'SELECT time, count(*) AS n FROM bench GROUP BY time ORDER BY n DESC, time LIMIT 10' },
 ];
 
 const FLAGS = [
@@ -49,6 +52,7 @@ const FLAGS = [
   { name: 'connections', value: true, help: 'ingest requests in flight (16)' },
   { name: 'queries', value: true, help: 'timed runs of each query per setup (200)' },
   { name: 'seed', value: true, help: 'data seed (42)' },
+  { name: 'top-n-groups', value: true, help: 'the aggregators\' --top-n-groups (1024; 0: no top-n push-down, for an A/B)' },
   { name: 'json', value: false, help: 'results as JSON on stdout' },
   { name: 'no-append', value: false, help: 'do not append to bench/RESULTS.md' },
 ];
@@ -56,8 +60,8 @@ const FLAGS = [
 interface Proc { readonly url: string; readonly pid: number; stop(): Promise<void> }
 
 /** An aggregator child process over `clusterFile`, ready once it prints its listening line. */
-async function startAggregator(clusterFile: string): Promise<Proc> {
-  const child: ChildProcess = spawn(process.execPath, [CLI_PATH, 'aggregator', '--cluster', clusterFile, '--port', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startAggregator(clusterFile: string, topNGroups: number): Promise<Proc> {
+  const child: ChildProcess = spawn(process.execPath, [CLI_PATH, 'aggregator', '--cluster', clusterFile, '--port', '0', '--log-level', 'warn', '--top-n-groups', String(topNGroups)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -137,6 +141,7 @@ async function main(): Promise<void> {
   const connections = intFlag(flags, 'connections', 16, 1, 256);
   const runs = intFlag(flags, 'queries', 200, 10, 100_000);
   const seed = intFlag(flags, 'seed', 42, 0, 2 ** 32 - 1);
+  const topNGroups = intFlag(flags, 'top-n-groups', 1_024, 0, 1_000_000);
   const json = flags.has('json');
   const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
   warnIfBusy(log);
@@ -155,8 +160,8 @@ async function main(): Promise<void> {
     fs.writeFileSync(clusterFile, JSON.stringify({ leaves: leaves.map((l, i) => ({ id: `leaf-${i + 1}`, url: l.url })) }));
     const singleFile = path.join(dir, 'single.json');
     fs.writeFileSync(singleFile, JSON.stringify({ leaves: [{ id: 'single', url: single.url }] }));
-    const agg = await startAggregator(clusterFile);
-    const hop = await startAggregator(singleFile);
+    const agg = await startAggregator(clusterFile, topNGroups);
+    const hop = await startAggregator(singleFile, topNGroups);
     procs.push(agg, hop);
     const leafPools = leaves.map((l) => pool(l.url));
     const aggPool = pool(agg.url);
