@@ -17,7 +17,7 @@ import type { ScanBlock } from './storage/table.js';
 export { finish, mergePartials, type QueryResult } from './merge/merge.js';
 export { runNested, type CatalogTable } from './merge/relation.js';
 export { partialFromWire, partialToWire } from './merge/partial-wire.js';
-export { cutForRequest, cutIsExact, topCutRows, topCutSpec, type TopCutSpec } from './merge/top-cut.js';
+export { cutForRequest, cutIsExact, topCutRows, topCutSpec, type TopCutPlan, type TopCutSpec } from './merge/top-cut.js';
 export { apiRows } from './plan/wire.js';
 export { envelopeJson, openPlan, PLAN_VERSION, PLAN_VERSIONS, planMinVersion, resealPlan, sealPlan, type PlanEnvelope } from './plan/protocol.js';
 export type { Partial } from './plan/partial.js';

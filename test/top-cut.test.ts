@@ -138,7 +138,8 @@ describe('a top-n pushed down to the leaves', () => {
       });
       const maps: Int32Array[] = [];
       const merged = mergePartials(plan, cut, maps) as AggregatePartial;
-      const exact = cutIsExact(spec, topCutRows(plan)!, merged.groups, cut.map((p) => p.groups), maps, cuts);
+      expect(spec.rows, what).toBe(topCutRows(plan));
+      const exact = cutIsExact(spec, merged.groups, maps, cuts);
       const fromCut = finish(plan, merged);
       if (exact) {
         outcomes.exact++;
@@ -164,20 +165,20 @@ describe('a top-n pushed down to the leaves', () => {
     // stays. Merged, b and c are exact at 10, but a also has 10 and sorts first by key.
     const plan = planQuery('SELECT g, count(*) AS n FROM t GROUP BY g ORDER BY n DESC, g LIMIT 1', NOW);
     const leafRows: Row[] = ['b', 'c', 'a'].flatMap((g) => Array.from({ length: 5 }, (_, i) => ({ time: NOW - i, g, h: 0, x: 1 })));
-    const spec = { agg: 0, groups: 2 };
+    const spec = { agg: 0, groups: 2, rows: 1 };
     const cut = [0, 1].map(() => { const t = tableOf(leafRows); return overTheWire(plan, cutGroups(scanBlocks(bindQuery(plan, t.schema, NOW, true), t.blocks()) as AggregatePartial, spec)) as AggregatePartial; });
     expect(cut.map((p) => p.cut)).toEqual([{ bound: 5, of: 3 }, { bound: 5, of: 3 }]);
     const maps: Int32Array[] = [];
     const merged = mergePartials(plan, cut, maps) as AggregatePartial;
     expect(finish(plan, merged).rows).toEqual([['b', 10]]);
-    expect(cutIsExact(spec, 1, merged.groups, cut.map((p) => p.groups), maps, cut.map((p) => p.cut!))).toBe(false);
+    expect(cutIsExact(spec, merged.groups, maps, cut.map((p) => p.cut!))).toBe(false);
     const whole = [0, 1].map(() => { const t = tableOf(leafRows); return scanBlocks(bindQuery(plan, t.schema, NOW, true), t.blocks()); });
     expect(finish(plan, mergePartials(plan, whole)).rows).toEqual([['a', 10]]);
   });
 
   it('is asked only for a count, descending, under a LIMIT, with no HAVING', () => {
     const spec = (sql: string) => topCutSpec(planQuery(sql, NOW));
-    expect(spec('SELECT g, count(*) AS n FROM t GROUP BY g ORDER BY n DESC LIMIT 10')).toEqual({ agg: 0, groups: 1_024 });
+    expect(spec('SELECT g, count(*) AS n FROM t GROUP BY g ORDER BY n DESC LIMIT 10')).toEqual({ agg: 0, groups: 1_024, rows: 10 });
     expect(spec('SELECT g, sum(x), count(*) FROM t GROUP BY g ORDER BY count(*) DESC LIMIT 500')?.groups).toBe(4_000);
     for (const sql of [
       'SELECT g, count(*) AS n FROM t GROUP BY g ORDER BY n LIMIT 10',

@@ -20,6 +20,9 @@ import { LIMITS } from '../limits.js';
 /** What the aggregator asks of a leaf: at most `groups` groups, the best by aggregate `agg`. */
 export interface TopCutSpec { readonly agg: number; readonly groups: number }
 
+/** The aggregator's side of it: also the rows the answer needs (LIMIT + OFFSET). */
+export interface TopCutPlan extends TopCutSpec { readonly rows: number }
+
 /** On a partial a leaf cut: the smallest count it sent, and how many groups it had. */
 export interface GroupCut { readonly bound: number; readonly of: number }
 
@@ -34,7 +37,7 @@ export function topCutRows(plan: LogicalPlan): number | null {
 
 /** The push-down for a plan, or null when its order is not by a count, descending (or when
  * `groupsMin`, an aggregator's --top-n-groups, is 0). */
-export function topCutSpec(plan: LogicalPlan, groupsMin: number = LIMITS.topCutGroupsMin): TopCutSpec | null {
+export function topCutSpec(plan: LogicalPlan, groupsMin: number = LIMITS.topCutGroupsMin): TopCutPlan | null {
   const rows = topCutRows(plan);
   if (groupsMin <= 0) return null;
   const first = plan.orderBy[0];
@@ -43,7 +46,7 @@ export function topCutSpec(plan: LogicalPlan, groupsMin: number = LIMITS.topCutG
   if (e === undefined || e === null || e.k !== 'agg') return null;
   const fn = plan.aggs[e.index]?.fn;
   if (fn !== 'count_star' && fn !== 'count') return null;
-  return { agg: e.index, groups: Math.max(groupsMin, LIMITS.topCutGroupsPerRow * rows) };
+  return { agg: e.index, groups: Math.max(groupsMin, LIMITS.topCutGroupsPerRow * rows), rows };
 }
 
 /** A request's `topn` field as a spec for this plan, or null (then every group is sent, which is
@@ -145,19 +148,19 @@ export function cutGroups(part: AggregatePartial, spec: TopCutSpec): AggregatePa
  * `rows`-th exact count: then the top rows by the plan's whole ORDER BY are among the exact ones,
  * and the inexact ones (all below) cannot enter them.
  */
-export function cutIsExact(spec: TopCutSpec, rows: number, merged: GroupTable, tables: readonly { readonly count: number }[], maps: readonly Int32Array[], cuts: readonly (GroupCut | null)[]): boolean {
+export function cutIsExact(spec: TopCutPlan, merged: GroupTable, maps: readonly Int32Array[], cuts: readonly (GroupCut | null)[]): boolean {
+  const rows = spec.rows;
   const n = merged.states[spec.agg]?.['n'];
   if (!(n instanceof Float64Array)) return false;
   const count = merged.count;
   const sent = new Int32Array(count);
   const covered = new Float64Array(count);
   let cutTables = 0; let all = 0;
-  tables.forEach((t, i) => {
+  maps.forEach((map, i) => {
     const cut = cuts[i];
     if (cut === null || cut === undefined) return;
     cutTables++; all += cut.bound;
-    const map = maps[i]!;
-    for (let r = 0; r < t.count; r++) { const g = map[r]!; sent[g]!++; covered[g]! += cut.bound; }
+    for (let r = 0; r < map.length; r++) { const g = map[r]!; sent[g]!++; covered[g]! += cut.bound; }
   });
   if (cutTables === 0) return true;
   const exact = new Float64Array(count);

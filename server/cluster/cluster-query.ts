@@ -17,11 +17,11 @@
  * Not here: HTTP routes (aggregator.ts), transport (fanout.ts).
  */
 import type { Dispatcher } from 'undici';
-import { cutIsExact, emptyPartial, envelopeJson, finish, mergePartials, partialFromWire, planQuery, PLAN_VERSIONS, planMinVersion, resealPlan, sealPlan, topCutRows, topCutSpec, type PlanEnvelope, type Partial, type QueryResult } from '../../query/engine.js';
+import { cutIsExact, emptyPartial, envelopeJson, finish, mergePartials, partialFromWire, planQuery, PLAN_VERSIONS, planMinVersion, resealPlan, sealPlan, topCutSpec, type PlanEnvelope, type Partial, type QueryResult } from '../../query/engine.js';
 import { ERRORS, ShoalError, type ErrorCode } from '../../query/errors.js';
 import { LIMITS } from '../../query/limits.js';
 import type { LogicalPlan } from '../../query/plan/plan.js';
-import { evictedRowsNote, type AggregatePartial } from '../../query/plan/partial.js';
+import { evictedRowsNote } from '../../query/plan/partial.js';
 import { unknownColumnError } from '../../query/plan/bind.js';
 import { mapBounded, memberRequest, outcomeError, outcomeJson, outcomeReason } from './fanout.js';
 import { findSchemaConflict } from './schema-check.js';
@@ -267,8 +267,7 @@ export async function runClusterQuery(ctx: ClusterQueryContext, req: QueryReques
     // only if their bounds prove it; otherwise those leaves are asked for every group.
     const maps: Int32Array[] = [];
     const merged = merge(maps);
-    const tables = answered.map((a) => (a.partial as AggregatePartial).groups);
-    if (merged.mode === 'aggregate' && cutIsExact(spec, topCutRows(plan)!, merged.groups, tables, maps, answered.map(cutOf))) {
+    if (merged.mode === 'aggregate' && cutIsExact(spec, merged.groups, maps, answered.map(cutOf))) {
       partial = merged;
       topCut = 'exact';
     } else {
