@@ -4,6 +4,7 @@
  *
  *   node dist/bench/load.js [--rows 6000000] [--formats ndjson,parquet] [--modes disk,memory]
  *     [--target leaf|cluster] [--batch-rows 10000] [--in-flight 4] [--seed 42] [--json] [--no-append]
+ *     [--loader-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  *
  * - Data: `--rows` rows from data.ts (seeded; ~165 bytes of NDJSON per row, so 6M rows is ~1 GB):
  *   time, service, endpoint, user_id, country, status, latency_ms, bytes, tags (a string set).
@@ -51,7 +52,11 @@ const FLAGS = [
   { name: 'dir', value: true, help: 'work directory (default: a new one under the OS temp dir, removed after)' },
   { name: 'json', value: false, help: 'results as JSON on stdout' },
   { name: 'no-append', value: false, help: 'do not append to bench/RESULTS.md' },
+  { name: 'loader-node-args', value: true, help: 'node flags for the loader, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"' },
 ];
+
+/** Node flags for each `shoal load` child (--loader-node-args; NODE_OPTIONS refuses --cpu-prof). */
+let loaderNodeArgs: string[] = [];
 
 interface Target { url: string; stop(): Promise<void> }
 
@@ -105,7 +110,7 @@ async function startTarget(kind: 'leaf' | 'cluster', mode: string, dir: string):
 /** Runs `shoal load` as a child process and returns its JSON report. */
 async function runLoader(file: string, url: string, table: string, extra: string[]): Promise<LoadRun> {
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI_PATH, 'load', file, '--table', table, '--url', url, '--json', '--quiet', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...loaderNodeArgs, CLI_PATH, 'load', file, '--table', table, '--url', url, '--json', '--quiet', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
@@ -142,6 +147,7 @@ async function nullServer(): Promise<{ url: string; close(): Promise<void> }> {
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), FLAGS);
+  loaderNodeArgs = String(flags.get('loader-node-args') ?? '').split(/\s+/).filter((a) => a.length > 0);
   const rows = intFlag(flags, 'rows', 6_000_000, 1_000, 100_000_000);
   const seed = intFlag(flags, 'seed', 42, 0, 2 ** 31);
   const batchRows = intFlag(flags, 'batch-rows', 10_000, 1, 100_000);

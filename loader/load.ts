@@ -40,6 +40,10 @@ export interface LoadHooks {
   signal?: AbortSignal;
   sleep?: Sleep;
   nowSeconds?: () => number;
+  /** False turns off checking plain NDJSON a stretch at a time (fast-check.ts): tests compare. */
+  checkAtOnce?: boolean;
+  /** Counts NDJSON lines checked at once / parsed one by one into this object (tests, benches). */
+  lineStats?: { atOnce: number; oneByOne: number };
 }
 
 export async function load(opts: LoadOptions, hooks: LoadHooks = {}): Promise<LoadReport> {
@@ -70,7 +74,7 @@ export async function load(opts: LoadOptions, hooks: LoadHooks = {}): Promise<Lo
       }
       const fileReport = { file, format: source.format + (source.format === 'ndjson' && /\.gz$/i.test(file) ? '.gz' : ''), rows: 0, bytes: 0 } as LoadReport['files'][number];
       report.files.push(fileReport);
-      const preparer = new RowPreparer(opts, types, source.secondsColumns, (r) => report.reject(file, source.positionKind, r), hooks.nowSeconds);
+      const preparer = new RowPreparer(opts, types, source.secondsColumns, (r) => report.reject(file, source.positionKind, r), hooks.nowSeconds, hooks.checkAtOnce ?? true);
       for await (const chunk of source.chunks()) {
         const rowsInChunk = chunkRowCount(chunk);
         report.rowsRead += rowsInChunk;
@@ -93,6 +97,10 @@ export async function load(opts: LoadOptions, hooks: LoadHooks = {}): Promise<Lo
         if (hooks.signal?.aborted) break;
       }
       report.rowsTimeDefaulted += preparer.timeDefaulted;
+      if (hooks.lineStats !== undefined) {
+        hooks.lineStats.atOnce += preparer.linesChecked.atOnce;
+        hooks.lineStats.oneByOne += preparer.linesChecked.oneByOne;
+      }
       if (columnTypesOf(source.columnTypes) !== undefined) fileReport.columnTypes = columnTypesOf(source.columnTypes);
       const last = batcher.flush(file, source.positionKind);
       if (last !== null) await sender.submit(last);

@@ -4,8 +4,9 @@
  * leaf's rules (row-check.ts), and serialises it. A row that fails is handed to `reject` with its
  * position and reason and goes no further; the rest of the chunk is unaffected.
  *
- * The fast path: an NDJSON row that needed no change is sent as its original text (parsed once,
- * never re-serialised). Other rows go through JSON.stringify, which writes a flat string in one
+ * The fast paths: plain NDJSON lines are checked a stretch at a time by the leaf's byte scanner
+ * and sent as they are, never parsed (fast-check.ts); failing that, an NDJSON row that needed no
+ * change is sent as its original text (parsed once, never re-serialised). Other rows go through JSON.stringify, which writes a flat string in one
  * step. (Serialising columnar rows by string concatenation instead of building an object was
  * tried: the concatenations are ropes that live until the batch is joined, and the extra
  * garbage made it slower, 5.7 vs 4.5 CPU s per million Parquet rows.)
@@ -14,6 +15,8 @@
  */
 import type { ErrorCode } from '../query/errors.js';
 import type { RowOptions } from './options.js';
+import { acceptsAsIs, fastPathApplies } from './fast-check.js';
+import { parseText } from './read-ndjson.js';
 import { checkRow, type ColumnTypes } from './row-check.js';
 import type { RowChunk } from './source.js';
 import { inTimeRange, toSeconds } from './time-column.js';
@@ -32,7 +35,10 @@ export interface Prepared {
 export class RowPreparer {
   /** Rows whose time was missing or unusable and were stamped with now (policy `now`). */
   timeDefaulted = 0;
+  /** Lines of unparsed chunks that the scanner took at once, and that were parsed instead. */
+  readonly linesChecked = { atOnce: 0, oneByOne: 0 };
   private readonly skip: readonly string[];
+  private readonly fast: boolean;
 
   constructor(
     private readonly opts: RowOptions,
@@ -40,8 +46,11 @@ export class RowPreparer {
     private readonly secondsColumns: ReadonlySet<string>,
     private readonly reject: (r: Rejection) => void,
     private readonly nowSeconds: () => number = () => Date.now() / 1000,
+    /** Tests turn the check at once off, to compare it with the general path. */
+    fast = true,
   ) {
     this.skip = opts.skipColumns;
+    this.fast = fast && fastPathApplies(opts);
   }
 
   /**
@@ -70,6 +79,14 @@ export class RowPreparer {
   }
 
   prepare(chunk: RowChunk): Prepared {
+    if (chunk.text !== undefined) {
+      if (this.fast && chunk.unreadable.length === 0 && acceptsAsIs(chunk.text, this.types)) {
+        this.linesChecked.atOnce += chunk.raws!.length;
+        return { lines: chunk.raws!, positions: chunk.positions };
+      }
+      this.linesChecked.oneByOne += chunk.raws!.length;
+      chunk = parseText(chunk);
+    }
     for (const p of chunk.unreadable) this.reject(p);
     const { rows, positions, raws } = chunk;
     const lines: string[] = [];

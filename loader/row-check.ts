@@ -40,6 +40,9 @@ export class ColumnTypes {
   }
 
   set(name: string, cls: ValueClass): void { this.classes.set(name, cls); }
+
+  /** Every column but `time`, with its class. */
+  entries(): IterableIterator<[string, ValueClass]> { return this.classes.entries(); }
 }
 
 export function classOfServerType(type: string): ValueClass | null {

@@ -35,11 +35,15 @@ export interface RowChunk {
   readonly unreadable: RowProblem[];
   /** Bytes of the file consumed up to the end of this chunk (for progress). */
   readonly bytesDone: number;
+  /** NDJSON: set when the lines are not parsed yet. `rows` is then empty, `raws` and
+   * `positions` are the non-blank lines, and these are their bytes (whole lines), for the
+   * preparer to check all at once (fast-check.ts) or else parse line by line. */
+  readonly text?: Buffer;
 }
 
 /** Rows in a chunk, readable or not. */
 export function chunkRowCount(chunk: RowChunk): number {
-  return chunk.rows.length + chunk.unreadable.length;
+  return (chunk.text !== undefined ? chunk.raws!.length : chunk.rows.length) + chunk.unreadable.length;
 }
 
 export type ConcreteFormat = Exclude<InputFormat, 'auto'>;

@@ -27,8 +27,9 @@ export const ROOM_RULES: Readonly<Record<string, readonly string[]>> = {
   'query/merge': ['query/base', 'query/storage', 'query/functions', 'query/plan', 'query/exec'],
   'query/engine': QUERY_BELOW_ENGINE,
   native: [],
-  // The loader reads ISO time text with the engine's own parser (query/functions/time.ts).
-  loader: ['query/base', 'query/functions'],
+  // The loader reads ISO time text with the engine's own parser (query/functions/time.ts) and
+  // checks plain NDJSON with the leaf's own byte scanner (query/storage/ingest-scan.ts).
+  loader: ['query/base', 'query/functions', 'query/storage'],
   'server/http': ['query/base', 'query/plan'],
   // The web UI's routes serve fixed files; the page talks to the API over HTTP like any client.
   'server/ui': ['query/base', 'server/http'],
