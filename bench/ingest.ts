@@ -5,6 +5,7 @@
  *   node dist/bench/ingest.js [--events 2000000] [--wide-events 500000] [--shapes scuba,wide]
  *     [--batch 1000,10000] [--formats ndjson,json] [--modes disk,memory] [--connections 4]
  *     [--warmup-events 100000] [--seed 42] [--json] [--leaf-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ *     [--query-runs 0] [--query-rate 10]
  *
  * For each event shape (`scuba`: data.ts's 9-field rows, ~173 B; `wide`: data-wide.ts's 26-field
  * events, ~640 B), body format (NDJSON, JSON array) and batch size, the bodies are rendered
@@ -23,6 +24,17 @@
  * moving body and batch: wall time, not CPU), check, log and append on the event loop; `other` is
  * the leaf's CPU per event less the others (HTTP, GC, the rest). Each case checks its answer: the leaf must hold
  * every row, and `count(*), sum(bytes)` must equal what was sent (hash printed).
+ *
+ * Queries under ingest (`--query-runs N`, scuba cases; issue 15 "ingest does not starve
+ * queries"): after its check, the case's leaf (holding the warm-up + timed events) answers a
+ * group-by (`SELECT service, count(*), avg(latency_ms) FROM bench GROUP BY service`) N times
+ * idle, --query-rate a second (a dashboard's pace; one at a time, on a connection of its own,
+ * the next one due 1/rate after the previous was sent, or at once if that is past); then the
+ * timed bodies are sent again, at the ceiling over --connections, into another table (so the
+ * queried table keeps its size) while the same query runs at the same pace; then N more idle
+ * runs. Reported: p50/p99 idle (both
+ * idle sets together), p50/p99 under ingest with the count of runs, their ratio (goal: p99
+ * within 2x of idle), and the ingest rate meanwhile.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -50,12 +62,18 @@ type Shape = 'scuba' | 'wide';
 
 interface Options {
   events: number; wideEvents: number; shapes: Shape[]; batches: number[]; formats: BodyFormat[]; modes: Mode[]; connections: number;
-  warmupEvents: number; seed: number; json: boolean; leafNodeArgs: string[];
+  warmupEvents: number; seed: number; json: boolean; leafNodeArgs: string[]; queryRuns: number; queryRate: number;
 }
+
+/** Issue 15: a group-by's p99 while ingesting at the ceiling, at most this times its idle p99. */
+const TARGET_QUERY_P99_RATIO = 2;
+const QUERY_UNDER_INGEST_SQL = `SELECT service, count(*), avg(latency_ms) FROM ${TABLE} GROUP BY service`;
 
 /** The leaf's ingest stage counters (GET /v1/status `ingest`). */
 interface IngestCounters { rows: number; workers: number; stageMs: Record<Stage, number> }
-const STAGES = ['scan', 'parse', 'build', 'hop', 'check', 'log', 'append'] as const;
+const STAGES = ['yield', 'scan', 'parse', 'build', 'hop', 'check', 'log', 'append'] as const;
+/** Stages that are wall time spent waiting, not CPU. */
+const WAIT_STAGES: ReadonlySet<Stage> = new Set(['yield', 'hop']);
 type Stage = typeof STAGES[number];
 
 function listFlag<T extends string>(raw: string | true | undefined, fallback: T[], allowed: readonly T[], name: string): T[] {
@@ -78,6 +96,8 @@ function parseOptions(argv: string[]): Options {
     { name: 'seed', value: true, help: 'data seed (default 42)' },
     { name: 'leaf-node-args', value: true, help: 'node flags for the leaf' },
     { name: 'json', value: false, help: 'print machine-readable results' },
+    { name: 'query-runs', value: true, help: 'idle runs of a group-by before and after a second ingest it runs under (scuba cases; default 0: off)' },
+    { name: 'query-rate', value: true, help: 'queries per second in --query-runs (default 10)' },
   ]);
   const batchRaw = flags.get('batch');
   const batches = batchRaw === undefined ? [1_000, 10_000] : String(batchRaw).split(',').map((s) => {
@@ -98,6 +118,8 @@ function parseOptions(argv: string[]): Options {
     seed: intFlag(flags, 'seed', 42, 0, 2 ** 32 - 1),
     leafNodeArgs: nodeArgs === undefined ? [] : String(nodeArgs).split(/\s+/).filter((s) => s.length > 0),
     json: flags.get('json') === true,
+    queryRuns: intFlag(flags, 'query-runs', 0, 0, 10_000),
+    queryRate: intFlag(flags, 'query-rate', 10, 1, 1_000),
   };
 }
 
@@ -131,6 +153,67 @@ interface CaseResult {
   /** Microseconds per event of each ingest stage, and of the leaf's CPU outside them. */
   stageUs: Record<Stage | 'other', number> | null;
   ingestWorkers: number | null;
+  /** --query-runs: the group-by's latency idle and under ingest (ms). */
+  queries: QueriesUnderIngest | null;
+}
+
+interface QueriesUnderIngest {
+  idleRuns: number; idleP50: number; idleP99: number; busyRuns: number; busyP50: number; busyP99: number; ingestEventsPerS: number;
+  /** The same runs as the leaf timed them (its answer's stats.elapsedMs: from the route to the answer). */
+  leafIdleP50: number; leafIdleP99: number; leafBusyP50: number; leafBusyP99: number;
+}
+
+function percentile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/** The group-by idle, under a second ingest of `bodies` into another table, and idle again. */
+async function queriesUnderIngest(url: string, pool: ReturnType<typeof newPool>, bodies: readonly Buffer[], format: BodyFormat, connections: number,
+  runs: number, rate: number, events: number): Promise<QueriesUnderIngest> {
+  const qpool = newPool(url, 1);
+  const body = JSON.stringify({ sql: QUERY_UNDER_INGEST_SQL });
+  let due = 0;
+  /** The leaf's own elapsedMs of each run, by phase (idle, busy). */
+  const leafMs: { idle: number[]; busy: number[] } = { idle: [], busy: [] };
+  let phase: 'idle' | 'busy' = 'idle';
+  const once = async (): Promise<number> => {
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const t0 = performance.now();
+    due = t0 + 1000 / rate;
+    const r = await postJson(qpool, '/v1/query', body);
+    if (r.status !== 200) throw new Error(`query under ingest: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    leafMs[phase].push((r.body as { stats: { elapsedMs: number } }).stats.elapsedMs);
+    return performance.now() - t0;
+  };
+  try {
+    for (let i = 0; i < 3; i++) await once();
+    const idle: number[] = [];
+    for (let i = 0; i < runs; i++) idle.push(await once());
+    let done = false;
+    phase = 'busy';
+    const t0 = performance.now();
+    const ingest = sendBatches(pool, `${TABLE}_load`, bodies, CONTENT_TYPE[format], connections).finally(() => { done = true; });
+    const busy: number[] = [];
+    while (!done) busy.push(await once());
+    await ingest;
+    const ingestMs = performance.now() - t0;
+    phase = 'idle';
+    for (let i = 0; i < runs; i++) idle.push(await once());
+    idle.sort((a, b) => a - b);
+    busy.sort((a, b) => a - b);
+    leafMs.idle.sort((a, b) => a - b);
+    leafMs.busy.sort((a, b) => a - b);
+    return {
+      leafIdleP50: round2(percentile(leafMs.idle, 0.5)), leafIdleP99: round2(percentile(leafMs.idle, 0.99)),
+      leafBusyP50: round2(percentile(leafMs.busy, 0.5)), leafBusyP99: round2(percentile(leafMs.busy, 0.99)),
+      idleRuns: idle.length, idleP50: round2(percentile(idle, 0.5)), idleP99: round2(percentile(idle, 0.99)),
+      busyRuns: busy.length, busyP50: round2(percentile(busy, 0.5)), busyP99: round2(percentile(busy, 0.99)),
+      ingestEventsPerS: Math.round(events / (ingestMs / 1000)),
+    };
+  } finally {
+    await qpool.close();
+  }
 }
 
 async function ingestCounters(pool: ReturnType<typeof newPool>): Promise<IngestCounters | null> {
@@ -172,8 +255,8 @@ async function runCase(opt: Options, shape: Shape, format: BodyFormat, batch: nu
       const us = {} as Record<Stage | 'other', number>;
       let sum = 0;
       for (const st of STAGES) {
-        us[st] = round2(((after.stageMs[st] - before.stageMs[st]) * 1000) / events);
-        if (st !== 'hop') sum += us[st]; // wall time waiting, not CPU
+        us[st] = round2((((after.stageMs[st] ?? 0) - (before.stageMs[st] ?? 0)) * 1000) / events);
+        if (!WAIT_STAGES.has(st)) sum += us[st]; // wall time waiting, not CPU
       }
       us.other = leafCpuMs === null ? NaN : round2((leafCpuMs * 1000) / events - sum);
       stageUs = us;
@@ -188,6 +271,8 @@ async function runCase(opt: Options, shape: Shape, format: BodyFormat, batch: nu
     else if (rows[0]![0] !== expected.rows || rows[0]![1] !== expected.bytesSum) {
       problems.push(`count(*), sum(bytes) = ${JSON.stringify(rows[0])}, expected [${expected.rows},${expected.bytesSum}]`);
     }
+    const queries = opt.queryRuns > 0 && shape === 'scuba' && problems.length === 0
+      ? await queriesUnderIngest(leaf.url, pool, timed, format, opt.connections, opt.queryRuns, opt.queryRate, events) : null;
     await pool.close();
     await leaf.stop();
     const dataDirBytes = mode === 'disk' ? dirBytes(dataDir) : null;
@@ -195,7 +280,7 @@ async function runCase(opt: Options, shape: Shape, format: BodyFormat, batch: nu
       shape, format, batch, mode, events, ms: Math.round(ms), eventsPerS: Math.round(events / (ms / 1000)),
       mbPerS: round2(timedBytes / 1e6 / (ms / 1000)), bodyBytesPerEvent: round2(timedBytes / events), dataDirBytes,
       leafCpuMs, eventsPerLeafCpuS: leafCpuMs === null || leafCpuMs === 0 ? null : Math.round(events / (leafCpuMs / 1000)),
-      stageUs, ingestWorkers: after?.workers ?? null,
+      stageUs, ingestWorkers: after?.workers ?? null, queries,
       ok: problems.length === 0 && warmAccepted === expected.rows - events, detail: problems.join('; '), hash: answerHash(rows),
     };
   } finally {
@@ -253,11 +338,11 @@ async function main(): Promise<void> {
     baselines, cases, ok: cases.every((c) => c.ok),
   };
   if (opt.json) console.log(JSON.stringify(out, null, 2));
-  else printText(out.cases, baselines, machineEnd.loadAvg1m);
+  else printText(opt, out.cases, baselines, machineEnd.loadAvg1m);
   if (!out.ok) process.exitCode = 1;
 }
 
-function printText(cases: CaseResult[], baselines: { shape: Shape; format: BodyFormat; batch: number; eventsPerS: number }[], loadAtEnd: number): void {
+function printText(opt: Options, cases: CaseResult[], baselines: { shape: Shape; format: BodyFormat; batch: number; eventsPerS: number }[], loadAtEnd: number): void {
   const fmt = (x: number) => x.toLocaleString('en-US');
   const baseOf = (c: CaseResult) => baselines.find((b) => b.shape === c.shape && b.format === c.format && b.batch === c.batch)!;
   const rows = cases.map((c) => {
@@ -282,13 +367,27 @@ function printText(cases: CaseResult[], baselines: { shape: Shape; format: BodyF
     c.leafCpuMs === null ? '' : ((c.leafCpuMs * 1000) / c.events).toFixed(2),
   ]);
   console.log(formatTable(['case', 'leaf', 'threads', ...STAGES, 'other', 'cpu'], stageRows));
-  console.log('us per event: parse and build on the ingest threads (or the event loop for small bodies), hop = wall time waiting for and moving to a thread,');
+  console.log('us per event: yield = wall time waiting for queries to end (server/leaf/query-first.ts); parse and build on the ingest threads (or the event loop for small bodies), hop = wall time waiting for and moving to a thread,');
   console.log('check, log and append on the event loop; other = leaf CPU per event less the stages but hop (HTTP, GC, ...); cpu = leaf CPU per event.');
   const disk = cases.filter((c) => c.mode === 'disk');
   const scuba = disk.filter((c) => c.shape === 'scuba');
   const wide = disk.filter((c) => c.shape === 'wide');
   if (scuba.length > 0) console.log(`goal: >= ${fmt(TARGET_EVENTS_PER_S)} events/s with the disk log; worst scuba case ${fmt(Math.min(...scuba.map((c) => c.eventsPerS)))}, best ${fmt(Math.max(...scuba.map((c) => c.eventsPerS)))}.`);
   if (wide.length > 0) console.log(`goal: wide events >= ${TARGET_WIDE_VS_PARSE}x JSON.parse alone with the disk log; worst ${Math.min(...wide.map((c) => c.eventsPerS / baseOf(c).eventsPerS)).toFixed(2)}x, best ${Math.max(...wide.map((c) => c.eventsPerS / baseOf(c).eventsPerS)).toFixed(2)}x.`);
+  const withQueries = cases.filter((c) => c.queries !== null);
+  if (withQueries.length > 0) {
+    console.log('');
+    console.log(formatTable(['case', 'leaf', 'idle p50 ms', 'idle p99 ms', 'under ingest p50 ms', 'p99 ms', 'runs idle / busy', 'p99 ratio', 'leaf-timed idle p50 / p99', 'under ingest p50 / p99', 'ingest events/s meanwhile'], withQueries.map((c) => {
+      const q = c.queries!;
+      return [`${c.shape} ${c.format} x ${fmt(c.batch)}`, c.mode === 'disk' ? 'disk log' : 'no disk log', q.idleP50.toFixed(1), q.idleP99.toFixed(1),
+        q.busyP50.toFixed(1), q.busyP99.toFixed(1), `${q.idleRuns} / ${q.busyRuns}`, (q.busyP99 / q.idleP99).toFixed(2),
+        `${q.leafIdleP50.toFixed(1)} / ${q.leafIdleP99.toFixed(1)}`, `${q.leafBusyP50.toFixed(1)} / ${q.leafBusyP99.toFixed(1)}`, fmt(q.ingestEventsPerS)];
+    })));
+    console.log(`query: ${QUERY_UNDER_INGEST_SQL}, over the case's ${fmt(withQueries[0]!.events)} timed + warm-up events, ${opt.queryRate} a second on its own connection;`);
+    console.log('under ingest = while the timed bodies are sent again (into another table) at the ceiling; idle = before and after that.');
+    const worst = Math.max(...withQueries.map((c) => c.queries!.busyP99 / c.queries!.idleP99));
+    console.log(`goal: query p99 under ingest <= ${TARGET_QUERY_P99_RATIO}x idle; worst ${worst.toFixed(2)}x.`);
+  }
   console.log(`load average at the end: ${loadAtEnd}`);
   for (const c of cases.filter((x) => !x.ok)) console.log(`FAILED ${c.shape} ${c.format} x ${c.batch} ${c.mode}: ${c.detail}`);
 }

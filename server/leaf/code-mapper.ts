@@ -14,9 +14,13 @@
  * Bounded: no map is made once the table holds its bound (`bytesMax`); the table then starts
  * over at the next query (trimStringCodes), and the sweep begins again.
  */
+import type { bindQuery } from '../../query/engine.js';
 import type { LeafStore } from '../../query/storage/leaf-store.js';
 import { threadCodes } from '../../query/storage/string-codes.js';
-import { dropLog } from '../../query/storage/table.js';
+import { dropLog, type SealedBlock } from '../../query/storage/table.js';
+import type { LeafCodes } from './scan-pool.js';
+
+type BoundQuery = ReturnType<typeof bindQuery>;
 
 /** The longest a slice of mapping holds the event loop, and the pause after one while the event
  * loop has other work (more than IDLE_SHARE of the pause was busy): mapping then takes at most a
@@ -139,5 +143,38 @@ export class CodeMapper {
   private finish(blocks: number, generation: number): void {
     this.seen = { blocks, generation };
     this.running = false;
+  }
+
+  /**
+   * The leaf's code maps a worker scan can group or count distinct by (docs/engine.md, "Leaf
+   * codes"): the bare string columns among the GROUP BY keys and count(DISTINCT) arguments whose
+   * map every block holding them already has. A column some block lacks a map for is left to the
+   * workers' own tables this time, and the background mapper is asked to catch up.
+   */
+  leafCodesFor(table: string, bound: BoundQuery, blocks: readonly SealedBlock[]): LeafCodes | null {
+    const wanted = new Set<string>();
+    bound.keys.forEach((k, i) => { if (k.k === 'col' && bound.keyTypes[i] === 'string') wanted.add(k.name); });
+    // approx_count_distinct reads each code's hash (string-codes.ts, hashCodes): only once every
+    // code has one.
+    const hashed = threadCodes.hashedCount >= threadCodes.size;
+    let hashesWanted = false;
+    bound.logical.aggs.forEach((a, j) => {
+      const arg = bound.aggArgs[j];
+      if (arg === null || arg === undefined || arg.k !== 'col' || arg.type !== 'string') return;
+      if (a.fn === 'count_distinct') wanted.add(arg.name);
+      if (a.fn === 'approx_count_distinct') { hashesWanted = true; if (hashed) wanted.add(arg.name); }
+    });
+    if (hashesWanted && !hashed) this.wantHashes();
+    if (wanted.size === 0) return null;
+    const columns = [...wanted].filter((name) => blocks.every((b) => {
+      const c = b.column(name);
+      return c === undefined || (c.kind === 'string' && b.readyCodeMap(name) !== null);
+    }));
+    if (columns.length < wanted.size) this.want(table, [...wanted].filter((c) => !columns.includes(c)));
+    if (columns.length === 0) return null;
+    return {
+      columns, size: threadCodes.size, generation: threadCodes.generation, hashes: hashed ? threadCodes.hashPairs : null,
+      mapsOf: (b) => { const out: Record<string, Int32Array> = {}; for (const name of columns) { const m = b.readyCodeMap(name); if (m !== null) out[name] = m; } return out; },
+    };
   }
 }

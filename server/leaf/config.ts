@@ -42,6 +42,10 @@ export interface LeafConfig {
    * batches of 173 B events inline and 10,000-event or wide batches on the threads (bench/RESULTS.md,
    * "Ingest (issue 15)"). */
   ingestInlineBytesMax: number;
+  /** Queries first (server/leaf/query-first.ts): an ingest batch waits to start while a query
+   * runs and for queryFirstGraceMs after the last one, at most queryFirstWaitMaxMs (0: off). */
+  queryFirstGraceMs: number;
+  queryFirstWaitMaxMs: number;
   /** Scans of fewer rows than this run inline on the event loop (a worker hop costs more). */
   inlineScanRowsMax: number;
   /** Bearer token for ingest and query routes (null: open). */
@@ -91,6 +95,8 @@ export function defaultLeafConfig(): LeafConfig {
     ingestWorkers: defaultIngestWorkers(),
     ingestQueueMax: 8,
     ingestInlineBytesMax: 256 * 1024,
+    queryFirstGraceMs: 5,
+    queryFirstWaitMaxMs: 250,
     inlineScanRowsMax: 200_000,
     token: null,
     adminToken: null,
@@ -136,6 +142,8 @@ export function validateLeafConfig(c: LeafConfig): LeafConfig {
   check(Number.isInteger(c.ingestWorkers) && c.ingestWorkers >= 0 && c.ingestWorkers <= 64, 'ingestWorkers (SHOAL_INGEST_WORKERS)', `${c.ingestWorkers} is not in 0..64`);
   check(Number.isInteger(c.ingestQueueMax) && c.ingestQueueMax >= 0 && c.ingestQueueMax <= 10_000, 'ingestQueueMax', 'must be 0..10000');
   check(Number.isInteger(c.ingestInlineBytesMax) && c.ingestInlineBytesMax >= 0, 'ingestInlineBytesMax', 'must be a byte count');
+  check(Number.isInteger(c.queryFirstGraceMs) && c.queryFirstGraceMs >= 0 && c.queryFirstGraceMs <= 1_000, 'queryFirstGraceMs', 'must be 0..1000 ms');
+  check(Number.isInteger(c.queryFirstWaitMaxMs) && c.queryFirstWaitMaxMs >= 0 && c.queryFirstWaitMaxMs <= 10_000, 'queryFirstWaitMaxMs', 'must be 0..10000 ms');
   check(c.checkpointBytes >= 1024 * 1024, 'checkpointBytes', 'must be at least 1 MiB');
   check(c.checkpointIntervalMs >= 100, '--checkpoint-interval', 'must be at least 100 ms');
   check(c.handoffTtlSeconds === null || (Number.isFinite(c.handoffTtlSeconds) && c.handoffTtlSeconds > 0 && c.handoffTtlSeconds <= 365 * 86_400), '--handoff-ttl', 'must be 1 second .. 365 days (0 = never expires)');

@@ -8,12 +8,26 @@
  * Not here: anything that depends on the table's state now (dedupe, schema moves, limits, the
  * deadline, the log, the append): the leaf's commit does those on the event loop.
  */
+import os from 'node:os';
 import { Piscina } from 'piscina';
 import { isShoalError } from '../../query/errors.js';
 import { packBatch, type ColumnarBatch } from '../../query/storage/batch.js';
 import type { BodyFormat } from '../../query/storage/ingest-decoder.js';
 import { decodeBody } from '../../query/storage/ingest-scan.js';
 import type { ColumnType } from '../../query/storage/types.js';
+
+/**
+ * Queries first (query-first.ts): a decode thread runs at a lower priority than the scan threads,
+ * so a query's scan that starts while batches decode gets the cores first. On Linux the nice
+ * value is per thread and setpriority(PRIO_PROCESS, 0) sets the calling thread's; raising it
+ * needs no privilege. With no query running the decodes have the cores to themselves.
+ */
+export const DECODE_THREAD_NICE = 10;
+try {
+  os.setPriority(0, DECODE_THREAD_NICE);
+} catch {
+  // Not permitted or not supported here: the threads run at the process's priority.
+}
 
 export interface DecodeTask {
   body: Uint8Array;

@@ -22,10 +22,11 @@ import { LeafStore, checkTableName, deadlineError, parseIngestGuard, type Decode
 import type { ColumnType } from '../../query/storage/types.js';
 import { LIMITS } from '../../query/limits.js';
 import { createMetrics } from '../http/metrics.js';
-import { ScanPool, type LeafCodes } from './scan-pool.js';
+import { ScanPool } from './scan-pool.js';
 import { CodeMapper } from './code-mapper.js';
 import { IngestPool, type DecodeRunner } from './ingest-pool.js';
 import { BatchesInFlight } from './batches-in-flight.js';
+import { QueryFirst } from './query-first.js';
 import { registerUi } from '../ui/ui-routes.js';
 
 /** Where a leaf's data came from when it started. */
@@ -82,10 +83,13 @@ export class Leaf {
   readonly batchesInFlight = new BatchesInFlight();
   /** Decodes bodies off the event loop (null: ingestWorkers 0, every batch decodes inline). */
   readonly ingestPool: IngestPool | null;
+  /** Holds ingest batches back while queries run (query-first.ts). */
+  readonly queryFirst: QueryFirst;
 
   /** `makeDecodeRunner`: what runs the ingest pool's tasks (tests hold batches in it). */
   constructor(readonly config: LeafConfig, readonly leafId: string, makeDecodeRunner?: (threads: number) => DecodeRunner) {
     this.store = new LeafStore(config.memoryBudgetBytes, config.retentionSeconds);
+    this.queryFirst = new QueryFirst(config.queryFirstGraceMs, config.queryFirstWaitMaxMs);
     this.ingestPool = config.ingestWorkers > 0 ? new IngestPool(config.ingestWorkers, config.ingestQueueMax, makeDecodeRunner) : null;
     // The string codes (query/storage/string-codes.ts) may take 1/8 of the budget: half for the
     // main thread's table, which is the leaf's code space (docs/engine.md, "Leaf codes"), half
@@ -143,6 +147,11 @@ export class Leaf {
    */
   async ingestBatch(rec: IngestRecord, guard: IngestGuard | null = null): Promise<{ accepted: number; duplicate: boolean }> {
     this.checkTakesWrites();
+    const wait = this.queryFirst.pass();
+    if (wait !== null) {
+      await wait;
+      this.checkTakesWrites();
+    }
     const dup = this.store.duplicateRows(rec.batchId);
     if (dup !== null) return { accepted: dup, duplicate: true };
     const pool = this.ingestPool;
@@ -178,7 +187,8 @@ export class Leaf {
       workers: p?.threads ?? 0, queueMax: p?.queueMax ?? 0, inlineBytesMax: this.config.ingestInlineBytesMax,
       decoding: p?.inFlight ?? 0, refusedQueueFull: p?.stages.refusedFull ?? 0,
       batches: st.batches, rows: st.rows, workerBatches: p?.stages.batches ?? 0, redecodes: st.redecodes,
-      stageMs: { scan: ms(st.scanMs), parse: ms(st.parseMs), build: ms(st.buildMs), hop: ms(p?.stages.hopMs ?? 0), check: ms(st.checkMs), log: ms(st.logMs), append: ms(st.appendMs) },
+      waitingForQueries: this.queryFirst.waitingNow, batchesWaitedForQueries: this.queryFirst.batchesWaited,
+      stageMs: { yield: ms(this.queryFirst.waitedMs), scan: ms(st.scanMs), parse: ms(st.parseMs), build: ms(st.buildMs), hop: ms(p?.stages.hopMs ?? 0), check: ms(st.checkMs), log: ms(st.logMs), append: ms(st.appendMs) },
     };
   }
 
@@ -212,6 +222,7 @@ export class Leaf {
     const bound = bindQuery(plan, table.schema, nowSeconds, req.partial);
     const id = this.nextQueryId++;
     this.running.set(id, { id, sql: env.sql, startedAtMs: Date.now() });
+    this.queryFirst.queryBegin();
     const timeoutMs = Math.min(req.timeoutMs ?? this.config.queryTimeoutMs, this.config.queryTimeoutMsMax);
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
@@ -247,7 +258,7 @@ export class Leaf {
       }
       if (rest.length > 0) {
         const schema = [...table.schema.values()].map((c) => [c.name, c.type] as [string, typeof c.type]);
-        const leafCodes = this.leafCodesFor(plan.table, bound, rest);
+        const leafCodes = this.codeMapper.leafCodesFor(plan.table, bound, rest);
         if (leafCodes !== null) {
           // The table must not start over while workers hold its codes: released a turn after
           // the merge, once the caller has made strings of what it answers with.
@@ -265,41 +276,9 @@ export class Leaf {
     } finally {
       clearTimeout(timer);
       this.running.delete(id);
+      this.queryFirst.queryEnd();
       if (holdsCodes) setImmediate(() => { threadCodes.leafScansInFlight--; });
     }
-  }
-
-  /**
-   * The leaf's code maps a worker scan can group or count distinct by (docs/engine.md, "Leaf
-   * codes"): the bare string columns among the GROUP BY keys and count(DISTINCT) arguments whose
-   * map every block holding them already has. A column some block lacks a map for is left to the
-   * workers' own tables this time, and the background mapper is asked to catch up.
-   */
-  private leafCodesFor(table: string, bound: ReturnType<typeof bindQuery>, blocks: readonly SealedBlock[]): LeafCodes | null {
-    const wanted = new Set<string>();
-    bound.keys.forEach((k, i) => { if (k.k === 'col' && bound.keyTypes[i] === 'string') wanted.add(k.name); });
-    // approx_count_distinct reads each code's hash (string-codes.ts, hashCodes): only once every
-    // code has one.
-    const hashed = threadCodes.hashedCount >= threadCodes.size;
-    let hashesWanted = false;
-    bound.logical.aggs.forEach((a, j) => {
-      const arg = bound.aggArgs[j];
-      if (arg === null || arg === undefined || arg.k !== 'col' || arg.type !== 'string') return;
-      if (a.fn === 'count_distinct') wanted.add(arg.name);
-      if (a.fn === 'approx_count_distinct') { hashesWanted = true; if (hashed) wanted.add(arg.name); }
-    });
-    if (hashesWanted && !hashed) this.codeMapper.wantHashes();
-    if (wanted.size === 0) return null;
-    const columns = [...wanted].filter((name) => blocks.every((b) => {
-      const c = b.column(name);
-      return c === undefined || (c.kind === 'string' && b.readyCodeMap(name) !== null);
-    }));
-    if (columns.length < wanted.size) this.codeMapper.want(table, [...wanted].filter((c) => !columns.includes(c)));
-    if (columns.length === 0) return null;
-    return {
-      columns, size: threadCodes.size, generation: threadCodes.generation, hashes: hashed ? threadCodes.hashPairs : null,
-      mapsOf: (b) => { const out: Record<string, Int32Array> = {}; for (const name of columns) { const m = b.readyCodeMap(name); if (m !== null) out[name] = m; } return out; },
-    };
   }
 
   /** The disk's state for status and health: whether writes are logged, why not, data lost. */
