@@ -6,10 +6,11 @@
  *
  * The fast paths: plain NDJSON lines are checked a stretch at a time by the leaf's byte scanner
  * and sent as they are, never parsed (fast-check.ts); failing that, an NDJSON row that needed no
- * change is sent as its original text (parsed once, never re-serialised). Other rows go through JSON.stringify, which writes a flat string in one
- * step. (Serialising columnar rows by string concatenation instead of building an object was
- * tried: the concatenations are ropes that live until the batch is joined, and the extra
- * garbage made it slower, 5.7 vs 4.5 CPU s per million Parquet rows.)
+ * change is sent as its original text (parsed once, never re-serialised). Other rows go through
+ * JSON.stringify, which writes a flat string in one step. (Serialising columnar rows by string
+ * concatenation instead of building an object was tried: the concatenations are ropes that live
+ * until the batch is joined, and the extra garbage made it slower, 5.7 vs 4.5 CPU s per million
+ * Parquet rows.)
  *
  * Not here: reading (read-*.ts), batching (batcher.ts).
  */
