@@ -16,8 +16,9 @@ import fs from 'node:fs/promises';
 import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type ColumnData, type FileMetaData, type SchemaElement } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ShoalError } from '../query/errors.js';
+import type { Values } from './columnar.js';
 import { heapGuard } from './heap-guard.js';
-import { CHUNK_ROWS, plainValue, type Row, type RowChunk, type RowSource } from './source.js';
+import { CHUNK_ROWS, plainValue, type RowChunk, type RowSource } from './source.js';
 
 /** Heap growth since the last full collection past which one is run before decoding a row
  * group (see heap-guard.ts): keeps the peak RSS of a Parquet load under ~300 MB. */
@@ -110,18 +111,12 @@ export async function parquetSource(file: string, byteSize: number, skipColumns:
         pieces.clear();
         for (let from = 0; from < groupRows; from += CHUNK_ROWS) {
           const to = Math.min(groupRows, from + CHUNK_ROWS);
-          const rows: Row[] = new Array(to - from);
           const positions: number[] = new Array(to - from);
-          for (let i = from; i < to; i++) {
-            const row: Row = {};
-            for (let c = 0; c < columns.length; c++) {
-              const v = data[c]![i];
-              if (v !== null && v !== undefined) row[columns[c]!] = v;
-            }
-            rows[i - from] = row;
-            positions[i - from] = groupStart + i + 1;
-          }
-          yield { rows, positions, raws: null, unreadable: [], bytesDone: totalRows === 0 ? byteSize : Math.round(byteSize * ((groupStart + to) / totalRows)) };
+          for (let i = from; i < to; i++) positions[i - from] = groupStart + i + 1;
+          yield {
+            rows: [], columnar: { names: columns, values: data, from, to }, positions, raws: null, unreadable: [],
+            bytesDone: totalRows === 0 ? byteSize : Math.round(byteSize * ((groupStart + to) / totalRows)),
+          };
         }
       }
       groupStart = groupEnd;
@@ -130,7 +125,6 @@ export async function parquetSource(file: string, byteSize: number, skipColumns:
   return { file, format: 'parquet', positionKind: 'row', byteSize, secondsColumns, columnTypes: null, columns: top.map((c) => c.element.name), chunks };
 }
 
-type Values = ArrayLike<unknown>;
 
 /**
  * A decoded column as the rows will use it, in less memory and in JSON's terms: int64 bigints

@@ -72,7 +72,7 @@ function stringTooLong(s: string): boolean {
 }
 
 /** The class of one value, or a problem. Null/undefined values are the caller's (they are skipped). */
-function classOf(value: unknown, key: string): ValueClass | CheckProblem {
+export function classOf(value: unknown, key: string): ValueClass | CheckProblem {
   switch (typeof value) {
     case 'number':
       if (!Number.isFinite(value)) return { code: 'SHOAL_ERR_INGEST_VALUE', message: `column "${key}": number ${value} is not finite`, column: key };

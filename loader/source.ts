@@ -11,6 +11,7 @@
 import fs from 'node:fs/promises';
 import type { ErrorCode } from '../query/errors.js';
 import { ShoalError } from '../query/errors.js';
+import type { ColumnarRows } from './columnar.js';
 import type { CsvType, InputFormat } from './options.js';
 
 export type Row = Record<string, unknown>;
@@ -39,11 +40,16 @@ export interface RowChunk {
    * `positions` are the non-blank lines, and these are their bytes (whole lines), for the
    * preparer to check all at once (fast-check.ts) or else parse line by line. */
   readonly text?: Buffer;
+  /** Columnar readers (Parquet): set when the rows are not built yet. `rows` is then empty and
+   * these are the decoded columns, for the preparer to write at once (columnar.ts) or else to
+   * make into rows. */
+  readonly columnar?: ColumnarRows;
 }
 
 /** Rows in a chunk, readable or not. */
 export function chunkRowCount(chunk: RowChunk): number {
-  return (chunk.text !== undefined ? chunk.raws!.length : chunk.rows.length) + chunk.unreadable.length;
+  const rows = chunk.text !== undefined ? chunk.raws!.length : chunk.columnar !== undefined ? chunk.columnar.to - chunk.columnar.from : chunk.rows.length;
+  return rows + chunk.unreadable.length;
 }
 
 export type ConcreteFormat = Exclude<InputFormat, 'auto'>;
