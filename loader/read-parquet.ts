@@ -118,6 +118,11 @@ export async function parquetSource(file: string, byteSize: number, skipColumns:
             bytesDone: totalRows === 0 ? byteSize : Math.round(byteSize * ((groupStart + to) / totalRows)),
           };
         }
+        // The consumer is done with this group's chunks once it asks for the next one, but its
+        // last chunk may still be reachable from its frame while the next group decodes: emptied
+        // here, the group's columns can be collected before that (measured: +30 MB peak RSS
+        // on the 6M-row load without this).
+        data.length = 0;
       }
       groupStart = groupEnd;
     }
