@@ -2,8 +2,9 @@
  * The columnar readers' fast path (Parquet): a chunk's columns checked a column at a time and
  * written straight to NDJSON bytes, instead of one JS object per row, checkRow on it, and
  * JSON.stringify. Building the objects and serialising them was ~50% of the Parquet loader's
- * CPU with GC (bench/RESULTS.md "Load"); this path makes no object per row and no string per
- * value (integers are written digit by digit; only non-integral numbers go through String()).
+ * CPU with GC (bench/RESULTS.md "Load"); this path makes no object per row and almost no string
+ * per value (numbers are written digit by digit; only those with more than 6 decimals or beyond
+ * 2^32 go through String()).
  *
  * Like the NDJSON fast path (fast-check.ts) it decides nothing by itself: it takes a chunk only
  * when every row of it would pass prepare.ts unchanged in meaning and the general path would
@@ -252,7 +253,8 @@ export function writeColumnar(
   }
   if (fresh.length > 0 && types.size + fresh.length > LIMITS.columnsPerTableMax) return null;
 
-  // `"name":` for each column, with the comma before it for all but the row's first field.
+  // `"name":` for each column (the time column's as `time`), in the order JSON.stringify of the
+  // general path's row would write them.
   const keys = names.map((n, c) => Buffer.from(JSON.stringify(c === timeAt ? 'time' : n) + ':', 'utf8'));
   const order = names.map((_, c) => c);
   if (renamed) order.push(order.splice(timeAt, 1)[0]!);
