@@ -18,6 +18,7 @@ import { compressors } from 'hyparquet-compressors';
 import { ShoalError } from '../query/errors.js';
 import type { Values } from './columnar.js';
 import { heapGuard } from './heap-guard.js';
+import { readStringLists, stringListShape, type ListShape } from './parquet-lists.js';
 import { CHUNK_ROWS, plainValue, type RowChunk, type RowSource } from './source.js';
 
 /** Heap growth since the last full collection past which one is run before decoding a row
@@ -67,10 +68,17 @@ export async function parquetSource(file: string, byteSize: number, skipColumns:
     await handle.close();
     throw new ShoalError('SHOAL_ERR_LOAD_FORMAT', `${file}: not a readable Parquet file: ${(e as Error).message}`);
   }
-  const top = parquetSchema(metadata).children;
+  const schema = parquetSchema(metadata);
+  const top = schema.children;
   const columns = top.map((c) => c.element.name).filter((n) => !skipColumns.includes(n));
   const secondsColumns = new Set(top.filter((c) => isTimeType(c.element)).map((c) => c.element.name));
   const totalRows = Number(metadata.num_rows);
+  /** Columns of lists of strings in the standard shape, read by parquet-lists.ts. */
+  const listShapes = new Map<string, ListShape>();
+  for (const c of top) {
+    const shape = stringListShape(schema, c);
+    if (shape !== null) listShapes.set(c.element.name, shape);
+  }
 
   async function* chunks(): AsyncGenerator<RowChunk> {
     try {
@@ -89,11 +97,17 @@ export async function parquetSource(file: string, byteSize: number, skipColumns:
         // Decoding a row group is the loader's largest allocation: start it from a clean heap.
         heapGuard().check(GROUP_HEAP_SLACK_BYTES);
         const pieces = new Map<string, ColumnData[]>();
+        const lists = new Map<string, Values>();
         try {
           // One column at a time: hyparquet holds a column chunk's compressed and decompressed
           // pages while decoding it, so decoding columns one by one bounds that transient memory
           // by the largest column rather than the whole row group.
           for (const name of columns) {
+            const shape = listShapes.get(name);
+            if (shape !== undefined) {
+              lists.set(name, await readStringLists(shape, { file: buffer, metadata, group: g, groupRows, compressors, parsers }));
+              continue;
+            }
             await parquetRead({
               file: buffer, metadata, columns: [name], rowStart: groupStart, rowEnd: groupEnd, compressors, parsers, utf8: true,
               onChunk: (c) => {
@@ -107,7 +121,8 @@ export async function parquetSource(file: string, byteSize: number, skipColumns:
           throw new ShoalError('SHOAL_ERR_LOAD_FORMAT', `${file}: cannot read row group ${g} (rows ${groupStart + 1}..${groupEnd}): ${(e as Error).message}`);
         }
         // One flat array per column for this group (usually a single piece: no copy), compacted.
-        const data = columns.map((name) => compact(flatten(pieces.get(name) ?? [], groupStart, groupRows)));
+        const data = columns.map((name) => lists.get(name) ?? compact(flatten(pieces.get(name) ?? [], groupStart, groupRows)));
+        lists.clear();
         pieces.clear();
         for (let from = 0; from < groupRows; from += CHUNK_ROWS) {
           const to = Math.min(groupRows, from + CHUNK_ROWS);
