@@ -125,7 +125,9 @@ async function latency(pool: Pool, sql: string, runs: number): Promise<Latency> 
     const ms = performance.now() - started;
     if (r.status !== 200) throw new Error(`query answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
     const answer = r.body as { rows: unknown[][]; coverage?: { percent: number } };
-    if (answer.coverage !== undefined && answer.coverage.percent !== 100) throw new Error(`coverage ${answer.coverage.percent}% in a healthy cluster`);
+    if (answer.coverage !== undefined && answer.coverage.percent !== 100) {
+      throw new Error(`coverage ${answer.coverage.percent}% in a healthy cluster (run ${i + 1}, ${Math.round(ms)} ms): ${JSON.stringify(answer.coverage).slice(0, 600)}`);
+    }
     if (i === 0) hash = answerHash(answer.rows);
     if (i >= WARMUP_QUERIES) times.push(ms);
   }
