@@ -10,8 +10,9 @@
  *
  * Values are what hyparquet gives for the same column after compaction: a missing list is
  * null, an empty list [], a missing element null. test/loader-parquet-lists.test.ts reads
- * DuckDB-written files both ways. Any other shape (or a page kind not handled here) is read by
- * hyparquet as before (`stringListShape` returns null).
+ * DuckDB-written files both ways. Any other shape is read by hyparquet as before
+ * (`stringListShape` returns null); pages that do not add up to the row group's rows and values
+ * end the file's load with a format error, never a short column.
  *
  * Not here: the other columns and the ranged file reads (read-parquet.ts).
  */
@@ -59,7 +60,7 @@ export interface ListColumnRead {
 }
 
 /** The rows of one row group of list column `shape`, as exact-length arrays (or null). */
-export async function readStringLists(shape: ListShape, at: ListColumnRead): Promise<(string | null)[][] | (null | (string | null)[])[]> {
+export async function readStringLists(shape: ListShape, at: ListColumnRead): Promise<((string | null)[] | null)[]> {
   const name = shape.tree.element.name;
   const chunk = at.metadata.row_groups[at.group]!.columns.find((col) => col.meta_data?.path_in_schema[0] === name);
   const meta = chunk?.meta_data;
@@ -74,7 +75,7 @@ export async function readStringLists(shape: ListShape, at: ListColumnRead): Pro
     parsers: { ...DEFAULT_PARSERS, ...at.parsers },
   };
   const reader: DataReader = { view: new DataView(bytes), offset: 0 };
-  const rows: (null | (string | null)[])[] = [];
+  const rows: ((string | null)[] | null)[] = [];
   let current: (string | null)[] | null = null;
   let filled = 0;
   let dictionary: DecodedArray | undefined;
