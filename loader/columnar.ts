@@ -12,7 +12,7 @@
  * the general way, which finds and reports the bad rows. It declines on: a time that is missing
  * or unusable in any row, any value checkRow would refuse (the same classOf decides), a column
  * with two classes or a class other than the table's, more columns than the table may have, a
- * field name out of bounds, or a renamed time column when the file also has a `time` column.
+ * field name out of bounds, or a value in a `time` column beside a renamed time column.
  * Byte-identical to JSON.stringify(row): keys in column order with nulls left out, `time` in
  * place (or last when --time-column renamed it, as prepare.ts appends it), strings escaped by
  * JSON.stringify whenever they hold anything but printable ASCII. test/loader-columnar.test.ts
@@ -207,7 +207,9 @@ export function writeColumnar(
   const timeColumn = opts.timeColumn;
   const renamed = timeColumn !== 'time';
   const timeAt = names.indexOf(timeColumn);
-  if (timeAt < 0 || (renamed && names.includes('time'))) return null;
+  // (A `time` column beside a renamed time column: declined below when it holds a value; when
+  // it holds none it writes nothing, and the row path's row has no `time` key either.)
+  if (timeAt < 0) return null;
 
   // The time of every row as unix seconds, as prepare.ts reads it.
   const timeValues = values[timeAt]!;
