@@ -6,7 +6,7 @@
  * codes), as a partial for an aggregator (strings on the wire), and after the table starts over.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { finish, partialFromWire, planQuery } from '../query/engine.js';
+import { envelopeJson, finish, mergePartials, partialFromWire, planQuery, PLAN_VERSION, sealPlan, type Partial } from '../query/engine.js';
 import { Hll } from '../query/functions/hll.js';
 import { keyAt } from '../query/plan/utf8-keys.js';
 import { threadCodes, trimStringCodes } from '../query/storage/string-codes.js';
@@ -84,14 +84,68 @@ describe('leaf codes: worker scans group by the leaf\'s string codes', () => {
       expect((await query('SELECT u, count(*) AS n FROM t GROUP BY u ORDER BY n DESC, u LIMIT 9')).rows, label).toEqual(top);
       expect((await query('SELECT approx_count_distinct(u) FROM t')).rows, label).toEqual([[approx]]);
       expect((await query('SELECT h, approx_count_distinct(u) FROM t GROUP BY h ORDER BY h')).rows, label).toEqual(approxByH);
-      // As a partial for an aggregator: strings on the wire, merged and finished elsewhere.
-      for (const sql of ['SELECT u, count(*) AS n FROM t GROUP BY u ORDER BY n DESC, u LIMIT 9', 'SELECT count(DISTINCT u) FROM t']) {
-        const wire = JSON.parse(JSON.stringify((await query(sql, true)).partial));
-        expect(JSON.stringify(wire), label).not.toContain('leafSeen');
+      // As a partial for an aggregator: strings on the wire, merged and finished elsewhere. In
+      // protocol 5 a count(DISTINCT)'s strings go once each with ids per group ("coded"), in 4
+      // every group's strings in full: both must finish, and merge with each other, alike.
+      const perHRows = [...expected.perH.entries()].sort((a, b) => a[0] - b[0]).map(([h, s]) => [h, s.size]);
+      const partials = [
+        { sql: 'SELECT u, count(*) AS n FROM t GROUP BY u ORDER BY n DESC, u LIMIT 9', rows: top },
+        { sql: 'SELECT count(DISTINCT u) FROM t', rows: [[expected.distinct.size]] },
+        { sql: 'SELECT h, count(DISTINCT u) FROM t GROUP BY h ORDER BY h', rows: perHRows },
+      ];
+      for (const { sql, rows: want } of partials) {
         const plan = planQuery(sql, NOW);
-        const back = partialFromWire(wire, plan);
-        expect('ok' in back, JSON.stringify(back).slice(0, 300)).toBe(true);
-        expect(finish(plan, (back as { ok: never }).ok).rows, label).toEqual(sql.includes('DISTINCT') ? [[expected.distinct.size]] : top);
+        const decoded: Partial[] = [];
+        for (const v of [PLAN_VERSION, 4]) {
+          const body = v === PLAN_VERSION ? JSON.stringify({ sql, partial: true }) : `{"partial":true,"plan":${envelopeJson(sealPlan(plan, NOW, sql, v))}}`;
+          const res = await app.inject({ method: 'POST', url: '/v1/query', payload: body, headers: { 'content-type': 'application/json' } });
+          expect(res.statusCode, res.body).toBe(200);
+          const answer = res.json() as { partial: unknown; protocol: number };
+          expect(answer.protocol).toBe(v);
+          const text = JSON.stringify(answer.partial);
+          expect(text, label).not.toContain('leafSeen');
+          expect(text.includes('"coded"'), `${label}: ${sql} in protocol ${v}`).toBe(sql.includes('DISTINCT') && v >= 5);
+          const back = partialFromWire(JSON.parse(text), plan, v);
+          expect('ok' in back, JSON.stringify(back).slice(0, 300)).toBe(true);
+          const p = (back as { ok: Partial }).ok;
+          expect(finish(plan, p).rows, `${label}: ${sql} in protocol ${v}`).toEqual(want);
+          decoded.push(p);
+          if (v >= 5 && sql.includes('GROUP BY h')) {
+            // Coded states are checked before any merge: ids in range, entries whole characters,
+            // and only in a protocol that has them.
+            type Coded = { dict: { offsets: string; bytes: string }; ids: string };
+            const w0 = JSON.parse(text) as { groups: { states: { coded?: Coded }[] } };
+            const bad = (edit: (c: { dict: { offsets: string; bytes: string }; ids: string }) => void, v2 = v) => {
+              const w = JSON.parse(text) as { groups: { states: { coded?: { dict: { offsets: string; bytes: string }; ids: string } }[] } };
+              edit(w.groups.states[0]!.coded!);
+              return partialFromWire(w, plan, v2);
+            };
+            const b64 = (a: Int32Array | Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+            expect(bad((c) => { c.ids = b64(Int32Array.of(1e6)); })).toMatchObject({ error: expect.stringContaining('ids') });
+            expect(bad((c) => { const ids = new Int32Array(Buffer.from(c.ids, 'base64').buffer.slice(0)); ids[0] = 1e6; c.ids = b64(ids); })).toMatchObject({ error: expect.stringContaining('not in its dictionary') });
+            expect(bad((c) => { c.dict = { offsets: b64(Int32Array.of(0, 1, 2)), bytes: b64(Uint8Array.of(0xc3, 0xb1)) }; })).toMatchObject({ error: expect.stringContaining('inside a UTF-8 character') });
+            expect(bad(() => {}, 4)).toMatchObject({ error: expect.stringContaining('protocol 4') });
+            // The same sets with the dictionary in reverse (another leaf's order): each side's ids
+            // are read through its own dictionary, so the union is the sets themselves.
+            const reversed = JSON.parse(text) as typeof w0;
+            const c = reversed.groups.states[0]!.coded!;
+            const offs = new Int32Array(Buffer.from(c.dict.offsets, 'base64').buffer.slice(0));
+            const bytes = Buffer.from(c.dict.bytes, 'base64');
+            const k = offs.length - 1;
+            const parts: Buffer[] = []; const nextOffs = new Int32Array(k + 1);
+            for (let i = 0; i < k; i++) { const e = bytes.subarray(offs[k - 1 - i]!, offs[k - i]!); parts.push(e); nextOffs[i + 1] = nextOffs[i]! + e.length; }
+            const ids = new Int32Array(Buffer.from(c.ids, 'base64').buffer.slice(0)).map((id) => k - 1 - id);
+            c.dict = { offsets: b64(nextOffs), bytes: b64(new Uint8Array(Buffer.concat(parts))) }; c.ids = b64(ids);
+            const other = partialFromWire(reversed, plan, v);
+            expect('ok' in other, JSON.stringify(other).slice(0, 300)).toBe(true);
+            expect(finish(plan, mergePartials(plan, [p, (other as { ok: Partial }).ok])).rows, `${label}: reversed dictionary`).toEqual(want);
+          }
+        }
+        // Merged: the same rows twice, coded with uncoded and coded with coded. Counts double (so
+        // the top 9 keep their order); a set's union with itself is itself.
+        const twice = sql.includes('DISTINCT') ? want : want.map(([u, n]) => [u, 2 * (n as number)]);
+        expect(finish(plan, mergePartials(plan, decoded)).rows, `${label}: ${sql} merged`).toEqual(twice);
+        expect(finish(plan, mergePartials(plan, [decoded[0]!, decoded[0]!])).rows, `${label}: ${sql} coded twice`).toEqual(twice);
       }
     };
 

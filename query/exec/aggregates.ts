@@ -20,7 +20,7 @@ import { adoptByMerge, growU8, list, type AggState } from './agg-state.js';
 import { ApproxQuantile, ExactQuantile, SketchSet } from './quantile-states.js';
 import { CountDistinct } from './count-distinct.js';
 
-export { distinctToValues } from './count-distinct.js';
+export { distinctToCoded, distinctToValues } from './count-distinct.js';
 
 export type { AggState } from './agg-state.js';
 

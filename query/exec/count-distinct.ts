@@ -5,10 +5,11 @@
 import { ShoalError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { Scalar } from '../plan/plan.js';
-import type { StateColumn } from '../plan/partial.js';
+import type { CodedSets, StateColumn } from '../plan/partial.js';
 import { decScalar, encScalar } from '../plan/wire.js';
-import { leafSpaceSize, threadCodes } from '../storage/string-codes.js';
+import { leafSpaceSize, StringCodes, threadCodes } from '../storage/string-codes.js';
 import { adoptByMerge, growU8, list, type AggState } from './agg-state.js';
+import { PairSet } from './pair-table.js';
 import { rowValue, type Vec } from './vector.js';
 
 /** A leaf-coded count(DISTINCT) column (CountDistinct) outside the leaf's main thread. */
@@ -33,8 +34,11 @@ export class CountDistinct implements AggState {
   private codeSeen: Uint8Array = new Uint8Array(0);
   private codesMarked = 0;
   ensure(n: number): void { while (this.sets.length < n) this.sets.push(new Set()); }
-  /** With GROUP BY: per group, the thread string codes seen (a set of small integers). */
-  private codeSets: (Set<number> | undefined)[] = [];
+  /** With GROUP BY: the (group, string code) pairs seen. */
+  private codePairs = new PairSet(16);
+  /** Whose codes codeSeen and codePairs hold: this thread's, or (merging strings sent coded,
+   * `coded` below) a table of this state's own, which no scan or trim ever touches. */
+  private codes: StringCodes = threadCodes;
   private codesInSets = 0;
   /** Moves the marked codes into the groups' sets (codes are good only within this thread's scan). */
   flush(): void {
@@ -42,16 +46,17 @@ export class CountDistinct implements AggState {
       const seen = this.codeSeen;
       this.total -= this.codesMarked;
       this.codesMarked = 0;
-      for (let c = 0; c < seen.length; c++) if (seen[c] === 1) this.add(0, threadCodes.stringAt(c));
+      for (let c = 0; c < seen.length; c++) if (seen[c] === 1) this.add(0, this.codes.stringAt(c));
       this.codeSeen = new Uint8Array(0);
     }
     if (this.codesInSets > 0) {
       this.total -= this.codesInSets;
       this.codesInSets = 0;
-      const sets = this.codeSets;
-      this.codeSets = [];
-      sets.forEach((set, g) => { if (set !== undefined) for (const c of set) this.add(g, threadCodes.stringAt(c)); });
+      const pairs = this.codePairs;
+      this.codePairs = new PairSet(16);
+      pairs.forEach((g, c) => this.add(g, this.codes.stringAt(c)));
     }
+    this.codes = threadCodes;
   }
   private checkTotal(): void {
     if (this.total > LIMITS.distinctValuesMax) {
@@ -68,7 +73,7 @@ export class CountDistinct implements AggState {
   /** Marks by the leaf's codes in a scan worker (given maps): no GROUP BY, and by group. */
   private leafSeen: Uint8Array = new Uint8Array(0);
   private leafMarked = 0;
-  private leafSets: (Set<number> | undefined)[] = [];
+  private leafPairs = new PairSet(16);
   private leafInSets = 0;
 
   update(gids: Int32Array | null, sel: Int32Array, count: number, v: Vec | null): void {
@@ -87,15 +92,11 @@ export class CountDistinct implements AggState {
         }
         this.leafMarked += added;
       } else {
-        const sets = this.leafSets;
+        const pairs = this.leafPairs;
         for (let i = 0; i < count; i++) {
           const r = sel[i]!;
           if (nulls !== null && nulls[r] === 1) continue;
-          const g = gids[r]!;
-          const c = lc[codes[r]!]!;
-          let set = sets[g];
-          if (set === undefined) { set = new Set(); sets[g] = set; }
-          if (!set.has(c)) { set.add(c); added++; }
+          if (pairs.add(gids[r]!, lc[codes[r]!]!)) added++;
         }
         this.leafInSets += added;
       }
@@ -103,17 +104,14 @@ export class CountDistinct implements AggState {
       this.checkTotal();
       return;
     }
+    if (v.t === 'str' && v.gcodes !== null && this.codes !== threadCodes) this.flush();
     if (v.t === 'str' && gids !== null && v.gcodes !== null) {
-      const gc = v.gcodes; const codes = v.codes; const nulls = v.nulls; const sets = this.codeSets;
+      const gc = v.gcodes; const codes = v.codes; const nulls = v.nulls; const pairs = this.codePairs;
       let added = 0;
       for (let i = 0; i < count; i++) {
         const r = sel[i]!;
         if (nulls !== null && nulls[r] === 1) continue;
-        const g = gids[r]!;
-        const c = gc[codes[r]!]!;
-        let set = sets[g];
-        if (set === undefined) { set = new Set(); sets[g] = set; }
-        if (!set.has(c)) { set.add(c); added++; }
+        if (pairs.add(gids[r]!, gc[codes[r]!]!)) added++;
       }
       this.codesInSets += added;
       this.total += added;
@@ -150,22 +148,23 @@ export class CountDistinct implements AggState {
   }
   column(n: number): StateColumn {
     const sets: unknown[] = new Array(n);
-    if (threadCodes.isLeafSpace && (this.codesMarked > 0 || this.codesInSets > 0)) {
+    if (threadCodes.isLeafSpace && this.codes === threadCodes && (this.codesMarked > 0 || this.codesInSets > 0)) {
       // The leaf's main thread: its codes are the leaf's, and go out as marks.
       for (let g = 0; g < n; g++) sets[g] = Array.from(this.sets[g]!, encScalar);
-      return { sets, ...leafMarks(this.codesMarked > 0 ? this.codeSeen : null, this.codesInSets > 0 ? this.codeSets : null, n) };
+      return { sets, ...leafMarks(this.codesMarked > 0 ? this.codeSeen : null, this.codesInSets > 0 ? this.codePairs : null, n) };
     }
     if (this.leafMarked > 0 || this.leafInSets > 0) {
       this.flush();
       for (let g = 0; g < n; g++) sets[g] = Array.from(this.sets[g]!, encScalar);
-      return { sets, ...leafMarks(this.leafMarked > 0 ? this.leafSeen : null, this.leafInSets > 0 ? this.leafSets : null, n) };
+      return { sets, ...leafMarks(this.leafMarked > 0 ? this.leafSeen : null, this.leafInSets > 0 ? this.leafPairs : null, n) };
     }
     // Groups known only by codes go out as lists straight from them: distinct codes are distinct
     // strings, so no string set is built just to be read back.
-    if (this.codesMarked === 0 && this.codesInSets > 0 && this.sets.every((set, g) => set.size === 0 || this.codeSets[g] === undefined)) {
+    if (this.codesMarked === 0 && this.codesInSets > 0 && this.sets.every((set, g) => set.size === 0 || this.codePairs.countOf(g) === 0)) {
+      const lists = this.codePairs.lists(n);
       for (let g = 0; g < n; g++) {
-        const cs = this.codeSets[g];
-        sets[g] = cs !== undefined ? Array.from(cs, (c) => threadCodes.stringAt(c)) : Array.from(this.sets[g]!, encScalar);
+        const cs = lists[g];
+        sets[g] = cs !== null ? Array.from(cs, (c) => this.codes.stringAt(c)) : Array.from(this.sets[g]!, encScalar);
       }
       return { sets };
     }
@@ -174,11 +173,14 @@ export class CountDistinct implements AggState {
     return { sets };
   }
   mergeColumn(col: StateColumn, into: Int32Array, n: number): void {
+    const coded = col['coded'] as CodedSets | null | undefined;
+    if (coded !== undefined && coded !== null) { this.mergeCoded(coded, list(col, 'sets')!, into, n); return; }
     const seen = col['leafSeen'] as Uint8Array | undefined;
     const codeLists = col['leafSets'] as (Int32Array | null)[] | undefined;
     if (seen !== undefined || codeLists !== undefined) {
       // Marks by the leaf's codes: this thread's codes must be the leaf's (its main thread).
       if (!threadCodes.isLeafSpace) notLeaf();
+      if (this.codes !== threadCodes) this.flush();
       if (seen !== undefined) {
         if (this.codeSeen.length < seen.length) this.codeSeen = growU8(this.codeSeen, seen.length);
         const mine = this.codeSeen;
@@ -189,13 +191,12 @@ export class CountDistinct implements AggState {
       }
       if (codeLists !== undefined) {
         let added = 0;
+        const pairs = this.codePairs;
         for (let i = 0; i < n; i++) {
           const list = codeLists[i];
           if (list === null || list === undefined) continue;
           const g = into[i]!;
-          let set = this.codeSets[g];
-          if (set === undefined) { set = new Set(); this.codeSets[g] = set; }
-          for (let k = 0; k < list.length; k++) { const c = list[k]!; if (!set.has(c)) { set.add(c); added++; } }
+          for (let k = 0; k < list.length; k++) if (pairs.add(g, list[k]!)) added++;
         }
         this.codesInSets += added; this.total += added;
       }
@@ -204,10 +205,32 @@ export class CountDistinct implements AggState {
       for (let i = 0; i < n; i++) for (const x of values[i] as unknown[]) this.add(into[i]!, decScalar(x));
       return;
     }
-    if (!threadCodes.isLeafSpace || (this.codesMarked === 0 && this.codesInSets === 0)) this.flush();
+    if (!threadCodes.isLeafSpace || this.codes !== threadCodes || (this.codesMarked === 0 && this.codesInSets === 0)) this.flush();
     const sets = list(col, 'sets')!;
     for (let i = 0; i < n; i++) {
       const s = sets[i];
+      if (!Array.isArray(s)) throw new ShoalError('SHOAL_ERR_INTERNAL', `a count(DISTINCT) state of group ${i} is not a list`);
+      for (const x of s) this.add(into[i]!, decScalar(x));
+    }
+  }
+  /** Merges a column whose strings came coded (`CodedSets`): its dictionary is mapped once into
+   * this state's own table, then each group's ids are pairs of integers, not strings hashed. */
+  private mergeCoded(coded: CodedSets, values: readonly unknown[], into: Int32Array, n: number): void {
+    if (this.codes === threadCodes) {
+      if (this.codesMarked > 0 || this.codesInSets > 0) this.flush();
+      this.codes = new StringCodes();
+    }
+    const map = this.codes.mapDict(coded.dict);
+    const pairs = this.codePairs; const starts = coded.starts; const ids = coded.ids;
+    let added = 0;
+    for (let i = 0; i < n; i++) {
+      const g = into[i]!;
+      for (let k = starts[i]!; k < starts[i + 1]!; k++) if (pairs.add(g, map[ids[k]!]!)) added++;
+    }
+    this.codesInSets += added; this.total += added;
+    this.checkTotal();
+    for (let i = 0; i < n; i++) {
+      const s = values[i];
       if (!Array.isArray(s)) throw new ShoalError('SHOAL_ERR_INTERNAL', `a count(DISTINCT) state of group ${i} is not a list`);
       for (const x of s) this.add(into[i]!, decScalar(x));
     }
@@ -216,14 +239,14 @@ export class CountDistinct implements AggState {
    * their lengths instead of hashing every value again. */
   private adopted: readonly unknown[] | null = null;
   adopt(col: StateColumn, n: number): void {
-    if ('leafSeen' in col || 'leafSets' in col) { adoptByMerge(this, col, n); return; }
+    if ('leafSeen' in col || 'leafSets' in col || (col['coded'] ?? null) !== null) { adoptByMerge(this, col, n); return; }
     this.ensure(n); this.adopted = list(col, 'sets');
   }
   final(g: number): Scalar {
     if (this.adopted !== null) return (this.adopted[g] as unknown[]).length;
     // Only marks (no values beside them): distinct codes are distinct strings.
     if (this.sets[g]!.size === 0 && (this.codesMarked === 0 || this.codesInSets === 0)) {
-      return (g === 0 ? this.codesMarked : 0) + (this.codeSets[g]?.size ?? 0);
+      return (g === 0 ? this.codesMarked : 0) + this.codePairs.countOf(g);
     }
     this.flush();
     return this.sets[g]!.size;
@@ -231,14 +254,10 @@ export class CountDistinct implements AggState {
 }
 
 /** Marks by the leaf's codes as state fields: the seen bytes, and each group's codes. */
-function leafMarks(seen: Uint8Array | null, sets: readonly (Set<number> | undefined)[] | null, n: number): Record<string, unknown> {
+function leafMarks(seen: Uint8Array | null, pairs: PairSet | null, n: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (seen !== null) out['leafSeen'] = seen;
-  if (sets !== null) {
-    const lists: (Int32Array | null)[] = new Array(n);
-    for (let g = 0; g < n; g++) { const s = sets[g]; lists[g] = s === undefined ? null : Int32Array.from(s); }
-    out['leafSets'] = lists;
-  }
+  if (pairs !== null) out['leafSets'] = pairs.lists(n);
   return out;
 }
 
@@ -248,6 +267,15 @@ function leafMarks(seen: Uint8Array | null, sets: readonly (Set<number> | undefi
  */
 export function distinctToValues(col: StateColumn, n: number): StateColumn {
   if (!('leafSeen' in col) && !('leafSets' in col)) return col;
+  const values = list(col, 'sets')!;
+  const lists = col['leafSets'] as (Int32Array | null)[] | undefined;
+  if (!('leafSeen' in col) && lists !== undefined && values.every((v, g) => (v as unknown[]).length === 0 || lists[g] === null)) {
+    // Each group's codes are distinct leaf codes, so distinct strings: read, not hashed again.
+    if (!threadCodes.isLeafSpace) notLeaf();
+    const sets: unknown[] = new Array(n);
+    for (let g = 0; g < n; g++) { const cs = lists[g]; sets[g] = cs === null || cs === undefined ? values[g] : Array.from(cs, (c) => threadCodes.stringAt(c)); }
+    return { sets };
+  }
   const state = new CountDistinct();
   adoptByMerge(state, col, n);
   state.flush();
@@ -256,3 +284,54 @@ export function distinctToValues(col: StateColumn, n: number): StateColumn {
   return { sets };
 }
 
+
+let idOf = new Int32Array(0);
+
+/**
+ * A leaf-coded count(DISTINCT) column (marks by the leaf's codes, on the leaf's main thread) as
+ * `{ sets, coded }`: the marks become ids into one dictionary of the strings they name, made of
+ * the table's UTF-8 bytes with no JS string. Null for a column that is not leaf-coded.
+ */
+export function distinctToCoded(col: StateColumn, n: number): { sets: unknown[]; coded: CodedSets } | null {
+  const seen = col['leafSeen'] as Uint8Array | undefined;
+  const lists = col['leafSets'] as (Int32Array | null)[] | undefined;
+  if (seen === undefined && lists === undefined) return null;
+  if (!threadCodes.isLeafSpace) notLeaf();
+  const values = list(col, 'sets')!;
+  const groupCodes = (g: number): ArrayLike<number> | null => {
+    const l = lists?.[g] ?? null;
+    if (g !== 0 || seen === undefined) return l;
+    // Without GROUP BY (group 0 only): the seen bytes' codes, and the list's if any.
+    const marked: number[] = [];
+    for (let c = 0; c < seen.length; c++) if (seen[c] === 1) marked.push(c);
+    if (l !== null) for (let k = 0; k < l.length; k++) marked.push(l[k]!);
+    return marked;
+  };
+  if (idOf.length < threadCodes.size) { idOf = new Int32Array(Math.max(threadCodes.size, 2 * idOf.length)); idOf.fill(-1); }
+  const starts = new Int32Array(n + 1);
+  const perGroup: (ArrayLike<number> | null)[] = new Array(n);
+  for (let g = 0; g < n; g++) { perGroup[g] = groupCodes(g); starts[g + 1] = starts[g]! + (perGroup[g]?.length ?? 0); }
+  const ids = new Int32Array(starts[n]!);
+  const used: number[] = [];
+  let bytes = 0;
+  for (let g = 0, k = 0; g < n; g++) {
+    const cs = perGroup[g];
+    if (cs === null) continue;
+    for (let j = 0; j < cs.length; j++) {
+      const c = cs[j]!;
+      let id = idOf[c]!;
+      if (id < 0) { id = used.length; idOf[c] = id; used.push(c); bytes += threadCodes.byteLength(c); }
+      ids[k++] = id;
+    }
+  }
+  const table = threadCodes.entries();
+  const offsets = new Int32Array(used.length + 1);
+  const out = new Uint8Array(bytes);
+  for (let i = 0; i < used.length; i++) {
+    const c = used[i]!;
+    out.set(table.bytes.subarray(table.offsets[c]!, table.offsets[c + 1]!), offsets[i]!);
+    offsets[i + 1] = offsets[i]! + table.offsets[c + 1]! - table.offsets[c]!;
+    idOf[c] = -1;
+  }
+  return { sets: values.slice(0, n), coded: { dict: { bytes: out, offsets }, starts, ids } };
+}

@@ -5,11 +5,11 @@
  * they are. On the way in every column is checked before any merge: one entry per group, each
  * aggregate's state columns as STATE_FIELDS (aggregates.ts) names them.
  */
-import { distinctToValues, STATE_FIELDS } from '../exec/aggregates.js';
+import { distinctToCoded, distinctToValues, STATE_FIELDS } from '../exec/aggregates.js';
 import { PLAN_VERSION } from '../plan/protocol.js';
 import { decFloat, encFloat, encScalar } from '../plan/wire.js';
 import { codedToUtf8, isCoded, isUtf8, keyAt, keyValues, type KeyColumn, type Utf8Keys } from '../plan/utf8-keys.js';
-import type { GroupTable, Partial } from '../plan/partial.js';
+import type { CodedSets, GroupTable, Partial } from '../plan/partial.js';
 import type { LogicalPlan, Scalar } from '../plan/plan.js';
 type Typed = Float64Array | Uint8Array;
 
@@ -34,11 +34,11 @@ function typedFromWire(x: { $t: unknown; b: unknown }, count: number, where: str
  * parent on older code: see legacyGroups). */
 export function partialToWire(part: Partial, plan: LogicalPlan, v: number = PLAN_VERSION): unknown {
   if (part.mode === 'rows') return part;
-  const p = { ...part, groups: withoutLeafCodes(part.groups) };
+  const p = { ...part, groups: withoutLeafCodes(part.groups, v) };
   if (v === 2) return { ...p, groups: legacyGroups(plan, p.groups) };
   const states = p.groups.states.map((col) => {
     const o: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(col)) o[k] = v instanceof Float64Array || v instanceof Uint8Array ? typedToWire(v) : v;
+    for (const [k, x] of Object.entries(col)) o[k] = x instanceof Float64Array || x instanceof Uint8Array ? typedToWire(x) : k === 'coded' && x !== null ? codedToWire(x as CodedSets) : x;
     return o;
   });
   const keys = p.groups.keys.map((col) => (isUtf8(col)
@@ -49,12 +49,53 @@ export function partialToWire(part: Partial, plan: LogicalPlan, v: number = PLAN
 
 /** A group table as another process can read it: the leaf's string codes (keys, count(DISTINCT)
  * marks) made strings, one string key as UTF-8 (utf8-keys.ts). */
-function withoutLeafCodes(t: GroupTable): GroupTable {
+function withoutLeafCodes(t: GroupTable, v: number): GroupTable {
   const coded = t.keys.some(isCoded);
   const marks = t.states.some((col) => 'leafSeen' in col || 'leafSets' in col);
   if (!coded && !marks) return t;
   const keys = t.keys.map((col) => (!isCoded(col) ? col : (t.keys.length === 1 ? codedToUtf8(col) : null) ?? keyValues(col, t.count)));
-  return { count: t.count, keys, states: t.states.map((col) => distinctToValues(col, t.count)) };
+  // Protocol 5 sends a count(DISTINCT)'s strings once each with ids per group (CodedSets);
+  // before it, every group's strings in full.
+  return { count: t.count, keys, states: t.states.map((col) => (v >= 5 ? distinctToCoded(col, t.count) : null) ?? distinctToValues(col, t.count)) };
+}
+
+const b64 = (a: Int32Array | Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+
+function codedToWire(c: CodedSets): unknown {
+  return { dict: { offsets: b64(c.dict.offsets), bytes: b64(c.dict.bytes) }, starts: b64(c.starts), ids: b64(c.ids) };
+}
+
+function int32FromWire(x: unknown, what: string): Int32Array {
+  if (typeof x !== 'string') throw new Error(`${what} is not base64`);
+  const b = Buffer.from(x, 'base64');
+  if (b.byteLength % 4 !== 0) throw new Error(`${what} is not whole int32s`);
+  const out = new Int32Array(b.byteLength / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
+}
+
+/** A count(DISTINCT) column's coded strings from the wire, checked: offsets rising over the bytes,
+ * each entry valid UTF-8 on its own, `count` + 1 starts rising over the ids, every id in range. */
+function codedFromWire(x: unknown, count: number, where: string): CodedSets {
+  const c = x as { dict?: { offsets?: unknown; bytes?: unknown }; starts?: unknown; ids?: unknown };
+  if (c === null || typeof c !== 'object' || c.dict === null || typeof c.dict !== 'object') throw new Error(`${where} has no dictionary`);
+  const offsets = int32FromWire(c.dict.offsets, `${where}.dict.offsets`);
+  if (typeof c.dict.bytes !== 'string') throw new Error(`${where}.dict.bytes is not base64`);
+  const bytes = new Uint8Array(Buffer.from(c.dict.bytes, 'base64'));
+  const k = offsets.length - 1;
+  if (k < 0 || offsets[0] !== 0 || offsets[k] !== bytes.length) throw new Error(`${where}: dictionary offsets do not span its bytes`);
+  for (let i = 0; i < k; i++) {
+    if (offsets[i + 1]! < offsets[i]!) throw new Error(`${where}: dictionary offsets fall at entry ${i}`);
+    // An entry must not start inside a character: with the whole valid, each entry is.
+    if (offsets[i]! < bytes.length && (bytes[offsets[i]!]! & 0xc0) === 0x80) throw new Error(`${where}: dictionary entry ${i} starts inside a UTF-8 character`);
+  }
+  try { new TextDecoder('utf-8', { fatal: true }).decode(bytes); } catch { throw new Error(`${where}: dictionary is not valid UTF-8`); }
+  const starts = int32FromWire(c.starts, `${where}.starts`);
+  const ids = int32FromWire(c.ids, `${where}.ids`);
+  if (starts.length !== count + 1 || starts[0] !== 0 || starts[count] !== ids.length) throw new Error(`${where}: starts do not span the ids of ${count} groups`);
+  for (let g = 0; g < count; g++) if (starts[g + 1]! < starts[g]!) throw new Error(`${where}: starts fall at group ${g}`);
+  for (let i = 0; i < ids.length; i++) if (!(ids[i]! >= 0 && ids[i]! < k)) throw new Error(`${where}: id ${ids[i]} is not in its dictionary of ${k}`);
+  return { dict: { offsets, bytes }, starts, ids };
 }
 
 /** A UTF-8 key column from the wire, checked: count + 1 offsets rising from 0 to the bytes'
@@ -81,6 +122,7 @@ function utf8FromWire(x: unknown, count: number): Utf8Keys {
  * entry per group. Returns an error text instead of throwing (the caller reports the member).
  */
 export function partialFromWire(raw: unknown, plan: LogicalPlan, v: number = PLAN_VERSION): { ok: Partial } | { error: string } {
+  const version = v;
   const p = raw as Partial;
   if (p.mode === 'rows') return { ok: p };
   if (v === 2) {
@@ -115,6 +157,12 @@ export function partialFromWire(raw: unknown, plan: LogicalPlan, v: number = PLA
         } else if (v === null && kind === 'list?') o[k] = null;
         else if (Array.isArray(v) && v.length === count) o[k] = v;
         else throw new Error(`${where} is not a list of ${count} entries`);
+      }
+      // Protocol 5: a count(DISTINCT)'s strings may come coded beside its lists.
+      const coded = given['coded'];
+      if (plan.aggs[j]!.fn === 'count_distinct' && coded !== undefined && coded !== null) {
+        if (version < 5) throw new Error(`state ${j} (count_distinct) is coded, which protocol ${version} does not have`);
+        (o as Record<string, unknown>)['coded'] = codedFromWire(coded, count, `state ${j} (count_distinct) .coded`);
       }
       return o;
     });

@@ -25,9 +25,17 @@ export interface ScanStats {
 
 export interface ColumnInfo { readonly name: string; readonly type: ValueType }
 
+/**
+ * A count(DISTINCT) column's strings as protocol 5 sends them (query/merge/partial-wire.ts): each
+ * distinct string once, in `dict` (UTF-8), and each group's strings as ids into it, group i's
+ * being ids[starts[i]..starts[i + 1]). Values that are not leaf strings stay in its `sets`.
+ */
+export interface CodedSets { readonly dict: { readonly offsets: Int32Array; readonly bytes: Uint8Array }; readonly starts: Int32Array; readonly ids: Int32Array }
+
 /** One aggregate's state for every group, in columns (aggregates.ts gives each aggregate's
- * fields): typed arrays for numbers, arrays for values, sets and sketches. */
-export type StateColumn = Readonly<Record<string, Float64Array | Uint8Array | readonly unknown[] | null>>;
+ * fields): typed arrays for numbers, arrays for values, sets and sketches; a count(DISTINCT)'s
+ * `coded` strings (CodedSets). */
+export type StateColumn = Readonly<Record<string, Float64Array | Uint8Array | readonly unknown[] | CodedSets | null>>;
 
 /**
  * The groups of an aggregate partial, column by column: `keys[k][g]` is key k of group g (floats

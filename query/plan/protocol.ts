@@ -27,14 +27,18 @@
  * 4: CASE, CAST, new scalar functions, exact quantiles, and rows-mode OFFSET / NULLS FIRST in the
  * plan; the partial states of version 3 plus `vals` lists for the exact quantiles. A plan using
  * none of them is a version-3 plan (planMinVersion), so old leaves keep answering the old SQL.
+ * 5: the plan of version 4; a count(DISTINCT) state may carry its strings coded (each distinct
+ * string once, ids per group: partial.ts CodedSets) instead of every group's strings in full. A
+ * leaf answers a version-4 plan in version 4, and a version-4 leaf refuses version 5 naming 4,
+ * which the aggregator then sends (cluster-query.ts), so a roll keeps full coverage either way.
  */
 import { createHash } from 'node:crypto';
 import { ShoalError } from '../errors.js';
 import type { LogicalPlan } from './plan.js';
 
-export const PLAN_VERSION = 4;
+export const PLAN_VERSION = 5;
 /** Versions this code executes. */
-export const PLAN_VERSIONS: readonly number[] = [2, 3, 4];
+export const PLAN_VERSIONS: readonly number[] = [2, 3, 4, 5];
 
 /** Function names a version-2 or 3 leaf knows (in WHERE, keys, aggregate arguments, projections). */
 const V3_CALLS = new Set([

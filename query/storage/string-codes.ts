@@ -84,6 +84,10 @@ export class StringCodes {
     return s;
   }
 
+  /** The table's UTF-8 bytes and entry offsets (code c is bytes[offsets[c]..offsets[c + 1]]),
+   * as views valid until the next entry is added or the table starts over. */
+  entries(): { readonly bytes: Uint8Array; readonly offsets: Int32Array } { return this.dict.view(); }
+
   /** UTF-8 length of code `c`'s string. */
   byteLength(c: number): number { return this.dict.entryLength(c); }
 

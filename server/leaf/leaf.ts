@@ -499,6 +499,9 @@ export function buildLeafApp(leaf: Leaf): FastifyInstance {
       }
       const env = planned;
       const part = await leaf.queryPartial(q, env);
+      // The merge and the wire form are each one stretch of work on the event loop: a turn
+      // between them lets health checks and ingest in (docs/engine.md, "Distinct by code").
+      if (q.partial) await new Promise((r) => setImmediate(r));
       leaf.metrics.queries.inc({ outcome: 'ok' });
       leaf.metrics.queryLatency.observe((performance.now() - started) / 1000);
       // schemaVersion: the aggregator re-reads its column types when older; topn: merge/top-cut.ts.
