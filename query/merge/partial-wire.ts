@@ -13,6 +13,9 @@ import type { CodedSets, GroupTable, Partial } from '../plan/partial.js';
 import type { LogicalPlan, Scalar } from '../plan/plan.js';
 type Typed = Float64Array | Uint8Array;
 
+/** Base64 of a typed array's bytes. */
+const b64 = (a: Int32Array | Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+
 /** A typed array on the wire: `{"$t": "f64" | "u8", "b": base64 of its bytes}`. */
 function typedToWire(a: Typed): { $t: 'f64' | 'u8'; b: string } {
   return { $t: a instanceof Float64Array ? 'f64' : 'u8', b: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
@@ -42,7 +45,7 @@ export function partialToWire(part: Partial, plan: LogicalPlan, v: number = PLAN
     return o;
   });
   const keys = p.groups.keys.map((col) => (isUtf8(col)
-    ? { $utf8: { offsets: Buffer.from(col.offsets.buffer, col.offsets.byteOffset, col.offsets.byteLength).toString('base64'), bytes: Buffer.from(col.bytes.buffer, col.bytes.byteOffset, col.bytes.byteLength).toString('base64'), nullAt: col.nullAt } }
+    ? { $utf8: { offsets: b64(col.offsets), bytes: b64(col.bytes), nullAt: col.nullAt } }
     : col));
   return { ...p, groups: { count: p.groups.count, keys, states } };
 }
@@ -58,8 +61,6 @@ function withoutLeafCodes(t: GroupTable, v: number): GroupTable {
   // before it, every group's strings in full.
   return { count: t.count, keys, states: t.states.map((col) => (v >= 5 ? distinctToCoded(col, t.count) : null) ?? distinctToValues(col, t.count)) };
 }
-
-const b64 = (a: Int32Array | Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 
 function codedToWire(c: CodedSets): unknown {
   return { dict: { offsets: b64(c.dict.offsets), bytes: b64(c.dict.bytes) }, starts: b64(c.starts), ids: b64(c.ids) };
@@ -122,7 +123,6 @@ function utf8FromWire(x: unknown, count: number): Utf8Keys {
  * entry per group. Returns an error text instead of throwing (the caller reports the member).
  */
 export function partialFromWire(raw: unknown, plan: LogicalPlan, v: number = PLAN_VERSION): { ok: Partial } | { error: string } {
-  const version = v;
   const p = raw as Partial;
   if (p.mode === 'rows') return { ok: p };
   if (v === 2) {
@@ -149,19 +149,19 @@ export function partialFromWire(raw: unknown, plan: LogicalPlan, v: number = PLA
       const given = col as Record<string, unknown>;
       const o: Record<string, Typed | unknown[] | null> = {};
       for (const [k, kind] of Object.entries(fields)) {
-        const v = given[k];
+        const x = given[k];
         const where = `state ${j} (${plan.aggs[j]!.fn}) .${k}`;
         if (kind === 'f64' || kind === 'u8') {
-          if (v === null || typeof v !== 'object' || (v as { $t?: unknown }).$t !== kind) throw new Error(`${where} is not a ${kind} array`);
-          o[k] = typedFromWire(v as { $t: unknown; b: unknown }, count, where);
-        } else if (v === null && kind === 'list?') o[k] = null;
-        else if (Array.isArray(v) && v.length === count) o[k] = v;
+          if (x === null || typeof x !== 'object' || (x as { $t?: unknown }).$t !== kind) throw new Error(`${where} is not a ${kind} array`);
+          o[k] = typedFromWire(x as { $t: unknown; b: unknown }, count, where);
+        } else if (x === null && kind === 'list?') o[k] = null;
+        else if (Array.isArray(x) && x.length === count) o[k] = x;
         else throw new Error(`${where} is not a list of ${count} entries`);
       }
       // Protocol 5: a count(DISTINCT)'s strings may come coded beside its lists.
       const coded = given['coded'];
       if (plan.aggs[j]!.fn === 'count_distinct' && coded !== undefined && coded !== null) {
-        if (version < 5) throw new Error(`state ${j} (count_distinct) is coded, which protocol ${version} does not have`);
+        if (v < 5) throw new Error(`state ${j} (count_distinct) is coded, which protocol ${v} does not have`);
         (o as Record<string, unknown>)['coded'] = codedFromWire(coded, count, `state ${j} (count_distinct) .coded`);
       }
       return o;
